@@ -1,0 +1,219 @@
+"""Parse object literals printed by Node's ``util.inspect`` (what ``console.log`` writes for objects).
+
+The grammar itself is parsed by ``chompjs`` (C code, fast). This module adds what chompjs does not do:
+
+- it finds where the literal ends, so text after it is kept (chompjs drops it silently) and an object
+  cut off before its closing brace is an error, not a guess;
+- ``undefined``, ``NaN``, ``Infinity`` and the placeholders ``[Object]``, ``[Array]``, ``[Circular *1]``,
+  ``[Function: f]``, ``... 3 more items`` keep their meaning (chompjs turns them into strings or lists);
+- a class-name prefix (``Rr {``, ``<ref *1> {``) is reported instead of dropped;
+- numbers with a fraction or exponent become ``Decimal`` built from the logged text (never a float);
+- nesting deeper than ``MAX_DEPTH`` is refused before it reaches the C parser.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import chompjs
+
+MAX_DEPTH = 200
+
+_LOADER_KWARGS = {"parse_float": Decimal}
+
+_TOKEN = re.compile(
+    r"""
+      '(?:[^'\\\n]|\\.)*'
+    | "(?:[^"\\\n]|\\.)*"
+    | `(?:[^`\\]|\\.)*`
+    | (?P<placeholder>\[(?:Object|Array|Circular\ \*\d+|Function[^\]\n]*|class[^\]\n]*
+                          |Getter|Setter|Getter/Setter|Symbol[^\]\n]*)\])
+    | (?P<more>\.\.\.\ \d+\ more\ items?)
+    | (?P<special>(?<![\w$.])(?:undefined|NaN|-?Infinity)(?![\w$]))
+    | (?P<open>[{\[])
+    | (?P<close>[}\]])
+    | (?P<quote>['"`])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_STRINGS = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`""", re.DOTALL)
+_BRACKETS = re.compile(r"[{}\[\]]")
+_QUOTES = re.compile(r"['\"`]")
+_UNUSUAL = re.compile(r"['\"`]|\[[A-Z]|\.\.\. \d|undefined|NaN|Infinity")
+_CLASS_NAME = re.compile(r"[A-Z][\w$]*(?:\(\d+\))?")
+_SENTINEL = "__calo_literal__:"
+_PAIRS = {"{": "}", "[": "]"}
+
+
+class LiteralError(ValueError):
+    """The text is not a complete, well-formed object literal."""
+
+
+class Placeholder(str):
+    """A value Node abbreviated, such as ``[Object]`` or ``... 5 more items``; the text is kept."""
+
+    __slots__ = ()
+
+
+class _Undefined:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNDEFINED"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNDEFINED: Any = _Undefined()
+"""JavaScript's ``undefined``, distinct from ``None`` (``null``)."""
+
+_SPECIAL_VALUES: dict[str, Any] = {
+    "undefined": UNDEFINED,
+    "NaN": Decimal("NaN"),
+    "Infinity": Decimal("Infinity"),
+    "-Infinity": Decimal("-Infinity"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    """A parsed literal: its value, the class name printed before it, and the text after it."""
+
+    value: Any
+    class_name: str | None = None
+    trailing: str = ""
+
+
+def find_literal(message: str) -> tuple[str, Literal | None]:
+    """Split a log message into its leading text and the object literal that follows, if any.
+
+    Raises ``LiteralError`` when an object starts but is not well formed.
+    """
+    start = message.find("{")
+    if message.startswith("["):
+        start = 0
+    if start < 0:
+        return message, None
+    head = message[:start].rstrip()
+    class_name = None
+    before, _, word = head.rpartition(" ")
+    if _CLASS_NAME.fullmatch(word):
+        class_name, head = word, before.rstrip()
+    if head.endswith(">"):
+        before, ref, _ = head.rpartition("<ref *")
+        head = before.rstrip() if ref else head
+    literal = parse_literal(message[start:])
+    return head, Literal(literal.value, class_name, literal.trailing)
+
+
+def parse_literal(text: str) -> Literal:
+    """Parse one literal that starts at ``text[0]`` (``{`` or ``[``); keep the trailing text."""
+    if not text or text[0] not in _PAIRS:
+        raise LiteralError("no object literal: text does not start with '{' or '['")
+    end, replacements = _scan(text)
+    body = text[:end]
+    if replacements:
+        body = _substitute(body, replacements)
+    try:
+        value = chompjs.parse_js_object(body, loader_kwargs=_LOADER_KWARGS)
+    except (ValueError, RecursionError) as exc:
+        raise LiteralError(f"malformed object literal: {exc}") from None
+    if replacements:
+        value = _restore(value)
+    return Literal(value=value, trailing=text[end:].strip())
+
+
+def parse_json(text: str) -> Any:
+    """Parse JSON keeping fractional numbers exact (``Decimal``); raise ``LiteralError`` if invalid."""
+    try:
+        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+    except (ValueError, RecursionError) as exc:
+        raise LiteralError(f"malformed JSON: {exc}") from None
+
+
+def _scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
+    """Find the end of the literal starting at 0 and the special tokens to substitute."""
+    end = _fast_end(text)
+    return (end, []) if end is not None else _full_scan(text)
+
+
+def _fast_end(text: str) -> int | None:
+    """End of the literal for the common case, in C-speed steps; ``None`` sends it to the full scan.
+
+    Strings are replaced by a neutral character in one regex pass, which leaves the brackets to walk. Anything unusual
+    (a special token, a stray quote, text after the literal that holds quotes, unbalanced brackets)
+    returns ``None`` so the full scan can handle it or explain the error.
+    """
+    stripped = _STRINGS.sub("0", text)
+    depth = 0
+    for match in _BRACKETS.finditer(stripped):
+        depth += 1 if match.group() in "{[" else -1
+        if depth > MAX_DEPTH or depth < 0:
+            return None
+        if depth == 0:
+            end = match.end()
+            if _UNUSUAL.search(stripped, 0, end) or _QUOTES.search(stripped, end):
+                return None
+            if not _balanced(stripped[:end]):
+                return None
+            return len(text) - (len(stripped) - end)
+    return None
+
+
+def _balanced(text: str) -> bool:
+    return text.count("{") == text.count("}") and text.count("[") == text.count("]")
+
+
+def _full_scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
+    stack: list[str] = []
+    replacements: list[tuple[int, int, str]] = []
+    for match in _TOKEN.finditer(text):
+        kind = match.lastgroup
+        if kind is None:  # a complete string
+            continue
+        if kind == "open":
+            if len(stack) >= MAX_DEPTH:
+                raise LiteralError(f"object nested deeper than {MAX_DEPTH} levels")
+            stack.append(_PAIRS[match.group()])
+        elif kind == "close":
+            if not stack:
+                raise LiteralError("closing bracket without an opening one")
+            expected = stack.pop()
+            if match.group() != expected:
+                raise LiteralError(f"unbalanced brackets: expected {expected!r} at offset {match.start()}")
+            if not stack:
+                return match.end(), replacements
+        elif kind == "quote":
+            raise LiteralError(f"unterminated string starting at offset {match.start()}")
+        elif stack:
+            replacements.append((match.start(), match.end(), match.group()))
+    raise LiteralError(f"object literal not closed: {len(stack)} bracket(s) still open at end of text")
+
+
+def _substitute(body: str, replacements: list[tuple[int, int, str]]) -> str:
+    parts: list[str] = []
+    position = 0
+    for start, end, token in replacements:
+        parts.append(body[position:start])
+        parts.append(json.dumps(_SENTINEL + token))
+        position = end
+    parts.append(body[position:])
+    return "".join(parts)
+
+
+def _restore(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.startswith(_SENTINEL):
+            return value
+        token = value[len(_SENTINEL) :]
+        return _SPECIAL_VALUES[token] if token in _SPECIAL_VALUES else Placeholder(token)
+    if isinstance(value, dict):
+        return {key: _restore(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_restore(item) for item in value]
+    return value

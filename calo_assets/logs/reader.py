@@ -1,0 +1,136 @@
+"""Read one stream file into text and cut it into records.
+
+A file is decompressed when it starts with the gzip magic bytes, whatever its name. Decompression
+stops at ``max_bytes`` (a gzip bomb cannot exhaust memory); a damaged gzip keeps the text decoded before
+the damage. Every problem is returned as a ``Problem`` for quarantine; nothing raises for bad input.
+
+A record starts at a line beginning with an ISO timestamp and a space; the lines after it without a
+timestamp (Node's multi-line objects) belong to it. ``XRAY TraceId:`` lines, which Lambda appends to
+``REPORT`` without a timestamp, are records of their own with the timestamp of the record before.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+try:  # ISA-L's gzip is several times faster than zlib's; the standard library is the fallback.
+    from isal import igzip as gzip_impl
+    from isal import isal_zlib as zlib_impl
+except ImportError:  # pragma: no cover - exercised only where isal is missing
+    import gzip as gzip_impl  # type: ignore[no-redef]
+
+    zlib_impl = zlib  # type: ignore[assignment]
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_MAX_BYTES = 1 << 30
+# Deflate cannot expand data more than about 1032 times: below this bound a file is safe to inflate at once.
+_MAX_DEFLATE_RATIO = 1100
+_CHUNK = 1 << 20
+EXCERPT_CHARS = 200
+
+_RECORD_START = re.compile(r"^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) |(?=XRAY TraceId: ))", re.M)
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """Something in a file that could not be read: why, where (line, if known) and a short excerpt."""
+
+    reason: str
+    line: int | None = None
+    excerpt: str = ""
+    occurred_at: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One log record: its first line number in the file, export timestamp and text after it."""
+
+    line: int
+    occurred_at: str
+    body: str
+
+
+def excerpt(text: str) -> str:
+    """A short, single-line excerpt of ``text`` for quarantine rows."""
+    flat = text[: EXCERPT_CHARS * 2].replace("\r", " ").replace("\n", "\\n")
+    return flat[:EXCERPT_CHARS] + ("…" if len(text) > EXCERPT_CHARS else "")
+
+
+def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list[Problem]]:
+    """Return the decoded text of a stream file and the problems met while reading it."""
+    problems: list[Problem] = []
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(2)
+            handle.seek(0)
+            if magic == GZIP_MAGIC:
+                data = _inflate(handle, path, max_bytes, problems)
+            else:
+                data = handle.read(max_bytes + 1)
+                if len(data) > max_bytes:
+                    data = data[:max_bytes]
+                    problems.append(Problem(f"file larger than the {max_bytes:,}-byte limit: rest not read"))
+    except OSError as exc:
+        return "", [Problem(f"file could not be read: {exc.strerror or exc}")]
+    try:
+        return data.decode("utf-8"), problems
+    except UnicodeDecodeError as exc:
+        problems.append(Problem(f"invalid UTF-8 at byte {exc.start}: bad bytes replaced by U+FFFD"))
+        return data.decode("utf-8", errors="replace"), problems
+
+
+def _inflate(handle, path: Path, max_bytes: int, problems: list[Problem]) -> bytes:
+    size = path.stat().st_size
+    if size * _MAX_DEFLATE_RATIO <= max_bytes:
+        raw = handle.read()
+        try:
+            return gzip_impl.decompress(raw)
+        except (OSError, EOFError, zlib.error, zlib_impl.error):
+            handle.seek(0)  # damaged: inflate again chunk by chunk to keep what comes before the damage
+    chunks: list[bytes] = []
+    total = 0
+    try:
+        with gzip_impl.GzipFile(fileobj=handle, mode="rb") as stream:
+            while True:
+                chunk = stream.read(min(_CHUNK, max_bytes - total + 1))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > max_bytes:
+                    problems.append(
+                        Problem(f"gzip inflates past the {max_bytes:,}-byte limit (gzip bomb?): rest not read")
+                    )
+                    break
+    except EOFError:
+        problems.append(Problem(f"truncated gzip: file ends after {total:,} decompressed bytes"))
+    except (OSError, zlib.error, zlib_impl.error) as exc:
+        problems.append(Problem(f"corrupt gzip after {total:,} decompressed bytes: {exc}"))
+    data = b"".join(chunks)
+    return data[:max_bytes]
+
+
+def split_records(text: str) -> tuple[list[Record], list[Problem]]:
+    """Cut text into records; text before the first timestamp is a problem, not a record."""
+    records: list[Record] = []
+    problems: list[Problem] = []
+    starts = list(_RECORD_START.finditer(text))
+    head_end = starts[0].start() if starts else len(text)
+    if text[:head_end].strip():
+        problems.append(Problem("text without a timestamp before the first record", 1, excerpt(text[:head_end])))
+    line = 1 + text.count("\n", 0, head_end)
+    previous_ts = None
+    for index, match in enumerate(starts):
+        end = starts[index + 1].start() if index + 1 < len(starts) else len(text)
+        occurred_at = match.group(1) or previous_ts
+        body = text[match.end() : end].rstrip("\r\n")
+        if occurred_at is None:
+            problems.append(Problem("XRAY line before any timestamped record", line, excerpt(body)))
+        else:
+            records.append(Record(line, occurred_at, body))
+            previous_ts = occurred_at
+        line += text.count("\n", match.start(), end)
+    return records, problems

@@ -1,0 +1,49 @@
+"""Money rules: exact decimals, the comparison tolerance, and each currency's minor unit."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation, localcontext
+from typing import Any
+
+import pyarrow as pa
+
+TOLERANCE = Decimal("0.0005")
+MINOR_UNITS = {"BHD": 3, "KWD": 3, "SAR": 2, "AED": 2, "QAR": 2}
+KNOWN_CURRENCIES = frozenset(MINOR_UNITS)
+# Up to 20 integer digits and 18 decimals: every amount the source system prints (17 significant digits).
+MONEY_TYPE = pa.decimal128(38, 18)
+_QUANTUM = Decimal(1).scaleb(-MONEY_TYPE.scale)
+_LIMIT = Decimal(10) ** (MONEY_TYPE.precision - MONEY_TYPE.scale)
+
+
+class MoneyError(ValueError):
+    """A logged amount that is not a finite number the warehouse can hold exactly."""
+
+
+def to_money(value: Any) -> Decimal | None:
+    """An exact decimal from a logged number (int, Decimal or numeric text); ``None`` when absent.
+
+    Raises ``MoneyError`` for text that is not a number, infinities, NaN, and values the warehouse type
+    cannot hold without rounding.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise MoneyError(f"not a number: {value!r}")
+    try:
+        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise MoneyError(f"not a number: {str(value)[:40]!r}") from None
+    if not number.is_finite():
+        raise MoneyError(f"not a finite number: {value}")
+    with localcontext() as exact:
+        exact.prec = 80
+        fits = abs(number) < _LIMIT and number == number.quantize(_QUANTUM, rounding="ROUND_DOWN")
+    if not fits:
+        raise MoneyError(f"{value} does not fit {MONEY_TYPE} exactly")
+    return number
+
+
+def minor_unit(currency: str | None) -> int:
+    """Decimals to show for a currency (2 when the currency is unknown)."""
+    return MINOR_UNITS.get(currency or "", 2)

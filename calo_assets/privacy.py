@@ -1,0 +1,35 @@
+"""Masking of personal data (e-mail addresses, phone numbers, names) in text taken from logs."""
+
+from __future__ import annotations
+
+import re
+
+MASK = "***"
+
+# A value (quoted with ', " or \" as in JSON inside a string) of a key that names a person or a contact.
+_PERSONAL_KEY = re.compile(
+    r"""(?P<key>(?:\\?["'])?(?:[A-Za-z]*(?:[Nn]ame|[Ee]mail|[Pp]hone(?:Number)?)|actor|sender|recipient)"""
+    r"""(?:\\?["'])?\s*[:=]\s*)"""
+    r"""(?P<value>\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`)""",
+)
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"(?<![\w.])\+\d[\d \-]{6,16}\d(?!\d)")
+_HINTS = re.compile(r"[@+]|ame|mail|hone|actor|sender|recipient")
+
+
+def _mask_value(match: re.Match[str]) -> str:
+    value = match.group("value")
+    quote = '\\"' if value.startswith('\\"') else value[0]
+    return f"{match.group('key')}{quote}{MASK}{quote}"
+
+
+def mask_text(text: str) -> str:
+    """Replace e-mail addresses, international phone numbers and values of name/contact keys."""
+    if not text or _HINTS.search(text) is None:
+        return text
+    text = _PERSONAL_KEY.sub(_mask_value, text)
+    if "@" in text:
+        text = _EMAIL.sub(MASK, text)
+    if "+" in text:
+        text = _PHONE.sub(MASK, text)
+    return text

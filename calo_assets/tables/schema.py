@@ -1,0 +1,173 @@
+"""Column types of every warehouse table, in one place, and the conversion of rows into Arrow tables.
+
+Timestamps are UTC (``timestamp[ms, UTC]``), days are dates, money is ``decimal128(38, 18)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pyarrow as pa
+
+from calo_assets.money import MONEY_TYPE
+
+TIMESTAMP = pa.timestamp("ms", tz="UTC")
+DAY = pa.date32()
+MONEY = MONEY_TYPE
+TEXT = pa.string()
+INT = pa.int64()
+FLAG = pa.bool_()
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "log_events": pa.schema(
+        [
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("stream", TEXT),
+            ("file", TEXT),
+            ("line", INT),
+            ("request_id", TEXT),
+            ("level", TEXT),
+            ("kind", TEXT),
+            ("message", TEXT),
+            ("payload", TEXT),
+            ("trailing", TEXT),
+        ]
+    ),
+    "quarantine": pa.schema(
+        [
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("stream", TEXT),
+            ("file", TEXT),
+            ("line", INT),
+            ("unit", TEXT),
+            ("reason", TEXT),
+            ("excerpt", TEXT),
+        ]
+    ),
+    "ingest_manifest": pa.schema(
+        [("day", DAY), ("stream", TEXT), ("file", TEXT), ("records_read", INT), ("bytes_read", INT)]
+    ),
+    "invocations": pa.schema(
+        [
+            ("request_id", TEXT),
+            ("day", DAY),
+            ("started_at", TIMESTAMP),
+            ("ended_at", TIMESTAMP),
+            ("duration_ms", pa.float64()),
+            ("billed_duration_ms", pa.float64()),
+            ("init_duration_ms", pa.float64()),
+            ("memory_size_mb", INT),
+            ("max_memory_used_mb", INT),
+            ("cold_start", FLAG),
+            ("init_starts", INT),
+            ("status", TEXT),
+            ("error_type", TEXT),
+            ("runtime_version", TEXT),
+            ("transactions", INT),
+            ("errors", INT),
+            ("stream", TEXT),
+        ]
+    ),
+    "transactions": pa.schema(
+        [
+            ("transaction_id", TEXT),
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("request_id", TEXT),
+            ("message_id", TEXT),
+            ("user_id", TEXT),
+            ("type", TEXT),
+            ("type_inferred", FLAG),
+            ("source", TEXT),
+            ("action", TEXT),
+            ("currency", TEXT),
+            ("amount", MONEY),
+            ("vat", MONEY),
+            ("old_balance", MONEY),
+            ("new_balance", MONEY),
+            ("payment_balance", MONEY),
+            ("update_payment_balance", FLAG),
+            ("metadata", TEXT),
+            ("outcome", TEXT),
+            ("outcome_detail", TEXT),
+            ("times_logged", INT),
+            ("stream", TEXT),
+            ("line", INT),
+        ]
+    ),
+    "balance_discrepancies": pa.schema(
+        [
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("request_id", TEXT),
+            ("user_id", TEXT),
+            ("currency", TEXT),
+            ("subscription_balance", MONEY),
+            ("payment_balance", MONEY),
+            ("gap", MONEY),
+            ("transaction_id", TEXT),
+            ("action", TEXT),
+            ("stream", TEXT),
+            ("line", INT),
+        ]
+    ),
+    "negative_balance_rejections": pa.schema(
+        [
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("request_id", TEXT),
+            ("user_id", TEXT),
+            ("transaction_id", TEXT),
+            ("currency", TEXT),
+            ("current_balance", MONEY),
+            ("amount", MONEY),
+            ("attempted_new_balance", MONEY),
+            ("action", TEXT),
+            ("stream", TEXT),
+            ("line", INT),
+        ]
+    ),
+    "processing_errors": pa.schema(
+        [
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("request_id", TEXT),
+            ("kind", TEXT),
+            ("error_type", TEXT),
+            ("message", TEXT),
+            ("user_id", TEXT),
+            ("transaction_id", TEXT),
+            ("action", TEXT),
+            ("detail", TEXT),
+            ("stream", TEXT),
+            ("line", INT),
+        ]
+    ),
+}
+
+_PARSED_FROM_TEXT = (pa.types.is_timestamp, pa.types.is_date)
+
+
+def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Rows (dicts) as an Arrow table with the schema of ``name``; ISO texts become dates and times."""
+    schema = SCHEMAS[name]
+    rows = list(rows)
+    columns = []
+    for field in schema:
+        values = [row.get(field.name) for row in rows]
+        try:
+            column = pa.array(values, type=field.type)
+        except (pa.ArrowTypeError, pa.ArrowInvalid):
+            if not any(check(field.type) for check in _PARSED_FROM_TEXT):
+                raise
+            column = pa.array(values, type=TEXT).cast(field.type)
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def empty(name: str) -> pa.Table:
+    """An empty table of ``name`` (a day without logs still has its tables)."""
+    return SCHEMAS[name].empty_table()
