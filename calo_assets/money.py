@@ -13,7 +13,8 @@ KNOWN_CURRENCIES = frozenset(MINOR_UNITS)
 # Up to 20 integer digits and 18 decimals: every amount the source system prints (17 significant digits).
 MONEY_TYPE = pa.decimal128(38, 18)
 _QUANTUM = Decimal(1).scaleb(-MONEY_TYPE.scale)
-_LIMIT = Decimal(10) ** (MONEY_TYPE.precision - MONEY_TYPE.scale)
+_INTEGER_DIGITS = MONEY_TYPE.precision - MONEY_TYPE.scale
+_LIMIT = Decimal(10) ** _INTEGER_DIGITS
 
 
 class MoneyError(ValueError):
@@ -36,6 +37,8 @@ def to_money(value: Any) -> Decimal | None:
         raise MoneyError(f"not a number: {str(value)[:40]!r}") from None
     if not number.is_finite():
         raise MoneyError(f"not a finite number: {value}")
+    if number.as_tuple().exponent >= -MONEY_TYPE.scale and number.adjusted() < _INTEGER_DIGITS:
+        return number  # the common case, decided without arithmetic
     with localcontext() as exact:
         exact.prec = 80
         fits = abs(number) < _LIMIT and number == number.quantize(_QUANTUM, rounding="ROUND_DOWN")

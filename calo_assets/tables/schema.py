@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calo_assets.money import MONEY_TYPE
 
@@ -171,3 +172,11 @@ def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 def empty(name: str) -> pa.Table:
     """An empty table of ``name`` (a day without logs still has its tables)."""
     return SCHEMAS[name].empty_table()
+
+
+def to_rows(table: pa.Table) -> list[dict[str, Any]]:
+    """Rows of an Arrow table as dicts, with dates and timestamps as ISO texts (fast to convert back)."""
+    for index, field in enumerate(table.schema):
+        if any(check(field.type) for check in _PARSED_FROM_TEXT):
+            table = table.set_column(index, field.name, pc.cast(table[field.name], TEXT))
+    return table.to_pylist()

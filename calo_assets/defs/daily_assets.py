@@ -1,0 +1,162 @@
+"""Daily assets: the log day read into typed events, then the sync tables built from those events.
+
+Each run handles one partition or, as a single-run backfill, a whole range of days: the stream files
+of the range are then read once, not once per day.
+"""
+
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from calo_assets.defs.metadata import table_metadata
+from calo_assets.defs.partitions import daily_partitions, single_run
+from calo_assets.defs.resources import CaloResource
+from calo_assets.logs.export import discover
+from calo_assets.logs.ingest import read_days
+from calo_assets.tables.schema import to_rows, to_table
+from calo_assets.tables.sync import SYNC_TABLES, build_sync_tables
+from calo_assets.warehouse import Warehouse
+
+INGEST_TABLES = ("log_events", "quarantine", "ingest_manifest")
+NOTHING_LOST = "nothing_lost"
+
+_DESCRIPTIONS = {
+    "log_events": "Every record of the day, typed by message family (unknown families kept as generic events).",
+    "quarantine": "What could not be read or parsed, with the reason and a short excerpt.",
+    "ingest_manifest": "Per stream file and day: records read and bytes decompressed.",
+    "invocations": "One row per Lambda request: timing, memory, cold start, status.",
+    "transactions": "Balance syncs with exact amounts, direction (inferred for legacy rows) and outcome.",
+    "balance_discrepancies": "'Not in sync' errors: both balances, the gap, the transaction and currency.",
+    "negative_balance_rejections": "Transactions the service refused because the balance would go negative.",
+    "processing_errors": "Every ERROR other than a balance discrepancy, with the transaction it hit.",
+}
+
+
+@dg.multi_asset(
+    name="ingest_logs",
+    specs=[
+        dg.AssetSpec(name, description=_DESCRIPTIONS[name], group_name="logs")
+        for name in INGEST_TABLES
+    ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            NOTHING_LOST,
+            asset="log_events",
+            description="Records read = records typed (log_events) + records quarantined, for every day.",
+        )
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+)
+def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterator:
+    """Read the stream files of the days in this run into typed events and quarantine."""
+    days = list(context.partition_keys)
+    warehouse = calo.warehouse
+    log_dir = Path(calo.log_dir)
+    if not log_dir.is_dir():
+        raise dg.Failure(f"CALO_LOG_DIR {log_dir} does not exist: set it to a CloudWatch export folder")
+    found = discover(log_dir)
+    parts = found.parts_for_days(days)
+    context.log.info(f"{len(parts)} stream files to read for {len(days)} day(s) under {log_dir}")
+    rows_by_day = read_days(found, days, calo.ingest_options)
+    written: dict[str, list[pa.Table]] = {name: [] for name in INGEST_TABLES}
+    for day in days:
+        rows = rows_by_day[day]
+        for name, day_rows in zip(INGEST_TABLES, (rows.events, rows.quarantine, rows.manifest), strict=True):
+            table = to_table(name, day_rows)
+            warehouse.write_day(name, day, table)
+            written[name].append(table)
+    warehouse.refresh_views()
+    discovery_summary = {
+        "stream files read": len(parts),
+        "duplicate copies skipped": len(found.duplicates),
+        "junk files ignored": len(found.junk),
+        "files refused": len(found.refused),
+    }
+    for name in INGEST_TABLES:
+        table = pa.concat_tables(written[name])
+        metadata = table_metadata(table, days)
+        if name == "log_events":
+            metadata.update(discovery_summary)
+            metadata["records by kind"] = dg.MetadataValue.json(_counts(table, "kind"))
+        if name == "quarantine":
+            metadata["reasons"] = dg.MetadataValue.json(_counts(table, "reason"))
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+    yield nothing_lost_check(warehouse, days)
+
+
+def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckResult:
+    """Compare, from the written files, records read with records typed plus quarantined, per day."""
+    per_day = []
+    for day in days:
+        read = pc.sum(warehouse.read_day("ingest_manifest", day)["records_read"]).as_py() or 0
+        typed = warehouse.read_day("log_events", day).num_rows
+        quarantine = warehouse.read_day("quarantine", day)
+        quarantined = pc.sum(pc.equal(quarantine["unit"], "record")).as_py() or 0
+        per_day.append({"day": day, "read": read, "typed": typed, "quarantined": quarantined})
+    lost = [row for row in per_day if row["read"] != row["typed"] + row["quarantined"]]
+    return dg.AssetCheckResult(
+        check_name=NOTHING_LOST,
+        asset_key="log_events",
+        passed=not lost,
+        metadata={
+            "records read": sum(row["read"] for row in per_day),
+            "records typed": sum(row["typed"] for row in per_day),
+            "records quarantined": sum(row["quarantined"] for row in per_day),
+            "days with a difference": dg.MetadataValue.json(lost[:20]),
+        },
+    )
+
+
+@dg.multi_asset(
+    name="sync_tables",
+    specs=[
+        dg.AssetSpec(
+            name, description=_DESCRIPTIONS[name], group_name="sync", deps=["log_events"], skippable=True
+        )
+        for name in SYNC_TABLES
+    ],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    can_subset=True,
+)
+def sync_tables(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterator[dg.MaterializeResult]:
+    """Invocations, transactions, discrepancies, rejections and errors of each day, from its events."""
+    days = list(context.partition_keys)
+    warehouse = calo.warehouse
+    written: dict[str, list[pa.Table]] = {name: [] for name in SYNC_TABLES}
+    for day in days:
+        events = to_rows(warehouse.read_day("log_events", day))
+        for name, table in build_sync_tables(events).items():
+            if dg.AssetKey(name) in context.selected_asset_keys:
+                warehouse.write_day(name, day, table)
+                written[name].append(table)
+    warehouse.refresh_views()
+    for name in SYNC_TABLES:
+        if not written[name]:
+            continue
+        table = pa.concat_tables(written[name])
+        metadata = table_metadata(table, days)
+        if name == "transactions":
+            metadata["outcomes"] = dg.MetadataValue.json(_counts(table, "outcome"))
+            metadata["amount by currency"] = dg.MetadataValue.json(_sum_by(table, "currency", "amount"))
+        if name == "invocations":
+            metadata["status"] = dg.MetadataValue.json(_counts(table, "status"))
+        yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+
+
+def _counts(table: pa.Table, column: str) -> dict[str, int]:
+    return dict(sorted(Counter(str(value) for value in table[column].to_pylist()).items()))
+
+
+def _sum_by(table: pa.Table, key: str, value: str) -> dict[str, str]:
+    grouped = table.group_by(key).aggregate([(value, "sum")])
+    return {
+        str(row[key]): str(row[f"{value}_sum"].normalize() if row[f"{value}_sum"] is not None else None)
+        for row in grouped.to_pylist()
+    }

@@ -1,0 +1,47 @@
+"""Metadata attached to materializations: row counts, days covered, a preview, column schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import pyarrow as pa
+
+PREVIEW_ROWS = 5
+PREVIEW_CELL_CHARS = 60
+
+
+def table_metadata(table: pa.Table, days: list[str]) -> dict[str, Any]:
+    """Standard metadata for a written table."""
+    return {
+        "dagster/row_count": table.num_rows,
+        "days": dg.MetadataValue.text(_days_text(days)),
+        "preview": dg.MetadataValue.md(preview_markdown(table)),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(field.name, str(field.type)) for field in table.schema]
+        ),
+    }
+
+
+def preview_markdown(table: pa.Table, rows: int = PREVIEW_ROWS) -> str:
+    """The first rows of a table as a Markdown table (long cells shortened)."""
+    names = table.column_names
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in table.slice(0, rows).to_pylist():
+        cells = [_cell(row[name]) for name in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    if table.num_rows == 0:
+        lines.append("| " + " | ".join("" for _ in names) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
+
+
+def _days_text(days: list[str]) -> str:
+    if not days:
+        return "none"
+    return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]} ({len(days)} days)"

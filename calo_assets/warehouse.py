@@ -1,0 +1,146 @@
+"""Where tables live: Parquet files under the warehouse folder, and DuckDB views over them.
+
+Layout::
+
+    <warehouse>/<table>/day=YYYY-MM-DD/data.parquet   daily tables, one file per day
+    <warehouse>/<table>/data.parquet                  tables over the whole history
+    <warehouse>/calo.duckdb                           one view per table, for analysts and the report
+
+Every file is written to a temporary name in the same folder and renamed over the old one, so a
+re-run replaces a day and a crash leaves the previous version whole.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import uuid
+from collections.abc import Iterable
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from calo_assets.tables.schema import SCHEMAS
+
+log = logging.getLogger(__name__)
+
+DATA_FILE = "data.parquet"
+DUCKDB_FILE = "calo.duckdb"
+ROW_GROUP_ROWS = 128_000
+
+
+class Warehouse:
+    """Read and write the warehouse's tables."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def day_file(self, table: str, day: str) -> Path:
+        return self.root / table / f"day={day}" / DATA_FILE
+
+    def table_file(self, table: str) -> Path:
+        return self.root / table / DATA_FILE
+
+    def write_day(self, table: str, day: str, data: pa.Table) -> Path:
+        """Replace one day of a daily table."""
+        return _write_atomically(self.day_file(table, day), _conform(table, data))
+
+    def write_table(self, table: str, data: pa.Table) -> Path:
+        """Replace a table computed over the whole history."""
+        return _write_atomically(self.table_file(table), _conform(table, data))
+
+    def read_day(self, table: str, day: str) -> pa.Table:
+        """One day of a daily table (empty when the day was never written)."""
+        return self.read_days(table, [day])
+
+    def read_days(self, table: str, days: Iterable[str]) -> pa.Table:
+        """Several days of a daily table, in the order given; missing days are empty."""
+        parts = [_read(path) for day in days if (path := self.day_file(table, day)).exists()]
+        return _concat(table, parts)
+
+    def days(self, table: str) -> list[str]:
+        """The days written for a daily table, sorted."""
+        folder = self.root / table
+        if not folder.is_dir():
+            return []
+        return sorted(
+            entry.name[4:]
+            for entry in folder.iterdir()
+            if entry.name.startswith("day=") and (entry / DATA_FILE).exists()
+        )
+
+    def read_all(self, table: str) -> pa.Table:
+        """Every day of a daily table, or the whole of a history table."""
+        if self.table_file(table).exists():
+            return _read(self.table_file(table))
+        return self.read_days(table, self.days(table))
+
+    def refresh_views(self) -> list[str]:
+        """(Re)create one view per written table in ``calo.duckdb``; return the view names.
+
+        The views are a convenience over the Parquet files: if another process holds the database
+        open, the views are left as they were and a warning is logged.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        statements = []
+        for table in sorted(path.name for path in self.root.iterdir() if path.is_dir()):
+            if self.table_file(table).exists():
+                source = str(self.table_file(table))
+            elif self.days(table):
+                source = str(self.root / table / "day=*" / DATA_FILE)
+            else:
+                continue
+            quoted = source.replace("'", "''")
+            statements.append((table, f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{quoted}')"))
+        with _lock(self.root / ".views.lock"):
+            try:
+                with duckdb.connect(str(self.root / DUCKDB_FILE)) as connection:
+                    for _, statement in statements:
+                        connection.execute(statement)
+            except duckdb.IOException as exc:
+                log.warning("DuckDB views not refreshed (database in use?): %s", exc)
+        return [table for table, _ in statements]
+
+
+def _read(path: Path) -> pa.Table:
+    # ParquetFile.read is several times faster than read_table (no dataset discovery) for one file.
+    return pq.ParquetFile(path).read()
+
+
+def _conform(table: str, data: pa.Table) -> pa.Table:
+    schema = SCHEMAS.get(table)
+    return data if schema is None else data.select(schema.names).cast(schema)
+
+
+def _concat(table: str, parts: list[pa.Table]) -> pa.Table:
+    if not parts:
+        schema = SCHEMAS.get(table)
+        return schema.empty_table() if schema is not None else pa.table({})
+    return pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
+
+
+def _write_atomically(path: Path, data: pa.Table) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(data, temporary, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        # The rename is atomic: readers and a crashed run see the old file or the new one, never half.
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+@contextmanager
+def _lock(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
