@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from calo_assets.logs.events import RecordError, classify
+from calo_assets.logs.events import APP_KINDS, RecordError, classify
 from calo_assets.logs.export import Discovery, StreamPart
 from calo_assets.logs.inspect_literal import UNDEFINED
 from calo_assets.logs.reader import (
@@ -190,7 +190,7 @@ def _assign_invocations(rows: list[dict[str, Any]]) -> None:
             row["day"] = start_day[current]
         elif row["request_id"]:
             row["day"] = start_day.get(row["request_id"], row["occurred_at"][:10])
-        elif kind in _BEFORE_START or row["level"] is not None:
+        elif kind in _BEFORE_START or kind in APP_KINDS:
             # init records, and application lines logged outside a request (request id "undefined")
             pending.append(row)
         elif current is not None:
