@@ -1,0 +1,60 @@
+"""Shared fixtures: the real export beside the project, the shipped sample, materialized warehouses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
+from calo_assets.defs.daily_assets import ingest_logs, sync_tables
+from calo_assets.defs.resources import CaloResource
+from calo_assets.warehouse import Warehouse
+
+REAL_LOGS = PROJECT_ROOT.parent / "shared" / "real-logs"
+REAL_FIRST_DAY, REAL_LAST_DAY = "2023-12-12", "2024-04-15"  # the last stream runs past midnight
+SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2024-03-01", "2024-03-08"
+DAILY_ASSETS = [ingest_logs, sync_tables]
+
+
+def materialize_range(
+    log_dir: Path, warehouse_dir: Path, first: str, last: str, assets=None, **resource_options
+) -> dg.ExecuteInProcessResult:
+    """Materialize the daily assets for ``first..last`` in one run, as a single-run backfill does."""
+    resource = CaloResource(
+        log_dir=str(log_dir),
+        warehouse_dir=str(warehouse_dir),
+        report_dir=str(warehouse_dir.parent / "reports"),
+        workers=resource_options.pop("workers", 1),
+        **resource_options,
+    )
+    return dg.materialize(
+        assets or DAILY_ASSETS,
+        resources={"calo": resource},
+        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+
+@pytest.fixture(scope="session")
+def real_logs() -> Path:
+    if not REAL_LOGS.is_dir():
+        pytest.fail(f"the real export is expected at {REAL_LOGS} (shared/ beside the project)")
+    return REAL_LOGS
+
+
+@pytest.fixture(scope="session")
+def real_run(real_logs: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The whole real export materialized once through the Dagster assets (two worker processes)."""
+    warehouse_dir = tmp_path_factory.mktemp("real") / "warehouse"
+    result = materialize_range(real_logs, warehouse_dir, REAL_FIRST_DAY, REAL_LAST_DAY, workers=2)
+    return result, Warehouse(warehouse_dir)
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory: pytest.TempPathFactory):
+    """The shipped sample materialized once through the Dagster assets."""
+    warehouse_dir = tmp_path_factory.mktemp("sample") / "warehouse"
+    result = materialize_range(SAMPLE_LOG_DIR, warehouse_dir, SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY)
+    return result, Warehouse(warehouse_dir)
