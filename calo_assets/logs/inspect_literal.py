@@ -33,6 +33,7 @@ _TOKEN = re.compile(
     | (?P<placeholder>\[(?:Object|Array|Circular\ \*\d+|Function[^\]\n]*|class[^\]\n]*
                           |Getter|Setter|Getter/Setter|Symbol[^\]\n]*)\])
     | (?P<more>\.\.\.\ \d+\ more\ items?)
+    | (?P<key>(?<![\w$.])(?:true|false|null|undefined|NaN|Infinity)(?=\s*:))
     | (?P<special>(?<![\w$.])(?:undefined|NaN|-?Infinity)(?![\w$]))
     | (?P<open>[{\[])
     | (?P<close>[}\]])
@@ -41,9 +42,10 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _STRINGS = re.compile(r"""'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*"|`(?:[^`\\]|\\.)*`""", re.DOTALL)
+_HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")
 _BRACKETS = re.compile(r"[{}\[\]]")
 _QUOTES = re.compile(r"['\"`]")
-_UNUSUAL = re.compile(r"['\"`]|\[[A-Z]|\.\.\. \d|undefined|NaN|Infinity")
+_UNUSUAL = re.compile(r"['\"`]|\[[A-Z]|\.\.\. \d|undefined|NaN|Infinity|(?:true|false|null)\s*:")
 _CLASS_NAME = re.compile(r"[A-Z][\w$]*(?:\(\d+\))?")
 _SENTINEL = "__calo_literal__:"
 _PAIRS = {"{": "}", "[": "]"}
@@ -119,6 +121,8 @@ def parse_literal(text: str) -> Literal:
     body = text[:end]
     if replacements:
         body = _substitute(body, replacements)
+    if "\\x" in body:  # Node escapes control characters as \xHH, which chompjs (JSON) does not know
+        body = _HEX_ESCAPE.sub(r"\1\\u00\2", body)
     try:
         value = chompjs.parse_js_object(body, loader_kwargs=_LOADER_KWARGS)
     except (ValueError, RecursionError) as exc:
@@ -150,23 +154,21 @@ def _fast_end(text: str) -> int | None:
     returns ``None`` so the full scan can handle it or explain the error.
     """
     stripped = _STRINGS.sub("0", text)
-    depth = 0
+    stack: list[str] = []
     for match in _BRACKETS.finditer(stripped):
-        depth += 1 if match.group() in "{[" else -1
-        if depth > MAX_DEPTH or depth < 0:
+        bracket = match.group()
+        if bracket in _PAIRS:
+            stack.append(_PAIRS[bracket])
+            if len(stack) > MAX_DEPTH:
+                return None
+        elif not stack or stack.pop() != bracket:
             return None
-        if depth == 0:
+        elif not stack:
             end = match.end()
             if _UNUSUAL.search(stripped, 0, end) or _QUOTES.search(stripped, end):
                 return None
-            if not _balanced(stripped[:end]):
-                return None
             return len(text) - (len(stripped) - end)
     return None
-
-
-def _balanced(text: str) -> bool:
-    return text.count("{") == text.count("}") and text.count("[") == text.count("]")
 
 
 def _full_scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
@@ -190,17 +192,19 @@ def _full_scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
                 return match.end(), replacements
         elif kind == "quote":
             raise LiteralError(f"unterminated string starting at offset {match.start()}")
+        elif kind == "key":  # a keyword used as a key (``{ false: 1 }``) is quoted for chompjs
+            replacements.append((match.start(), match.end(), json.dumps(match.group())))
         elif stack:
-            replacements.append((match.start(), match.end(), match.group()))
+            replacements.append((match.start(), match.end(), json.dumps(_SENTINEL + match.group())))
     raise LiteralError(f"object literal not closed: {len(stack)} bracket(s) still open at end of text")
 
 
 def _substitute(body: str, replacements: list[tuple[int, int, str]]) -> str:
     parts: list[str] = []
     position = 0
-    for start, end, token in replacements:
+    for start, end, replacement in replacements:
         parts.append(body[position:start])
-        parts.append(json.dumps(_SENTINEL + token))
+        parts.append(replacement)
         position = end
     parts.append(body[position:])
     return "".join(parts)

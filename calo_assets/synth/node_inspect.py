@@ -17,8 +17,8 @@ from typing import Any
 from calo_assets.logs.inspect_literal import UNDEFINED, Placeholder
 
 BREAK_LENGTH = 80
-_IDENTIFIER = re.compile(r"^[A-Za-z_$][\w$]*$")
-_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v", "\\": "\\\\"}
+_IDENTIFIER = re.compile(r"[A-Za-z_$][\w$]*")
+_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\\": "\\\\"}
 
 
 class JsNumber(str):
@@ -96,7 +96,7 @@ def inspect(value: Any, indentation: int = 0) -> str:
 
 
 def _key(key: str) -> str:
-    return key if _IDENTIFIER.match(key) else quote(key)
+    return key if _IDENTIFIER.fullmatch(key) else quote(key)
 
 
 def _reduce(entries: list[str], open_: str, close: str, indentation: int) -> str:
