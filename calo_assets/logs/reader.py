@@ -28,7 +28,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = 1 << 30
 # Deflate cannot expand data more than about 1032 times: below this bound a file is safe to inflate at once.
 _MAX_DEFLATE_RATIO = 1100
-_CHUNK = 1 << 20
+_CHUNK = 1 << 16
+_GZIP_WBITS = 31  # zlib's "gzip container" mode
 EXCERPT_CHARS = 200
 
 _RECORD_START = re.compile(r"^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) |(?=XRAY TraceId: ))", re.M)
@@ -83,34 +84,48 @@ def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list
 
 
 def _inflate(handle, path: Path, max_bytes: int, problems: list[Problem]) -> bytes:
-    size = path.stat().st_size
-    if size * _MAX_DEFLATE_RATIO <= max_bytes:
+    if path.stat().st_size * _MAX_DEFLATE_RATIO <= max_bytes:
         raw = handle.read()
         try:
             return gzip_impl.decompress(raw)
         except (OSError, EOFError, zlib.error, zlib_impl.error):
-            handle.seek(0)  # damaged: inflate again chunk by chunk to keep what comes before the damage
+            handle.seek(0)  # damaged: inflate again step by step to keep what comes before the damage
+    return _inflate_steps(handle, max_bytes, problems)
+
+
+def _inflate_steps(handle, max_bytes: int, problems: list[Problem]) -> bytes:
+    """Inflate gzip members one input chunk at a time, stopping at damage or at ``max_bytes``."""
     chunks: list[bytes] = []
     total = 0
-    try:
-        with gzip_impl.GzipFile(fileobj=handle, mode="rb") as stream:
-            while True:
-                chunk = stream.read(min(_CHUNK, max_bytes - total + 1))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                total += len(chunk)
-                if total > max_bytes:
-                    problems.append(
-                        Problem(f"gzip inflates past the {max_bytes:,}-byte limit (gzip bomb?): rest not read")
-                    )
-                    break
-    except EOFError:
+    inflater = zlib_impl.decompressobj(wbits=_GZIP_WBITS)
+    started = False
+    pending = b""
+    while True:
+        data = pending or handle.read(_CHUNK)
+        pending = b""
+        if not data:
+            break
+        if not started and not data.strip(b"\0"):
+            continue  # zero padding after the last member
+        started = True
+        try:
+            out = inflater.decompress(data, max_bytes - total + 1)
+        except (zlib.error, zlib_impl.error) as exc:
+            problems.append(Problem(f"corrupt gzip after {total:,} decompressed bytes: {exc}"))
+            return b"".join(chunks)
+        chunks.append(out)
+        total += len(out)
+        if total > max_bytes:
+            problems.append(Problem(f"gzip inflates past the {max_bytes:,}-byte limit (gzip bomb?): rest not read"))
+            return b"".join(chunks)[:max_bytes]
+        pending = inflater.unconsumed_tail
+        if inflater.eof:  # one member done; what follows is another member, padding or garbage
+            pending = inflater.unused_data
+            inflater = zlib_impl.decompressobj(wbits=_GZIP_WBITS)
+            started = False
+    if started:
         problems.append(Problem(f"truncated gzip: file ends after {total:,} decompressed bytes"))
-    except (OSError, zlib.error, zlib_impl.error) as exc:
-        problems.append(Problem(f"corrupt gzip after {total:,} decompressed bytes: {exc}"))
-    data = b"".join(chunks)
-    return data[:max_bytes]
+    return b"".join(chunks)
 
 
 def split_records(text: str) -> tuple[list[Record], list[Problem]]:

@@ -11,9 +11,6 @@ from pathlib import Path
 
 from calo_assets.synth.generator import SynthConfig, generate
 
-# About 2.4 KB of log text per invocation, measured on generated exports; used for --bytes-per-day.
-BYTES_PER_INVOCATION = 2400
-
 
 def _size(text: str) -> int:
     units = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
@@ -42,10 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")
-    if args.bytes_per_day is not None:
-        args.invocations_per_day = max(1, args.bytes_per_day // BYTES_PER_INVOCATION)
-    if args.invocations_per_day < 1:
-        parser.error("--invocations-per-day must be at least 1")
+    if args.invocations_per_day < 1 or (args.bytes_per_day is not None and args.bytes_per_day < 1):
+        parser.error("the volume per day must be at least 1")
     return args
 
 
@@ -55,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         start=args.start,
         days=args.days,
         invocations_per_day=args.invocations_per_day,
+        bytes_per_day=args.bytes_per_day,
         seed=args.seed,
         users=args.users,
         compression_level=args.compression_level,

@@ -48,6 +48,7 @@ class SynthConfig:
     start: date = date(2024, 3, 1)
     days: int = 7
     invocations_per_day: int = 60
+    bytes_per_day: int | None = None  # when set, invocations are added until the day's text is this big
     seed: int = 7
     users: int = 40
     legacy_until: date | None = None  # transactions before this day are logged without type (legacy)
@@ -106,9 +107,11 @@ class _Stream:
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.records: list[tuple[datetime, str]] = []
+        self.size = 0
 
     def add(self, when: datetime, text: str) -> None:
         self.records.append((when, text))
+        self.size += len(text) + 27  # timestamp, space and the blank line after the record
 
 
 def _ts(when: datetime) -> str:
@@ -164,12 +167,16 @@ class Generator:
         return self.truth
 
     def _day(self, day: date) -> list[_Stream]:
-        remaining = self.config.invocations_per_day
+        target_bytes = self.config.bytes_per_day
+        remaining = self.config.invocations_per_day if target_bytes is None else 10**12
         streams = []
+        written = 0
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
         while remaining > 0:
             count = min(remaining, self.random.randint(1, 10))
             remaining -= count
+            if target_bytes is not None and written + count * 1500 >= target_bytes:
+                remaining = 0
             folder = f"{day.isoformat()}-[$LATEST]{self._hex(32)}"
             stream = _Stream(folder)
             last_stream_of_day = remaining <= 0
@@ -181,6 +188,7 @@ class Generator:
             )
             self._stream(stream, begin, count)
             streams.append(stream)
+            written += stream.size
         return streams
 
     def _stream(self, stream: _Stream, when: datetime, invocations: int) -> None:
