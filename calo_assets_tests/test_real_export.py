@@ -15,7 +15,7 @@ def sql(real_run):
     result, warehouse = real_run
     assert result.success
     connection = duckdb.connect(str(warehouse.root / DUCKDB_FILE), read_only=True)
-    yield lambda query: connection.sql(query).fetchall()
+    yield lambda query: connection.execute(query).fetchall()
     connection.close()
 
 
