@@ -35,16 +35,32 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         "for the Dagster UI; without it they run on a temporary instance), CALO_MASK_PERSONAL_DATA.",
     )
     parser.add_argument(
-        "input_dir", nargs="?", type=Path, default=settings.log_dir,
+        "input_dir",
+        nargs="?",
+        type=Path,
+        default=settings.log_dir,
         help=f"folder holding one or more CloudWatch exports (default: {settings.log_dir})",
     )
     parser.add_argument(
-        "output_dir", nargs="?", type=Path, default=settings.report_dir,
+        "output_dir",
+        nargs="?",
+        type=Path,
+        default=settings.report_dir,
         help=f"folder for the report files (default: CALO_REPORT_DIR or {settings.report_dir})",
     )
-    parser.add_argument("--first-day", type=date.fromisoformat, help="first day to process (default: first in the input)")
-    parser.add_argument("--last-day", type=date.fromisoformat, help="last day to process (default: last in the input)")
-    parser.add_argument("--workers", type=int, default=0, help="processes for reading logs (default: one per core)")
+    parser.add_argument(
+        "--first-day",
+        type=date.fromisoformat,
+        help="first day to process (default: first in the input)",
+    )
+    parser.add_argument(
+        "--last-day",
+        type=date.fromisoformat,
+        help="last day to process (default: last in the input)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=0, help="processes for reading logs (default: one per core)"
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser.parse_args(argv)
 
@@ -61,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"input folder not found: {args.input_dir}")
     found = discover(args.input_dir)
     if not found.parts:
-        return fail(f"no CloudWatch log streams (<day>-[<version>]<id>/000000.gz) under {args.input_dir}")
+        return fail(
+            f"no CloudWatch log streams (<day>-[<version>]<id>/000000.gz) under {args.input_dir}"
+        )
     for folder in (args.output_dir, settings.warehouse_dir):
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -75,7 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     if first > last:
         return fail(f"--first-day {first} is after --last-day {last}")
     if first.isoformat() < settings.first_day:
-        return fail(f"{first} is before CALO_FIRST_DAY={settings.first_day}: set CALO_FIRST_DAY earlier")
+        return fail(
+            f"{first} is before CALO_FIRST_DAY={settings.first_day}: set CALO_FIRST_DAY earlier"
+        )
 
     from calo_assets.definitions import defs  # after the checks: loading Dagster takes a moment
 
@@ -87,10 +107,18 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
     )
     days = (last - first).days + 1
-    say = (lambda *_: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
-    say(f"calo-report: {len(found.parts)} stream files, days {first} to {last} ({days}), warehouse {settings.warehouse_dir}")
+    say = (
+        (lambda *_: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
+    )
+    say(
+        f"calo-report: {len(found.parts)} stream files, days {first} to {last} ({days}), warehouse {settings.warehouse_dir}"
+    )
     began = time.perf_counter()
-    instance = dg.DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else dg.DagsterInstance.ephemeral()
+    instance = (
+        dg.DagsterInstance.get()
+        if os.environ.get("DAGSTER_HOME")
+        else dg.DagsterInstance.ephemeral()
+    )
     result = dg.materialize(
         list(defs.assets or []),
         resources={"calo": resource},
@@ -100,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
             "dagster/asset_partition_range_end": last.isoformat(),
             "calo/launched_by": "calo-report",
         },
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING" if args.quiet else "INFO"}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": "WARNING" if args.quiet else "INFO"}}}
+        },
         raise_on_error=False,
     )
     if not result.success:
@@ -139,7 +169,9 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
             window,
         ).fetchall()
         for currency, kind, count, total in volume:
-            lines.append(f"  {currency or '?':<4} {kind or '?':<6} {count:>8,} transactions  {_money(total, currency)}")
+            lines.append(
+                f"  {currency or '?':<4} {kind or '?':<6} {count:>8,} transactions  {_money(total, currency)}"
+            )
     lines.append(f"Tables: {warehouse.root} (DuckDB views in {warehouse.root / DUCKDB_FILE})")
     return "\n".join(lines)
 

@@ -14,7 +14,19 @@ _PERSONAL_KEY = re.compile(
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w.])\+\d[\d \-]{6,16}\d(?!\d)")
-_HINTS = re.compile(r"[@+]|ame|mail|hone|actor|sender|recipient")
+
+
+def _may_hold_personal_data(text: str) -> bool:
+    # Plain substring tests are several times faster than one regex search over the text.
+    return (
+        "@" in text
+        or "+" in text
+        or "ame" in text
+        or "hone" in text
+        or "actor" in text
+        or "sender" in text
+        or "recipient" in text
+    )
 
 
 def _mask_value(match: re.Match[str]) -> str:
@@ -25,7 +37,7 @@ def _mask_value(match: re.Match[str]) -> str:
 
 def mask_text(text: str) -> str:
     """Replace e-mail addresses, international phone numbers and values of name/contact keys."""
-    if not text or _HINTS.search(text) is None:
+    if not text or not _may_hold_personal_data(text):
         return text
     text = _PERSONAL_KEY.sub(_mask_value, text)
     if "@" in text:

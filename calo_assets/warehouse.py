@@ -95,7 +95,12 @@ class Warehouse:
             else:
                 continue
             quoted = source.replace("'", "''")
-            statements.append((table, f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{quoted}')"))
+            statements.append(
+                (
+                    table,
+                    f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{quoted}')",
+                )
+            )
         with _lock(self.root / ".views.lock"):
             try:
                 with duckdb.connect(str(self.root / DUCKDB_FILE)) as connection:
@@ -129,7 +134,7 @@ def _write_atomically(path: Path, data: pa.Table) -> Path:
     try:
         pq.write_table(data, temporary, compression="zstd", row_group_size=ROW_GROUP_ROWS)
         # The rename is atomic: readers and a crashed run see the old file or the new one, never half.
-        os.replace(temporary, path)
+        temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
     return path
@@ -138,7 +143,7 @@ def _write_atomically(path: Path, data: pa.Table) -> Path:
 @contextmanager
 def _lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
+    with path.open("a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -32,7 +32,10 @@ def materialize_range(
     return dg.materialize(
         assets or DAILY_ASSETS,
         resources={"calo": resource},
-        tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        tags={
+            "dagster/asset_partition_range_start": first,
+            "dagster/asset_partition_range_end": last,
+        },
         instance=dg.DagsterInstance.ephemeral(),
     )
 

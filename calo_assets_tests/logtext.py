@@ -52,32 +52,79 @@ class StreamText:
         )
 
     def message(self, request_id: str) -> StreamText:
-        return self.app(request_id, "INFO", "Processing message 4b258b8a-26c0-4501-9ac3-228976cd9e9e")
+        return self.app(
+            request_id, "INFO", "Processing message 4b258b8a-26c0-4501-9ac3-228976cd9e9e"
+        )
 
-    def sync(self, request_id: str, transaction_id: str, user: str = "u1", currency: str = "BHD", *,
-             amount: str = "5", vat: str = "0", old: str = "100", new: str = "95", kind: str | None = "DEBIT",
-             action: str = "DELIVERY_DEDUCTION") -> StreamText:
+    def sync(
+        self,
+        request_id: str,
+        transaction_id: str,
+        user: str = "u1",
+        currency: str = "BHD",
+        *,
+        amount: str = "5",
+        vat: str = "0",
+        old: str = "100",
+        new: str = "95",
+        kind: str | None = "DEBIT",
+        action: str = "DELIVERY_DEDUCTION",
+    ) -> StreamText:
         transaction: dict = {"id": transaction_id}
         if kind:
-            transaction.update({"type": kind, "source": "MANUAL_DEDUCTION", "action": action, "userId": user,
-                                "paymentBalance": JsNumber(new), "updatePaymentBalance": True, "metadata": "{}"})
+            transaction.update(
+                {
+                    "type": kind,
+                    "source": "MANUAL_DEDUCTION",
+                    "action": action,
+                    "userId": user,
+                    "paymentBalance": JsNumber(new),
+                    "updatePaymentBalance": True,
+                    "metadata": "{}",
+                }
+            )
         else:
             transaction["userId"] = user
-        transaction.update({"currency": currency, "amount": JsNumber(amount), "vat": JsNumber(vat),
-                            "oldBalance": JsNumber(old), "newBalance": JsNumber(new)})
-        return self.app(request_id, "INFO", f"Start syncing the balance {inspect({'transaction': transaction})}")
+        transaction.update(
+            {
+                "currency": currency,
+                "amount": JsNumber(amount),
+                "vat": JsNumber(vat),
+                "oldBalance": JsNumber(old),
+                "newBalance": JsNumber(new),
+            }
+        )
+        return self.app(
+            request_id, "INFO", f"Start syncing the balance {inspect({'transaction': transaction})}"
+        )
 
     def published(self, request_id: str) -> StreamText:
         return self.app(request_id, "INFO", "SubscriptionBalanceUpdated event published")
 
-    def discrepancy(self, request_id: str, user: str, subscription: str, payment: str) -> StreamText:
-        payload = {"userId": user, "subscriptionBalance": JsNumber(subscription), "paymentBalance": JsNumber(payment)}
-        return self.app(request_id, "ERROR", f"Subscription balance and payment balance are not in sync {inspect(payload)}")
+    def discrepancy(
+        self, request_id: str, user: str, subscription: str, payment: str
+    ) -> StreamText:
+        payload = {
+            "userId": user,
+            "subscriptionBalance": JsNumber(subscription),
+            "paymentBalance": JsNumber(payment),
+        }
+        return self.app(
+            request_id,
+            "ERROR",
+            f"Subscription balance and payment balance are not in sync {inspect(payload)}",
+        )
 
-    def rejection(self, request_id: str, user: str, transaction_id: str, balance: str) -> StreamText:
+    def rejection(
+        self, request_id: str, user: str, transaction_id: str, balance: str
+    ) -> StreamText:
         payload = {
             "message": "Subscriber will have a negative balance due to this action, the process will terminate.",
-            "data": {"userId": user, "currentBalance": JsNumber(balance), "transactionId": transaction_id},
+            "data": {
+                "userId": user,
+                "currentBalance": JsNumber(balance),
+                "transactionId": transaction_id,
+            },
         }
         return self.app(request_id, "INFO", inspect(payload))
 
@@ -86,8 +133,12 @@ class StreamText:
         return "\n\n".join(self.records) + "\n"
 
     def write(self, root: Path, name: str | None = None, compress: bool = True) -> Path:
-        folder = root / "export" / (name or f"{self.day}-[$LATEST]{abs(hash(self.text)) % 10**12:012d}")
+        folder = (
+            root / "export" / (name or f"{self.day}-[$LATEST]{abs(hash(self.text)) % 10**12:012d}")
+        )
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / ("000000.gz" if compress else "000000")
-        path.write_bytes(gzip.compress(self.text.encode(), mtime=0) if compress else self.text.encode())
+        path.write_bytes(
+            gzip.compress(self.text.encode(), mtime=0) if compress else self.text.encode()
+        )
         return path

@@ -7,9 +7,9 @@ import duckdb
 import pytest
 
 from calo_assets.config import SAMPLE_LOG_DIR
+from calo_assets.definitions import defs
 from calo_assets.defs.daily_assets import INGEST_TABLES, ingest_logs, sync_tables
 from calo_assets.defs.resources import CaloResource
-from calo_assets.definitions import defs
 from calo_assets.tables.sync import SYNC_TABLES
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 from calo_assets_tests.conftest import SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY, materialize_range
@@ -23,18 +23,32 @@ def test_definitions_load_with_groups_and_partitions():
     graph = repository.asset_graph
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {**dict.fromkeys(INGEST_TABLES, "logs"), **dict.fromkeys(SYNC_TABLES, "sync")}
-    assert graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d") == "2023-12-01"
+    assert (
+        graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d")
+        == "2023-12-01"
+    )
 
 
 def test_a_range_run_writes_every_day_of_every_table(sample_run):
     result, warehouse = sample_run
     assert result.success
-    materialized = {(event.asset_key.to_user_string(), event.partition) for event in result.get_asset_materialization_events()}
+    materialized = {
+        (event.asset_key.to_user_string(), event.partition)
+        for event in result.get_asset_materialization_events()
+    }
     assert len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS
     for table in DAILY_TABLES:
-        assert warehouse.days(table)[0] == SAMPLE_FIRST_DAY and warehouse.days(table)[-1] == SAMPLE_LAST_DAY
+        assert (
+            warehouse.days(table)[0] == SAMPLE_FIRST_DAY
+            and warehouse.days(table)[-1] == SAMPLE_LAST_DAY
+        )
     with duckdb.connect(str(warehouse.root / DUCKDB_FILE), read_only=True) as connection:
-        views = {row[0] for row in connection.execute("select view_name from duckdb_views() where not internal").fetchall()}
+        views = {
+            row[0]
+            for row in connection.execute(
+                "select view_name from duckdb_views() where not internal"
+            ).fetchall()
+        }
         assert views == set(DAILY_TABLES)
         assert connection.execute("select count(*) from transactions").fetchall() == [(618,)]
 
@@ -47,13 +61,20 @@ def test_metadata_and_the_nothing_lost_check(sample_run):
     }
     transactions = metadata["transactions"]
     assert transactions["dagster/row_count"].value == 618
-    assert transactions["days"].value == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} ({SAMPLE_DAYS} days)"
+    assert (
+        transactions["days"].value
+        == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} ({SAMPLE_DAYS} days)"
+    )
     assert transactions["preview"].value.startswith("| transaction_id | day |")
     assert set(transactions["outcomes"].value) == {"applied", "rejected", "skipped"}
     assert metadata["log_events"]["junk files ignored"].value == 3
     assert metadata["log_events"]["duplicate copies skipped"].value == 1
     (check,) = result.get_asset_check_evaluations()
-    assert (check.check_name, check.passed, check.metadata["records read"].value) == ("nothing_lost", True, 3498)
+    assert (check.check_name, check.passed, check.metadata["records read"].value) == (
+        "nothing_lost",
+        True,
+        3498,
+    )
 
 
 def test_rerunning_a_day_replaces_it(sample_run, tmp_path):
@@ -63,7 +84,7 @@ def test_rerunning_a_day_replaces_it(sample_run, tmp_path):
     assert rerun.success
     after = {table: warehouse.day_file(table, "2024-03-04").read_bytes() for table in DAILY_TABLES}
     assert after == before  # same input, same bytes, nothing appended
-    leftovers = [path for path in warehouse.root.rglob("*.tmp")]
+    leftovers = list(warehouse.root.rglob("*.tmp"))
     assert leftovers == []
 
 
@@ -71,17 +92,26 @@ def test_a_day_without_logs_materializes_empty_tables(tmp_path):
     result = materialize_range(SAMPLE_LOG_DIR, tmp_path / "warehouse", "2024-02-01", "2024-02-01")
     assert result.success
     warehouse = Warehouse(tmp_path / "warehouse")
-    assert {table: warehouse.read_day(table, "2024-02-01").num_rows for table in DAILY_TABLES} == dict.fromkeys(DAILY_TABLES, 0)
+    assert {
+        table: warehouse.read_day(table, "2024-02-01").num_rows for table in DAILY_TABLES
+    } == dict.fromkeys(DAILY_TABLES, 0)
 
 
 def test_a_single_sync_table_can_be_materialized_alone(sample_run, tmp_path):
     _, warehouse = sample_run
-    resource = CaloResource(log_dir=str(SAMPLE_LOG_DIR), warehouse_dir=str(warehouse.root), report_dir=str(tmp_path))
-    result = dg.materialize(
-        [ingest_logs, sync_tables], selection=["transactions"], partition_key="2024-03-02",
-        resources={"calo": resource}, instance=dg.DagsterInstance.ephemeral(),
+    resource = CaloResource(
+        log_dir=str(SAMPLE_LOG_DIR), warehouse_dir=str(warehouse.root), report_dir=str(tmp_path)
     )
-    assert [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()] == ["transactions"]
+    result = dg.materialize(
+        [ingest_logs, sync_tables],
+        selection=["transactions"],
+        partition_key="2024-03-02",
+        resources={"calo": resource},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+    assert [
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    ] == ["transactions"]
 
 
 def test_a_missing_log_folder_fails_with_a_clear_message(tmp_path):

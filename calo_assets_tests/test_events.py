@@ -22,7 +22,6 @@ def test_platform_lines_with_their_figures():
     )
     assert report.kind == "report" and report.request_id == "r1"
     assert report.payload == {
-        "request_id": "r1",
         "duration_ms": Decimal("113.87"),
         "billed_duration_ms": Decimal("114"),
         "memory_size_mb": Decimal("1024"),
@@ -30,53 +29,94 @@ def test_platform_lines_with_their_figures():
         "init_duration_ms": Decimal("902.78"),
     }
     start = classify("START RequestId: r1 Version: $LATEST")
-    assert (start.kind, start.request_id, start.payload["version"]) == ("start", "r1", "$LATEST")
+    assert (start.kind, start.request_id, start.payload) == ("start", "r1", None)
     assert classify("END RequestId: r1").kind == "end"
     init = classify("INIT_START Runtime Version: nodejs:20.v15\tRuntime Version ARN: arn:x")
     assert (init.kind, init.payload["runtime_version"]) == ("init_start", "nodejs:20.v15")
-    init_report = classify("INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError")
-    assert init_report.payload["status"] == "error" and init_report.payload["error_type"] == "Runtime.ExitError"
+    init_report = classify(
+        "INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError"
+    )
+    assert (
+        init_report.payload["status"] == "error"
+        and init_report.payload["error_type"] == "Runtime.ExitError"
+    )
     xray = classify("XRAY TraceId: 1-6577fc1b\tSegmentId: 672c\tSampled: true\t")
     assert (xray.kind, xray.payload["traceid"]) == ("xray", "1-6577fc1b")
 
 
 def test_metric_runtime_error_and_unknown_lines():
-    metric = classify('{"_aws":{"Timestamp":1},"service":"syncBalanceSQS","negativeBalance":1,"userId":"u"}')
+    metric = classify(
+        '{"_aws":{"Timestamp":1},"service":"syncBalanceSQS","negativeBalance":1,"userId":"u"}'
+    )
     assert metric.kind == "metric" and metric.payload["negativeBalance"] == 1
     runtime = classify("Unknown application error occurred\nRuntime.Unknown")
     assert (runtime.kind, runtime.payload) == ("runtime_error", {"error_type": "Runtime.Unknown"})
     unknown = classify("something new { a: 1 }")
-    assert (unknown.kind, unknown.message, unknown.payload) == ("unknown", "something new", {"a": 1})
+    assert (unknown.kind, unknown.message, unknown.payload) == (
+        "unknown",
+        "something new",
+        {"a": 1},
+    )
 
 
 def test_application_families():
     assert app("Processing message 99a15ff4").payload == {"message_id": "99a15ff4"}
-    started = app("Start syncing the balance {\n  transaction: { id: 'T', userId: 'u', amount: 1.5, oldBalance: 0, newBalance: 1.5 }\n}")
+    started = app(
+        "Start syncing the balance {\n  transaction: { id: 'T', userId: 'u', amount: 1.5, oldBalance: 0, newBalance: 1.5 }\n}"
+    )
     assert started.kind == "sync_started"
     assert started.payload["transaction"]["amount"] == Decimal("1.5")
     assert app("SubscriptionBalanceUpdated event published").kind == "sync_published"
-    skipped = app("Skipping the process, Update Payment Balance Flag is set to false { transactionAction: 'X' }")
+    skipped = app(
+        "Skipping the process, Update Payment Balance Flag is set to false { transactionAction: 'X' }"
+    )
     assert (skipped.kind, skipped.payload["detail"]) == ("sync_skipped", {"transactionAction": "X"})
     assert app("Balance is already synced from other listeners").kind == "sync_skipped"
-    gap = app("Subscription balance and payment balance are not in sync {\n  userId: 'u',\n  subscriptionBalance: 453,\n  paymentBalance: 870\n}", "ERROR")
-    assert (gap.kind, gap.level, gap.payload["paymentBalance"]) == ("balance_discrepancy", "ERROR", 870)
-    rejected = app("{\n  message: 'Subscriber will have a negative balance due to this action, the process will terminate.',\n  data: { userId: 'u', currentBalance: 149.362, transactionId: 'T' }\n}")
-    assert rejected.kind == "negative_balance" and rejected.payload["data"]["currentBalance"] == Decimal("149.362")
-    assert app('transaction {"id":"T","amount":1.25}').payload == {"id": "T", "amount": Decimal("1.25")}
+    gap = app(
+        "Subscription balance and payment balance are not in sync {\n  userId: 'u',\n  subscriptionBalance: 453,\n  paymentBalance: 870\n}",
+        "ERROR",
+    )
+    assert (gap.kind, gap.level, gap.payload["paymentBalance"]) == (
+        "balance_discrepancy",
+        "ERROR",
+        870,
+    )
+    rejected = app(
+        "{\n  message: 'Subscriber will have a negative balance due to this action, the process will terminate.',\n  data: { userId: 'u', currentBalance: 149.362, transactionId: 'T' }\n}"
+    )
+    assert rejected.kind == "negative_balance" and rejected.payload["data"][
+        "currentBalance"
+    ] == Decimal("149.362")
+    assert app('transaction {"id":"T","amount":1.25}').payload == {
+        "id": "T",
+        "amount": Decimal("1.25"),
+    }
     assert app("record {\n  messageId: 'm',\n  body: '{}'\n}").kind == "sqs_body"
-    slack = app("Sending slack notification {\n  blocks: [ { type: 'section', text: [Object] } ]\n} arn:aws:sns:x")
+    slack = app(
+        "Sending slack notification {\n  blocks: [ { type: 'section', text: [Object] } ]\n} arn:aws:sns:x"
+    )
     assert (slack.kind, slack.trailing) == ("slack_notification", "arn:aws:sns:x")
 
 
 def test_uncaught_exception_outside_a_request():
-    event = classify('2024-01-05T10:00:00.000Z\tundefined\tERROR\tUncaught Exception \t{"errorType":"Error","errorMessage":"boom"}')
-    assert (event.kind, event.request_id, event.payload["errorMessage"]) == ("uncaught_exception", None, "boom")
+    event = classify(
+        '2024-01-05T10:00:00.000Z\tundefined\tERROR\tUncaught Exception \t{"errorType":"Error","errorMessage":"boom"}'
+    )
+    assert (event.kind, event.request_id, event.payload["errorMessage"]) == (
+        "uncaught_exception",
+        None,
+        "boom",
+    )
 
 
 def test_unknown_application_message_is_kept_generically():
     event = app("Something we never saw { detail: 'x' } tail", "WARN")
     assert (event.kind, event.level, event.message, event.payload, event.trailing) == (
-        "app_message", "WARN", "Something we never saw", {"detail": "x"}, "tail",
+        "app_message",
+        "WARN",
+        "Something we never saw",
+        {"detail": "x"},
+        "tail",
     )
     broken = app("Also new { unbalanced: 'x'")
     assert (broken.kind, broken.payload) == ("app_message", None)
@@ -87,7 +127,10 @@ def test_unknown_application_message_is_kept_generically():
     [
         ("{ userId: 'u', amount: 1, oldBalance: 0, newBalance: 1 }", "missing id"),
         ("{ id: 'T', userId: 'u', oldBalance: 0, newBalance: 1 }", "missing amount"),
-        ("{ id: 'T', userId: 'u', amount: 'ten', oldBalance: 0, newBalance: 1 }", "amount not a number"),
+        (
+            "{ id: 'T', userId: 'u', amount: 'ten', oldBalance: 0, newBalance: 1 }",
+            "amount not a number",
+        ),
         ("{ id: 'T', userId: 'u', amount: 1, oldBalance: 0, newBalance: 1", "not closed"),
     ],
 )

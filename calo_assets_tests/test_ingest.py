@@ -18,16 +18,31 @@ def rows_of(tmp_path, *streams: StreamText, days=("2024-01-05",), **options):
 def test_init_records_belong_to_the_next_invocation_and_metrics_to_the_current(tmp_path):
     stream = StreamText()
     stream.raw("INIT_START Runtime Version: nodejs:20.v15\tRuntime Version ARN: arn")
-    stream.app("undefined", "ERROR", 'Uncaught Exception \t{"errorType":"Error","errorMessage":"boom"}')
-    stream.raw("INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError")
+    stream.app(
+        "undefined", "ERROR", 'Uncaught Exception \t{"errorType":"Error","errorMessage":"boom"}'
+    )
+    stream.raw(
+        "INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError"
+    )
     stream.start("r1").raw("Unknown application error occurred\nRuntime.Unknown").end("r1")
-    stream.start("r2").raw('{"_aws":{"Timestamp":1},"service":"syncBalanceSQS","synBalanceError":1}').end("r2")
+    stream.start("r2").raw(
+        '{"_aws":{"Timestamp":1},"service":"syncBalanceSQS","synBalanceError":1}'
+    ).end("r2")
     stream.raw("XRAY TraceId: 1-a\tSegmentId: b\tSampled: true\t")
     events = rows_of(tmp_path, stream)["2024-01-05"].events
     assert [(event["kind"], event["request_id"]) for event in events] == [
-        ("init_start", "r1"), ("uncaught_exception", "r1"), ("init_report", "r1"), ("start", "r1"),
-        ("runtime_error", "r1"), ("end", "r1"), ("report", "r1"),
-        ("start", "r2"), ("metric", "r2"), ("end", "r2"), ("report", "r2"), ("xray", "r2"),
+        ("init_start", "r1"),
+        ("uncaught_exception", "r1"),
+        ("init_report", "r1"),
+        ("start", "r1"),
+        ("runtime_error", "r1"),
+        ("end", "r1"),
+        ("report", "r1"),
+        ("start", "r2"),
+        ("metric", "r2"),
+        ("end", "r2"),
+        ("report", "r2"),
+        ("xray", "r2"),
     ]
 
 
@@ -54,7 +69,14 @@ def test_chunks_written_out_of_time_order_are_put_back_in_order(tmp_path):
     stream.start("r2").message("r2").end("r2")
     stream.records = stream.records[6:] + stream.records[:6]  # the second invocation written first
     events = rows_of(tmp_path, stream)["2024-01-05"].events
-    assert [event["kind"] for event in events[:6]] == ["start", "sqs_message", "sync_started", "sync_published", "end", "report"]
+    assert [event["kind"] for event in events[:6]] == [
+        "start",
+        "sqs_message",
+        "sync_started",
+        "sync_published",
+        "end",
+        "report",
+    ]
     assert [event["line"] for event in events[:2]] == [9, 11]
 
 
@@ -71,10 +93,20 @@ def test_unparseable_records_are_quarantined_and_counted(tmp_path):
 
 def test_personal_data_is_masked_unless_turned_off(tmp_path):
     stream = StreamText()
-    stream.start("r1").app("r1", "INFO", 'record.body {"id":"T","name":"Sara Aziz","email":"sara@example.com","phoneNumber":"+97336086416"}').end("r1")
+    stream.start("r1").app(
+        "r1",
+        "INFO",
+        'record.body {"id":"T","name":"Sara Aziz","email":"sara@example.com","phoneNumber":"+97336086416"}',
+    ).end("r1")
     masked = rows_of(tmp_path / "a", stream)["2024-01-05"].events[1]["payload"]
-    assert "sara@example.com" not in masked and "Sara Aziz" not in masked and "+97336086416" not in masked
-    raw = rows_of(tmp_path / "b", stream, mask_personal_data=False)["2024-01-05"].events[1]["payload"]
+    assert (
+        "sara@example.com" not in masked
+        and "Sara Aziz" not in masked
+        and "+97336086416" not in masked
+    )
+    raw = rows_of(tmp_path / "b", stream, mask_personal_data=False)["2024-01-05"].events[1][
+        "payload"
+    ]
     assert "sara@example.com" in raw
 
 
@@ -82,7 +114,9 @@ def test_two_worker_processes_give_the_same_rows(tmp_path):
     streams = []
     for index in range(6):
         stream = StreamText(start=f"1{index}:00:00")
-        stream.start(f"r{index}").message(f"r{index}").sync(f"r{index}", f"T{index}").published(f"r{index}").end(f"r{index}")
+        stream.start(f"r{index}").message(f"r{index}").sync(f"r{index}", f"T{index}").published(
+            f"r{index}"
+        ).end(f"r{index}")
         streams.append(stream)
     one = rows_of(tmp_path, *streams)["2024-01-05"]
     two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]

@@ -24,14 +24,16 @@ def value(text: str):
 
 
 def test_nested_objects_and_arrays():
-    assert value("{ a: { b: [ 1, [ 2, 3 ], { c: 'd' } ] } }") == {"a": {"b": [1, [2, 3], {"c": "d"}]}}
+    assert value("{ a: { b: [ 1, [ 2, 3 ], { c: 'd' } ] } }") == {
+        "a": {"b": [1, [2, 3], {"c": "d"}]}
+    }
 
 
 @pytest.mark.parametrize(
     ("literal", "expected"),
     [
         (r"{ s: 'it\'s' }", "it's"),
-        ('{ s: "say \'hi\'" }', "say 'hi'"),
+        ("{ s: \"say 'hi'\" }", "say 'hi'"),
         ("{ s: `both \"double\" and 'single'` }", "both \"double\" and 'single'"),
         (r"{ s: 'line\nnext\ttab \\ back' }", "line\nnext\ttab \\ back"),
         (r"{ s: 'caf\u00e9' }", "café"),
@@ -61,7 +63,9 @@ def test_numbers_are_exact(text, expected):
 
 
 def test_constants_keep_their_meaning():
-    parsed = value("{ t: true, f: false, n: null, u: undefined, s: 'undefined', x: NaN, i: -Infinity }")
+    parsed = value(
+        "{ t: true, f: false, n: null, u: undefined, s: 'undefined', x: NaN, i: -Infinity }"
+    )
     assert parsed["t"] is True and parsed["f"] is False and parsed["n"] is None
     assert parsed["u"] is UNDEFINED
     assert parsed["s"] == "undefined" and parsed["s"] is not UNDEFINED
@@ -69,14 +73,24 @@ def test_constants_keep_their_meaning():
 
 
 def test_placeholders_are_not_lists():
-    parsed = value("{ o: [Object], a: [Array], c: [Circular *1], f: [Function: run], m: [ 1, ... 98 more items ] }")
-    assert parsed == {"o": "[Object]", "a": "[Array]", "c": "[Circular *1]", "f": "[Function: run]", "m": [1, "... 98 more items"]}
+    parsed = value(
+        "{ o: [Object], a: [Array], c: [Circular *1], f: [Function: run], m: [ 1, ... 98 more items ] }"
+    )
+    assert parsed == {
+        "o": "[Object]",
+        "a": "[Array]",
+        "c": "[Circular *1]",
+        "f": "[Function: run]",
+        "m": [1, "... 98 more items"],
+    }
     assert all(isinstance(parsed[key], Placeholder) for key in "oacf")
     assert value("{ o: '[Object]' }")["o"].__class__ is str
 
 
 def test_class_prefix_reference_and_trailing_text():
-    head, literal = find_literal("Sending slack notification Rr { a: 1 } arn:aws:sns:us-east-1:1:topic")
+    head, literal = find_literal(
+        "Sending slack notification Rr { a: 1 } arn:aws:sns:us-east-1:1:topic"
+    )
     assert head == "Sending slack notification"
     assert literal.class_name == "Rr"
     assert literal.value == {"a": 1}
@@ -122,7 +136,9 @@ _keys = st.one_of(
     st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), min_size=1, max_size=8),
 )
-_decimals = st.decimals(allow_nan=False, allow_infinity=False, places=6, min_value=-(10**9), max_value=10**9)
+_decimals = st.decimals(
+    allow_nan=False, allow_infinity=False, places=6, min_value=-(10**9), max_value=10**9
+)
 _scalars = st.one_of(
     st.none(),
     st.booleans(),

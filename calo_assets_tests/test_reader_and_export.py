@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 from pathlib import Path
 
 from calo_assets.logs.export import discover
@@ -95,7 +94,7 @@ def test_discovery_does_not_follow_links_out_of_the_log_folder(tmp_path):
     (outside / "secret").write_text(TEXT)
     logs = tmp_path / "logs"
     folder = stream_folder(logs)
-    os.symlink(outside / "secret", folder / "000000")
+    (folder / "000000").symlink_to(outside / "secret")
     found = discover(logs)
     assert found.parts == []
     assert "outside the log folder" in found.refused[0][1]
@@ -103,6 +102,11 @@ def test_discovery_does_not_follow_links_out_of_the_log_folder(tmp_path):
 
 def test_parts_for_a_day_include_the_day_before(tmp_path):
     for day in ("2024-01-01", "2024-01-02", "2024-01-03"):
-        (stream_folder(tmp_path, f"{day}-[$LATEST]ff") / "000000.gz").write_bytes(gzip.compress(b""))
+        (stream_folder(tmp_path, f"{day}-[$LATEST]ff") / "000000.gz").write_bytes(
+            gzip.compress(b"")
+        )
     found = discover(tmp_path)
-    assert [part.folder_day for part in found.parts_for_days(["2024-01-03"])] == ["2024-01-02", "2024-01-03"]
+    assert [part.folder_day for part in found.parts_for_days(["2024-01-03"])] == [
+        "2024-01-02",
+        "2024-01-03",
+    ]

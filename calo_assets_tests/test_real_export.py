@@ -37,13 +37,17 @@ def test_invocations_and_cold_starts(sql):
 
 
 def test_transactions_directions_and_legacy(sql):
-    assert sql("select count(*), count(distinct transaction_id) from transactions") == [(13689, 13689)]
+    assert sql("select count(*), count(distinct transaction_id) from transactions") == [
+        (13689, 13689)
+    ]
     assert sql("select type, count(*) from transactions group by 1 order by 1") == [
         ("CREDIT", 853),
         ("DEBIT", 12836),
     ]
     assert sql("select count(*) from transactions where type_inferred") == [(1773,)]
-    assert sql("select count(*) from transactions where source is null and action is null") == [(1773,)]
+    assert sql("select count(*) from transactions where source is null and action is null") == [
+        (1773,)
+    ]
 
 
 def test_published_and_outcomes(sql):
@@ -56,17 +60,25 @@ def test_published_and_outcomes(sql):
 
 
 def test_discrepancies_rejections_and_exceptions(sql):
-    assert sql("select count(*), count(distinct user_id) from balance_discrepancies") == [(3574, 147)]
+    assert sql("select count(*), count(distinct user_id) from balance_discrepancies") == [
+        (3574, 147)
+    ]
     assert sql("select count(*) from balance_discrepancies where transaction_id is null") == [(0,)]
-    assert sql("select count(*) from balance_discrepancies where gap <> subscription_balance - payment_balance") == [(0,)]
-    assert sql("select count(*), count(distinct user_id) from negative_balance_rejections") == [(10, 8)]
-    assert sql("select count(*) from processing_errors where kind = 'uncaught_exception'") == [(72,)]
+    assert sql(
+        "select count(*) from balance_discrepancies where gap <> subscription_balance - payment_balance"
+    ) == [(0,)]
+    assert sql("select count(*), count(distinct user_id) from negative_balance_rejections") == [
+        (10, 8)
+    ]
+    assert sql("select count(*) from processing_errors where kind = 'uncaught_exception'") == [
+        (72,)
+    ]
 
 
 def test_days_with_transactions(sql):
-    assert sql("select count(distinct day), min(day)::varchar, max(day)::varchar from transactions") == [
-        (119, "2023-12-12", "2024-04-14")
-    ]
+    assert sql(
+        "select count(distinct day), min(day)::varchar, max(day)::varchar from transactions"
+    ) == [(119, "2023-12-12", "2024-04-14")]
 
 
 def test_exact_sums_by_currency(sql):

@@ -24,17 +24,35 @@ def test_outcomes_follow_what_the_invocation_logged(tmp_path):
     stream = StreamText()
     stream.start("r1")
     stream.message("r1").sync("r1", "APPLIED").published("r1")
-    stream.message("r1").sync("r1", "SKIPPED").app("r1", "INFO", "Skipping the process, balance is already synced from other listeners")
-    stream.message("r1").sync("r1", "REJECTED", old="3", new="-2").rejection("r1", "u1", "REJECTED", "3")
+    stream.message("r1").sync("r1", "SKIPPED").app(
+        "r1", "INFO", "Skipping the process, balance is already synced from other listeners"
+    )
+    stream.message("r1").sync("r1", "REJECTED", old="3", new="-2").rejection(
+        "r1", "u1", "REJECTED", "3"
+    )
     stream.message("r1").sync("r1", "UNKNOWN")
     stream.end("r1")
-    stream.start("r2").message("r2").sync("r2", "FAILED").raw("Unknown application error occurred\nRuntime.Unknown").end("r2")
+    stream.start("r2").message("r2").sync("r2", "FAILED").raw(
+        "Unknown application error occurred\nRuntime.Unknown"
+    ).end("r2")
     tables = tables_of(tmp_path, stream)
     outcomes = {key: row["outcome"] for key, row in by_id(tables["transactions"]).items()}
-    assert outcomes == {"APPLIED": "applied", "SKIPPED": "skipped", "REJECTED": "rejected", "UNKNOWN": "unknown", "FAILED": "failed"}
+    assert outcomes == {
+        "APPLIED": "applied",
+        "SKIPPED": "skipped",
+        "REJECTED": "rejected",
+        "UNKNOWN": "unknown",
+        "FAILED": "failed",
+    }
     rejection = tables["negative_balance_rejections"][0]
-    assert (rejection["transaction_id"], rejection["current_balance"], rejection["attempted_new_balance"]) == (
-        "REJECTED", Decimal("3"), Decimal("-2"),
+    assert (
+        rejection["transaction_id"],
+        rejection["current_balance"],
+        rejection["attempted_new_balance"],
+    ) == (
+        "REJECTED",
+        Decimal("3"),
+        Decimal("-2"),
     )
     status = {row["request_id"]: row["status"] for row in tables["invocations"]}
     assert status == {"r1": "success", "r2": "error"}
@@ -44,9 +62,13 @@ def test_outcomes_follow_what_the_invocation_logged(tmp_path):
 
 def test_discrepancy_takes_the_transaction_and_currency_being_processed(tmp_path):
     stream = StreamText()
-    stream.start("r1").message("r1").sync("r1", "T1", user="u1", currency="SAR", old="100", new="95").published("r1")
+    stream.start("r1").message("r1").sync(
+        "r1", "T1", user="u1", currency="SAR", old="100", new="95"
+    ).published("r1")
     stream.discrepancy("r1", "u1", "95", "120.5")
-    stream.message("r1").app("r1", "INFO", "Skipping the balance sync for create subscription, it will be synced later")
+    stream.message("r1").app(
+        "r1", "INFO", "Skipping the balance sync for create subscription, it will be synced later"
+    )
     stream.discrepancy("r1", "u1", "95", "-10")
     stream.end("r1")
     rows = tables_of(tmp_path, stream)["balance_discrepancies"]
@@ -58,12 +80,20 @@ def test_discrepancy_takes_the_transaction_and_currency_being_processed(tmp_path
 
 def test_legacy_transactions_get_an_inferred_direction(tmp_path):
     stream = StreamText()
-    stream.start("r1").message("r1").sync("r1", "UP", kind=None, old="10", new="20", amount="10").published("r1")
-    stream.message("r1").sync("r1", "DOWN", kind=None, old="10", new="4", amount="6").published("r1")
-    stream.message("r1").sync("r1", "TYPED", kind="CREDIT", old="10", new="20", amount="10").published("r1").end("r1")
+    stream.start("r1").message("r1").sync(
+        "r1", "UP", kind=None, old="10", new="20", amount="10"
+    ).published("r1")
+    stream.message("r1").sync("r1", "DOWN", kind=None, old="10", new="4", amount="6").published(
+        "r1"
+    )
+    stream.message("r1").sync(
+        "r1", "TYPED", kind="CREDIT", old="10", new="20", amount="10"
+    ).published("r1").end("r1")
     rows = by_id(tables_of(tmp_path, stream)["transactions"])
     assert {key: (row["type"], row["type_inferred"]) for key, row in rows.items()} == {
-        "UP": ("CREDIT", True), "DOWN": ("DEBIT", True), "TYPED": ("CREDIT", False),
+        "UP": ("CREDIT", True),
+        "DOWN": ("DEBIT", True),
+        "TYPED": ("CREDIT", False),
     }
     assert rows["UP"]["source"] is None
 
@@ -73,7 +103,9 @@ def test_a_redelivered_transaction_is_one_row_counted_twice(tmp_path):
     stream.start("r1").message("r1").sync("r1", "T1").published("r1").end("r1")
     stream.start("r2").message("r2").sync("r2", "T1").published("r2").end("r2")
     rows = tables_of(tmp_path, stream)["transactions"]
-    assert [(row["transaction_id"], row["times_logged"], row["request_id"]) for row in rows] == [("T1", 2, "r1")]
+    assert [(row["transaction_id"], row["times_logged"], row["request_id"]) for row in rows] == [
+        ("T1", 2, "r1")
+    ]
 
 
 def test_cold_start_and_report_figures(tmp_path):
@@ -83,6 +115,14 @@ def test_cold_start_and_report_figures(tmp_path):
     stream.start("r2").end("r2")
     stream.start("r3")  # never ended
     rows = by_id(tables_of(tmp_path, stream)["invocations"], "request_id")
-    assert (rows["r1"]["cold_start"], rows["r1"]["init_duration_ms"], rows["r1"]["runtime_version"]) == (True, 902.78, "nodejs:20.v15")
-    assert (rows["r2"]["cold_start"], rows["r2"]["duration_ms"], rows["r2"]["memory_size_mb"]) == (False, 12.5, 1024)
+    assert (
+        rows["r1"]["cold_start"],
+        rows["r1"]["init_duration_ms"],
+        rows["r1"]["runtime_version"],
+    ) == (True, 902.78, "nodejs:20.v15")
+    assert (rows["r2"]["cold_start"], rows["r2"]["duration_ms"], rows["r2"]["memory_size_mb"]) == (
+        False,
+        12.5,
+        1024,
+    )
     assert rows["r3"]["status"] == "incomplete"

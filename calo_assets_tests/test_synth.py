@@ -20,7 +20,11 @@ from calo_assets.tables.sync import build_sync_tables
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
 
 
 def test_same_seed_same_bytes_and_the_committed_sample_is_reproducible(tmp_path):
@@ -47,7 +51,12 @@ def generated(tmp_path_factory):
     for day_rows in rows.values():
         for name, table in build_sync_tables(day_rows.events).items():
             tables.setdefault(name, []).append(table)
-    return truth, found, rows, {name: pa.concat_tables(parts).to_pylist() for name, parts in tables.items()}
+    return (
+        truth,
+        found,
+        rows,
+        {name: pa.concat_tables(parts).to_pylist() for name, parts in tables.items()},
+    )
 
 
 def test_every_family_of_the_real_export_is_generated(generated):
@@ -67,14 +76,24 @@ def test_what_the_generator_wrote_is_what_the_pipeline_reads(generated):
     assert sum(row["init_starts"] for row in tables["invocations"]) == truth.cold_starts
     assert len(transactions) == truth.transactions
     assert sum(row["type_inferred"] for row in transactions) == truth.legacy_transactions
-    assert Counter(row["type"] for row in transactions) == {"CREDIT": truth.credits, "DEBIT": truth.debits}
+    assert Counter(row["type"] for row in transactions) == {
+        "CREDIT": truth.credits,
+        "DEBIT": truth.debits,
+    }
     assert Counter(row["outcome"] for row in transactions) == {
-        "applied": truth.published, "skipped": truth.skipped, "rejected": truth.rejections,
+        "applied": truth.published,
+        "skipped": truth.skipped,
+        "rejected": truth.rejections,
     }
     assert len(tables["balance_discrepancies"]) == truth.discrepancies
-    assert len({row["user_id"] for row in tables["balance_discrepancies"]}) == len(truth.discrepancy_users)
+    assert len({row["user_id"] for row in tables["balance_discrepancies"]}) == len(
+        truth.discrepancy_users
+    )
     assert len(tables["negative_balance_rejections"]) == truth.rejections
-    assert Counter(row["kind"] for row in tables["processing_errors"])["uncaught_exception"] == truth.uncaught_exceptions
+    assert (
+        Counter(row["kind"] for row in tables["processing_errors"])["uncaught_exception"]
+        == truth.uncaught_exceptions
+    )
     assert {str(row["day"]) for row in transactions} == truth.days_with_transactions
     sums: dict[str, Decimal] = {}
     for row in transactions:
@@ -85,22 +104,41 @@ def test_what_the_generator_wrote_is_what_the_pipeline_reads(generated):
 def test_streams_cross_midnight(generated):
     _, _, rows, _ = generated
     crossing = [
-        event for day, day_rows in rows.items() for event in day_rows.events if not event["occurred_at"].startswith(day)
+        event
+        for day, day_rows in rows.items()
+        for event in day_rows.events
+        if not event["occurred_at"].startswith(day)
     ]
     assert crossing, "some invocations should start before midnight and log after it"
 
 
 def test_volume_follows_bytes_per_day(tmp_path):
-    cli.main([str(tmp_path / "out"), "--days", "1", "--bytes-per-day", "1M", "--truth", str(tmp_path / "truth.json")])
+    cli.main(
+        [
+            str(tmp_path / "out"),
+            "--days",
+            "1",
+            "--bytes-per-day",
+            "1M",
+            "--truth",
+            str(tmp_path / "truth.json"),
+        ]
+    )
     found = discover(tmp_path / "out")
     size = sum(len(read) for read in (part.path.read_bytes() for part in found.parts))
-    text_size = sum(row["bytes_read"] for day in read_days(found, found.days(), IngestOptions()).values() for row in day.manifest)
+    text_size = sum(
+        row["bytes_read"]
+        for day in read_days(found, found.days(), IngestOptions()).values()
+        for row in day.manifest
+    )
     assert 0.9 * (1 << 20) < text_size < 1.1 * (1 << 20)
     assert size < text_size / 3  # compressed
     assert json.loads((tmp_path / "truth.json").read_text())["streams"] == len(found.parts)
 
 
-@pytest.mark.parametrize("arguments", [["--days", "0"], ["--invocations-per-day", "0"], ["--start", "yesterday"]])
+@pytest.mark.parametrize(
+    "arguments", [["--days", "0"], ["--invocations-per-day", "0"], ["--start", "yesterday"]]
+)
 def test_cli_refuses_bad_arguments(tmp_path, arguments):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([str(tmp_path), *arguments])

@@ -4,7 +4,6 @@ Each run handles one partition or, as a single-run backfill, a whole range of da
 of the range are then read once, not once per day.
 """
 
-
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,7 +58,9 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
     warehouse = calo.warehouse
     log_dir = Path(calo.log_dir)
     if not log_dir.is_dir():
-        raise dg.Failure(f"CALO_LOG_DIR {log_dir} does not exist: set it to a CloudWatch export folder")
+        raise dg.Failure(
+            f"CALO_LOG_DIR {log_dir} does not exist: set it to a CloudWatch export folder"
+        )
     found = discover(log_dir)
     parts = found.parts_for_days(days)
     context.log.info(f"{len(parts)} stream files to read for {len(days)} day(s) under {log_dir}")
@@ -67,7 +68,9 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
     written: dict[str, list[pa.Table]] = {name: [] for name in INGEST_TABLES}
     for day in days:
         rows = rows_by_day[day]
-        for name, day_rows in zip(INGEST_TABLES, (rows.events, rows.quarantine, rows.manifest), strict=True):
+        for name, day_rows in zip(
+            INGEST_TABLES, (rows.events, rows.quarantine, rows.manifest), strict=True
+        ):
             table = to_table(name, day_rows)
             warehouse.write_day(name, day, table)
             written[name].append(table)
@@ -117,7 +120,11 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
     name="sync_tables",
     specs=[
         dg.AssetSpec(
-            name, description=_DESCRIPTIONS[name], group_name="sync", deps=["log_events"], skippable=True
+            name,
+            description=_DESCRIPTIONS[name],
+            group_name="sync",
+            deps=["log_events"],
+            skippable=True,
         )
         for name in SYNC_TABLES
     ],
@@ -125,7 +132,9 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
     backfill_policy=single_run,
     can_subset=True,
 )
-def sync_tables(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterator[dg.MaterializeResult]:
+def sync_tables(
+    context: dg.AssetExecutionContext, calo: CaloResource
+) -> Iterator[dg.MaterializeResult]:
     """Invocations, transactions, discrepancies, rejections and errors of each day, from its events."""
     days = list(context.partition_keys)
     warehouse = calo.warehouse
@@ -144,7 +153,9 @@ def sync_tables(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
         metadata = table_metadata(table, days)
         if name == "transactions":
             metadata["outcomes"] = dg.MetadataValue.json(_counts(table, "outcome"))
-            metadata["amount by currency"] = dg.MetadataValue.json(_sum_by(table, "currency", "amount"))
+            metadata["amount by currency"] = dg.MetadataValue.json(
+                _sum_by(table, "currency", "amount")
+            )
         if name == "invocations":
             metadata["status"] = dg.MetadataValue.json(_counts(table, "status"))
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
@@ -157,6 +168,8 @@ def _counts(table: pa.Table, column: str) -> dict[str, int]:
 def _sum_by(table: pa.Table, key: str, value: str) -> dict[str, str]:
     grouped = table.group_by(key).aggregate([(value, "sum")])
     return {
-        str(row[key]): str(row[f"{value}_sum"].normalize() if row[f"{value}_sum"] is not None else None)
+        str(row[key]): str(
+            row[f"{value}_sum"].normalize() if row[f"{value}_sum"] is not None else None
+        )
         for row in grouped.to_pylist()
     }

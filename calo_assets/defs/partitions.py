@@ -6,5 +6,7 @@ import dagster as dg
 
 from calo_assets.config import Settings
 
-daily_partitions = dg.DailyPartitionsDefinition(start_date=Settings.from_env().first_day, timezone="UTC")
+daily_partitions = dg.DailyPartitionsDefinition(
+    start_date=Settings.from_env().first_day, timezone="UTC"
+)
 single_run = dg.BackfillPolicy.single_run()

@@ -9,7 +9,9 @@ DEBIT = "DEBIT"
 DIRECTIONS = (CREDIT, DEBIT)
 
 
-def direction(logged_type: str | None, old_balance: Decimal | None, new_balance: Decimal | None) -> tuple[str | None, bool]:
+def direction(
+    logged_type: str | None, old_balance: Decimal | None, new_balance: Decimal | None
+) -> tuple[str | None, bool]:
     """The transaction's direction and whether it was inferred.
 
     The logged ``type`` wins; without it, CREDIT when the balance did not go down, else DEBIT.

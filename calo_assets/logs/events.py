@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from calo_assets.logs.inspect_literal import UNDEFINED, LiteralError, find_literal, parse_json
@@ -32,7 +33,16 @@ class Event:
 
 
 # Kinds, grouped by where they come from.
-PLATFORM_KINDS = ("init_start", "start", "end", "report", "init_report", "xray", "runtime_error", "metric")
+PLATFORM_KINDS = (
+    "init_start",
+    "start",
+    "end",
+    "report",
+    "init_report",
+    "xray",
+    "runtime_error",
+    "metric",
+)
 APP_KINDS = (
     "sqs_message",
     "sync_started",
@@ -49,9 +59,15 @@ ALL_KINDS = (*PLATFORM_KINDS, *APP_KINDS, "unknown")
 
 _APP_LINE = re.compile(r"(\d{4}-\d\d-\d\dT[\d:.]+Z)\t([^\t\n]+)\t([A-Z]+)\t(.*)", re.S)
 _PLATFORM = re.compile(r"(INIT_START|START|END|REPORT|INIT_REPORT|XRAY) ")
-_FIELD_NAMES = {"RequestId": "request_id", "Duration": "duration", "Billed Duration": "billed_duration"}
+_FIELD_NAMES = {
+    "RequestId": "request_id",
+    "Duration": "duration",
+    "Billed Duration": "billed_duration",
+}
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?$")
-_RUNTIME_ERROR = re.compile(r"(Unknown application error occurred|Task timed out after [\d.]+ seconds)(.*)", re.S)
+_RUNTIME_ERROR = re.compile(
+    r"(Unknown application error occurred|Task timed out after [\d.]+ seconds)(.*)", re.S
+)
 _NEGATIVE_BALANCE = "negative balance"
 
 
@@ -69,7 +85,9 @@ def classify(body: str) -> Event:
     runtime = _RUNTIME_ERROR.match(body)
     if runtime is not None:
         error_type = runtime.group(2).strip() or None
-        return Event("runtime_error", "ERROR", message=runtime.group(1), payload={"error_type": error_type})
+        return Event(
+            "runtime_error", "ERROR", message=runtime.group(1), payload={"error_type": error_type}
+        )
     head, value, trailing = _try_literal(body)
     return Event("unknown", message=head, payload=value, trailing=trailing)
 
@@ -77,8 +95,14 @@ def classify(body: str) -> Event:
 def _classify_platform(name: str, body: str) -> Event:
     kind = name.lower()
     fields = _platform_fields(body[len(name) + 1 :])
-    request_id = fields.get("request_id")
-    return Event(kind, request_id=request_id, message=_first_line(body), payload=fields)
+    request_id = fields.pop("request_id", None)
+    # START and END say nothing beyond their request id (a column) and the version (in the message).
+    return Event(
+        kind,
+        request_id=request_id,
+        message=_first_line(body),
+        payload=fields if kind not in ("start", "end") else None,
+    )
 
 
 def _platform_fields(text: str) -> dict[str, Any]:
@@ -98,15 +122,19 @@ def _platform_fields(text: str) -> dict[str, Any]:
                 fields["version"] = version.strip()
         elif value.endswith((" ms", " MB")):
             number, _, unit = value.rpartition(" ")
-            key = f"{key}_{unit.lower()}"
-            value = to_money(number) if _NUMBER.match(number) else value
+            if _NUMBER.match(number):
+                key, value = f"{key}_{unit.lower()}", Decimal(number)
         fields[key] = value
     return fields
 
 
 def _classify_app(message: str, level: str, request_id: str | None) -> Event:
-    def event(kind: str, payload: Any = None, trailing: str | None = None, text: str | None = None) -> Event:
-        return Event(kind, level, request_id, text if text is not None else message, payload, trailing)
+    def event(
+        kind: str, payload: Any = None, trailing: str | None = None, text: str | None = None
+    ) -> Event:
+        return Event(
+            kind, level, request_id, text if text is not None else message, payload, trailing
+        )
 
     if message.startswith("Processing message"):
         return event("sqs_message", {"message_id": message[len("Processing message") :].strip()})

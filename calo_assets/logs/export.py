@@ -59,7 +59,9 @@ class Discovery:
         wanted: set[str] = set()
         for day in days:
             start = date.fromisoformat(day)
-            wanted.update((start - timedelta(days=back)).isoformat() for back in range(lookback_days + 1))
+            wanted.update(
+                (start - timedelta(days=back)).isoformat() for back in range(lookback_days + 1)
+            )
         return [part for part in self.parts if part.folder_day in wanted]
 
 

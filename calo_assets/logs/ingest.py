@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -72,7 +72,9 @@ class PartRows:
     bytes_read: int
 
 
-def read_days(discovery: Discovery, days: Iterable[str], options: IngestOptions) -> dict[str, DayRows]:
+def read_days(
+    discovery: Discovery, days: Iterable[str], options: IngestOptions
+) -> dict[str, DayRows]:
     """Read every file that can hold records of ``days`` once and split the rows by day."""
     wanted = sorted(set(days))
     result = {day: DayRows() for day in wanted}
@@ -92,7 +94,9 @@ def read_days(discovery: Discovery, days: Iterable[str], options: IngestOptions)
         folder_day = path.parent.name[:10]
         if folder_day in result:
             result[folder_day].quarantine.append(
-                _quarantine_row(folder_day, None, path.parent.name, path.name, None, reason, "", "file")
+                _quarantine_row(
+                    folder_day, None, path.parent.name, path.name, None, reason, "", "file"
+                )
             )
     return result
 
@@ -109,7 +113,9 @@ def _read_parts(parts: list[StreamPart], options: IngestOptions) -> Iterator[Par
 
 def default_workers() -> int:
     """Worker processes for reading: one per core."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return max(
+        1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
 
 
 def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
@@ -159,14 +165,23 @@ def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
     events = [row for row in rows if row["kind"] != QUARANTINED]
     quarantine = [
         _quarantine_row(
-            row["day"], row["occurred_at"], stream, file, row["line"], row["message"], row["payload"], "record"
+            row["day"],
+            row["occurred_at"],
+            stream,
+            file,
+            row["line"],
+            row["message"],
+            row["payload"],
+            "record",
         )
         for row in rows
         if row["kind"] == QUARANTINED
     ]
     for problem in split_problems:
         day = problem.occurred_at[:10] if problem.occurred_at else part.folder_day
-        records_by_day[day] += 1  # text that could not be assembled into a record is one lost record
+        records_by_day[day] += (
+            1  # text that could not be assembled into a record is one lost record
+        )
         quarantine.append(_from_problem(problem, day, stream, file, "record", mask_all))
     for problem in problems:
         quarantine.append(_from_problem(problem, part.folder_day, stream, file, "file", mask_all))
@@ -204,7 +219,9 @@ def _assign_invocations(rows: list[dict[str, Any]]) -> None:
 
 def _record_order(record: Record) -> tuple[str, int]:
     timestamp = record.occurred_at
-    if len(timestamp) != _CANONICAL_TIMESTAMP_LENGTH:  # e.g. no or more fraction digits: sort as instants
+    if (
+        len(timestamp) != _CANONICAL_TIMESTAMP_LENGTH
+    ):  # e.g. no or more fraction digits: sort as instants
         seconds, _, fraction = timestamp[:-1].partition(".")
         timestamp = f"{seconds}.{fraction.ljust(3, '0')}Z"
     return timestamp, record.line
@@ -212,7 +229,7 @@ def _record_order(record: Record) -> tuple[str, int]:
 
 def to_json(value: Any) -> str:
     """Compact JSON of a parsed payload; exact decimals are written as strings, ``undefined`` as null."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
 
 
 def _json_default(value: Any) -> Any:
@@ -223,13 +240,25 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+
+
 def _identity(text: str) -> str:
     return text
 
 
-def _from_problem(problem: Problem, day: str, stream: str, file: str, unit: str, mask) -> dict[str, Any]:
+def _from_problem(
+    problem: Problem, day: str, stream: str, file: str, unit: str, mask
+) -> dict[str, Any]:
     return _quarantine_row(
-        day, problem.occurred_at, stream, file, problem.line, problem.reason, mask(problem.excerpt), unit
+        day,
+        problem.occurred_at,
+        stream,
+        file,
+        problem.line,
+        problem.reason,
+        mask(problem.excerpt),
+        unit,
     )
 
 

@@ -32,7 +32,9 @@ _CHUNK = 1 << 16
 _GZIP_WBITS = 31  # zlib's "gzip container" mode
 EXCERPT_CHARS = 200
 
-_RECORD_START = re.compile(r"^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) |(?=XRAY TraceId: ))", re.M)
+_RECORD_START = re.compile(
+    r"^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) |(?=XRAY TraceId: ))", re.M
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +66,7 @@ def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list
     """Return the decoded text of a stream file and the problems met while reading it."""
     problems: list[Problem] = []
     try:
-        with open(path, "rb") as handle:
+        with path.open("rb") as handle:
             magic = handle.read(2)
             handle.seek(0)
             if magic == GZIP_MAGIC:
@@ -73,7 +75,9 @@ def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list
                 data = handle.read(max_bytes + 1)
                 if len(data) > max_bytes:
                     data = data[:max_bytes]
-                    problems.append(Problem(f"file larger than the {max_bytes:,}-byte limit: rest not read"))
+                    problems.append(
+                        Problem(f"file larger than the {max_bytes:,}-byte limit: rest not read")
+                    )
     except OSError as exc:
         return "", [Problem(f"file could not be read: {exc.strerror or exc}")]
     try:
@@ -89,7 +93,9 @@ def _inflate(handle, path: Path, max_bytes: int, problems: list[Problem]) -> byt
         try:
             return gzip_impl.decompress(raw)
         except (OSError, EOFError, zlib.error, zlib_impl.error):
-            handle.seek(0)  # damaged: inflate again step by step to keep what comes before the damage
+            handle.seek(
+                0
+            )  # damaged: inflate again step by step to keep what comes before the damage
     return _inflate_steps(handle, max_bytes, problems)
 
 
@@ -116,7 +122,11 @@ def _inflate_steps(handle, max_bytes: int, problems: list[Problem]) -> bytes:
         chunks.append(out)
         total += len(out)
         if total > max_bytes:
-            problems.append(Problem(f"gzip inflates past the {max_bytes:,}-byte limit (gzip bomb?): rest not read"))
+            problems.append(
+                Problem(
+                    f"gzip inflates past the {max_bytes:,}-byte limit (gzip bomb?): rest not read"
+                )
+            )
             return b"".join(chunks)[:max_bytes]
         pending = inflater.unconsumed_tail
         if inflater.eof:  # one member done; what follows is another member, padding or garbage
@@ -135,7 +145,9 @@ def split_records(text: str) -> tuple[list[Record], list[Problem]]:
     starts = list(_RECORD_START.finditer(text))
     head_end = starts[0].start() if starts else len(text)
     if text[:head_end].strip():
-        problems.append(Problem("text without a timestamp before the first record", 1, excerpt(text[:head_end])))
+        problems.append(
+            Problem("text without a timestamp before the first record", 1, excerpt(text[:head_end]))
+        )
     line = 1 + text.count("\n", 0, head_end)
     previous_ts = None
     for index, match in enumerate(starts):

@@ -26,16 +26,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description="Write a synthetic CloudWatch export (real layout and line shapes) of the "
         "balance-sync Lambda. The same arguments always give the same files.",
     )
-    parser.add_argument("output", type=Path, help="folder to write the export into (created if missing)")
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2024, 3, 1), help="first day (default 2024-03-01)")
+    parser.add_argument(
+        "output", type=Path, help="folder to write the export into (created if missing)"
+    )
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2024, 3, 1),
+        help="first day (default 2024-03-01)",
+    )
     parser.add_argument("--days", type=int, default=7, help="number of days (default 7)")
     volume = parser.add_mutually_exclusive_group()
-    volume.add_argument("--invocations-per-day", type=int, default=60, help="Lambda invocations per day (default 60)")
-    volume.add_argument("--bytes-per-day", type=_size, help="approximate uncompressed log size per day, e.g. 500K, 1G")
+    volume.add_argument(
+        "--invocations-per-day",
+        type=int,
+        default=60,
+        help="Lambda invocations per day (default 60)",
+    )
+    volume.add_argument(
+        "--bytes-per-day",
+        type=_size,
+        help="approximate uncompressed log size per day, e.g. 500K, 1G",
+    )
     parser.add_argument("--users", type=int, default=40, help="number of subscribers (default 40)")
     parser.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    parser.add_argument("--compression-level", type=int, default=2, choices=range(4), help="gzip level 0-3 (default 2)")
-    parser.add_argument("--truth", type=Path, help="also write what was generated (counts, sums) as JSON here")
+    parser.add_argument(
+        "--compression-level",
+        type=int,
+        default=2,
+        choices=range(4),
+        help="gzip level 0-3 (default 2)",
+    )
+    parser.add_argument(
+        "--truth", type=Path, help="also write what was generated (counts, sums) as JSON here"
+    )
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error("--days must be at least 1")

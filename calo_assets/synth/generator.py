@@ -30,15 +30,37 @@ from calo_assets.synth.node_inspect import inspect, js_number
 
 CURRENCIES = {"BHD": 3, "SAR": 2, "AED": 2, "KWD": 3, "QAR": 2}
 COUNTRY = {"BHD": "BH", "SAR": "SA", "AED": "AE", "KWD": "KW", "QAR": "QA"}
-DEBIT_ACTIONS = [("MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", 40), ("MANUAL_DEDUCTION", "REPLACE_FOOD", 1),
-                 ("MANUAL_DEDUCTION", "LEAVING_THE_COUNTRY", 1), ("REFUND", "REFUNDED_MANUALLY", 1)]
-CREDIT_ACTIONS = [("PAYMENT", "RENEW_SUBSCRIPTION", 4), ("PAYMENT", "PAY_PENDING_AMOUNT", 2),
-                  ("MANUAL_ADDITION", "CUSTOMERS_CALO_EXPERIMENTS", 2), ("PAYMENT", "ADD_DELIVERY_ADDONS", 1),
-                  ("MANUAL_ADDITION", "COMPENSATION", 1), ("MANUAL_ADDITION", "CX_GIFT", 1)]
-FIRST_NAMES = ["Delbert", "Amina", "Yousef", "Sara", "Omar", "Layla", "Hamad", "Noor", "Khalid", "Mariam"]
+DEBIT_ACTIONS = [
+    ("MANUAL_DEDUCTION", "DELIVERY_DEDUCTION", 40),
+    ("MANUAL_DEDUCTION", "REPLACE_FOOD", 1),
+    ("MANUAL_DEDUCTION", "LEAVING_THE_COUNTRY", 1),
+    ("REFUND", "REFUNDED_MANUALLY", 1),
+]
+CREDIT_ACTIONS = [
+    ("PAYMENT", "RENEW_SUBSCRIPTION", 4),
+    ("PAYMENT", "PAY_PENDING_AMOUNT", 2),
+    ("MANUAL_ADDITION", "CUSTOMERS_CALO_EXPERIMENTS", 2),
+    ("PAYMENT", "ADD_DELIVERY_ADDONS", 1),
+    ("MANUAL_ADDITION", "COMPENSATION", 1),
+    ("MANUAL_ADDITION", "CX_GIFT", 1),
+]
+FIRST_NAMES = [
+    "Delbert",
+    "Amina",
+    "Yousef",
+    "Sara",
+    "Omar",
+    "Layla",
+    "Hamad",
+    "Noor",
+    "Khalid",
+    "Mariam",
+]
 LAST_NAMES = ["Hamed", "Al-Sayed", "Rahman", "Haddad", "Nasser", "Karim", "Salem", "Aziz"]
 RUNTIME_ARN = "arn:aws:lambda:us-east-1::runtime:4cb686be08f980f530c1cbdeae970951c08b712057b80e8698cf4641214607d6"
-NEGATIVE_MESSAGE = "Subscriber will have a negative balance due to this action, the process will terminate."
+NEGATIVE_MESSAGE = (
+    "Subscriber will have a negative balance due to this action, the process will terminate."
+)
 
 
 @dataclass(frozen=True)
@@ -48,10 +70,14 @@ class SynthConfig:
     start: date = date(2024, 3, 1)
     days: int = 7
     invocations_per_day: int = 60
-    bytes_per_day: int | None = None  # when set, invocations are added until the day's text is this big
+    bytes_per_day: int | None = (
+        None  # when set, invocations are added until the day's text is this big
+    )
     seed: int = 7
     users: int = 40
-    legacy_until: date | None = None  # transactions before this day are logged without type (legacy)
+    legacy_until: date | None = (
+        None  # transactions before this day are logged without type (legacy)
+    )
     compression_level: int = 2
 
     @property
@@ -86,7 +112,9 @@ class Truth:
         out = dict(self.__dict__)
         out["discrepancy_users"] = len(self.discrepancy_users)
         out["days_with_transactions"] = sorted(self.days_with_transactions)
-        out["amount_by_currency"] = {key: str(value) for key, value in sorted(self.amount_by_currency.items())}
+        out["amount_by_currency"] = {
+            key: str(value) for key, value in sorted(self.amount_by_currency.items())
+        }
         return out
 
 
@@ -193,7 +221,9 @@ class Generator:
 
     def _stream(self, stream: _Stream, when: datetime, invocations: int) -> None:
         init_fails = self.random.random() < 0.04
-        stream.add(when, f"INIT_START Runtime Version: nodejs:20.v15\tRuntime Version ARN: {RUNTIME_ARN}")
+        stream.add(
+            when, f"INIT_START Runtime Version: nodejs:20.v15\tRuntime Version ARN: {RUNTIME_ARN}"
+        )
         self.truth.cold_starts += 1
         self.truth.records += 1
         when += timedelta(milliseconds=self.random.randrange(400, 900))
@@ -210,24 +240,38 @@ class Generator:
             "errorType": "Error",
             "errorMessage": "Cannot find module '/var/task/node_modules/aws-sdk/clients/dynamodb'",
             "code": "ERR_MODULE_NOT_FOUND",
-            "stack": ["Error [ERR_MODULE_NOT_FOUND]: Cannot find module", "    at new NodeError (node:internal/errors:406:5)"],
+            "stack": [
+                "Error [ERR_MODULE_NOT_FOUND]: Cannot find module",
+                "    at new NodeError (node:internal/errors:406:5)",
+            ],
         }
-        stream.add(when, f"{_ts(when)}\tundefined\tERROR\tUncaught Exception \t{json.dumps(error, separators=(',', ':'))}")
+        stream.add(
+            when,
+            f"{_ts(when)}\tundefined\tERROR\tUncaught Exception \t{json.dumps(error, separators=(',', ':'))}",
+        )
         when += timedelta(milliseconds=90)
-        stream.add(when, "INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError")
+        stream.add(
+            when,
+            "INIT_REPORT Init Duration: 766.09 ms\tPhase: invoke\tStatus: error\tError Type: Runtime.ExitError",
+        )
         stream.add(when, f"START RequestId: {request_id} Version: $LATEST")
         when += timedelta(milliseconds=15)
         stream.add(when, "Unknown application error occurred\nRuntime.Unknown")
         stream.add(when, f"END RequestId: {request_id}")
-        stream.add(when, f"REPORT RequestId: {request_id}\tDuration: 781.72 ms\tBilled Duration: 782 ms\t"
-                         "Memory Size: 1024 MB\tMax Memory Used: 41 MB\t\nXRAY TraceId: "
-                         f"1-{self._hex(8)}-{self._hex(24)}\tSegmentId: {self._hex(16)}\tSampled: true\t")
+        stream.add(
+            when,
+            f"REPORT RequestId: {request_id}\tDuration: 781.72 ms\tBilled Duration: 782 ms\t"
+            "Memory Size: 1024 MB\tMax Memory Used: 41 MB\t\nXRAY TraceId: "
+            f"1-{self._hex(8)}-{self._hex(24)}\tSegmentId: {self._hex(16)}\tSampled: true\t",
+        )
         self.truth.uncaught_exceptions += 1
         self.truth.invocations += 1
         self.truth.records += 7  # uncaught, INIT_REPORT, START, runtime error, END, REPORT, XRAY
         return when
 
-    def _app(self, stream: _Stream, when: datetime, request_id: str, level: str, message: str) -> None:
+    def _app(
+        self, stream: _Stream, when: datetime, request_id: str, level: str, message: str
+    ) -> None:
         stream.add(when, f"{_ts(when)}\t{request_id}\t{level}\t{message}")
         self.truth.records += 1
 
@@ -263,8 +307,14 @@ class Generator:
         roll = self.random.random()
         if roll < 0.03:
             when += timedelta(milliseconds=2)
-            self._app(stream, when, request_id, "INFO", "Skipping the balance sync for create subscription, "
-                      "it will be synced from create subscription payment listener")
+            self._app(
+                stream,
+                when,
+                request_id,
+                "INFO",
+                "Skipping the balance sync for create subscription, "
+                "it will be synced from create subscription payment listener",
+            )
             return when
         legacy = self._invocation_day < self.config.legacy_cutoff
         credit = self.random.random() < 0.08
@@ -273,7 +323,9 @@ class Generator:
             weights=[weight for *_, weight in (CREDIT_ACTIONS if credit else DEBIT_ACTIONS)],
         )[0]
         minor = CURRENCIES[user.currency]
-        amount = round(self.random.uniform(3, 400 if credit else 60), self.random.choice([0, 0, 1, minor]))
+        amount = round(
+            self.random.uniform(3, 400 if credit else 60), self.random.choice([0, 0, 1, minor])
+        )
         vat = round(amount * 0.1, minor) if credit and self.random.random() < 0.5 else 0
         rejected = not credit and self.random.random() < 0.01
         if rejected:
@@ -283,54 +335,138 @@ class Generator:
         new = old + net if credit else old - net
         transaction_id = self._ulid()
         if self.random.random() < 0.05:
-            self._sqs_body(stream, when, request_id, user, transaction_id, credit, source, action, amount, vat)
+            self._sqs_body(
+                stream, when, request_id, user, transaction_id, credit, source, action, amount, vat
+            )
         when += timedelta(milliseconds=self.random.randrange(3, 40))
-        self._start_sync(stream, when, request_id, user, transaction_id, legacy, credit, source, action,
-                         amount, vat, old, new)
+        self._start_sync(
+            stream,
+            when,
+            request_id,
+            user,
+            transaction_id,
+            legacy,
+            credit,
+            source,
+            action,
+            amount,
+            vat,
+            old,
+            new,
+        )
         when += timedelta(milliseconds=self.random.randrange(20, 120))
         if rejected:
-            payload = {"message": NEGATIVE_MESSAGE, "data": {"userId": user.user_id,
-                       "currentBalance": js_number(old), "transactionId": transaction_id}}
+            payload = {
+                "message": NEGATIVE_MESSAGE,
+                "data": {
+                    "userId": user.user_id,
+                    "currentBalance": js_number(old),
+                    "transactionId": transaction_id,
+                },
+            }
             self._app(stream, when, request_id, "INFO", inspect(payload))
             self._metric(stream, when, "negativeBalance", user, action)
             self.truth.rejections += 1
             return when
         skip = self.random.random()
         if skip < 0.03:
-            self._app(stream, when, request_id, "INFO", "Skipping the process, balance is already synced from other listeners")
+            self._app(
+                stream,
+                when,
+                request_id,
+                "INFO",
+                "Skipping the process, balance is already synced from other listeners",
+            )
             self.truth.skipped += 1
         elif skip < 0.05:
             detail = inspect({"transactionAction": action})
-            self._app(stream, when, request_id, "INFO", f"Skipping the process, Update Payment Balance Flag is set to false {detail}")
+            self._app(
+                stream,
+                when,
+                request_id,
+                "INFO",
+                f"Skipping the process, Update Payment Balance Flag is set to false {detail}",
+            )
             self.truth.skipped += 1
         else:
             user.balance = new
-            user.payment_balance = user.payment_balance + net if credit else user.payment_balance - net
-            self._app(stream, when, request_id, "INFO", "SubscriptionBalanceUpdated event published")
+            user.payment_balance = (
+                user.payment_balance + net if credit else user.payment_balance - net
+            )
+            self._app(
+                stream, when, request_id, "INFO", "SubscriptionBalanceUpdated event published"
+            )
             self.truth.published += 1
         if user.payment_balance != user.balance:
             when += timedelta(milliseconds=self.random.randrange(5, 30))
             self._discrepancy(stream, when, request_id, user, action)
         return when
 
-    def _start_sync(self, stream, when, request_id, user, transaction_id, legacy, credit, source, action,
-                    amount, vat, old, new) -> None:
+    def _start_sync(
+        self,
+        stream,
+        when,
+        request_id,
+        user,
+        transaction_id,
+        legacy,
+        credit,
+        source,
+        action,
+        amount,
+        vat,
+        old,
+        new,
+    ) -> None:
         transaction: dict = {"id": transaction_id}
         if not legacy:
-            metadata = {"walletId": f"wallet#{user.user_id}", "walletSk": self._uuid(), "version": "syncBalanceSQS"}
+            metadata = {
+                "walletId": f"wallet#{user.user_id}",
+                "walletSk": self._uuid(),
+                "version": "syncBalanceSQS",
+            }
             if self.random.random() < 0.05:  # a gift card: both quote kinds, so Node uses backticks
-                metadata["addons"] = json.dumps([{"giftCard": {"to": user.name, "email": user.email,
-                                                               "message": "Enjoy your \"healthy\" meals, it's on me"}}])
-            transaction.update({"type": "CREDIT" if credit else "DEBIT", "source": source, "action": action,
-                                "userId": user.user_id, "paymentBalance": js_number(user.payment_balance),
-                                "updatePaymentBalance": True,
-                                "metadata": json.dumps(metadata, separators=(",", ":"))})
+                metadata["addons"] = json.dumps(
+                    [
+                        {
+                            "giftCard": {
+                                "to": user.name,
+                                "email": user.email,
+                                "message": 'Enjoy your "healthy" meals, it\'s on me',
+                            }
+                        }
+                    ]
+                )
+            transaction.update(
+                {
+                    "type": "CREDIT" if credit else "DEBIT",
+                    "source": source,
+                    "action": action,
+                    "userId": user.user_id,
+                    "paymentBalance": js_number(user.payment_balance),
+                    "updatePaymentBalance": True,
+                    "metadata": json.dumps(metadata, separators=(",", ":")),
+                }
+            )
         else:
             transaction["userId"] = user.user_id
         amount_text = js_number(amount)
-        transaction.update({"currency": user.currency, "amount": amount_text, "vat": js_number(vat),
-                            "oldBalance": js_number(old), "newBalance": js_number(new)})
-        self._app(stream, when, request_id, "INFO", f"Start syncing the balance {inspect({'transaction': transaction})}")
+        transaction.update(
+            {
+                "currency": user.currency,
+                "amount": amount_text,
+                "vat": js_number(vat),
+                "oldBalance": js_number(old),
+                "newBalance": js_number(new),
+            }
+        )
+        self._app(
+            stream,
+            when,
+            request_id,
+            "INFO",
+            f"Start syncing the balance {inspect({'transaction': transaction})}",
+        )
         truth = self.truth
         truth.transactions += 1
         truth.legacy_transactions += legacy
@@ -338,51 +474,112 @@ class Generator:
         truth.credits += direction_credit
         truth.debits += not direction_credit
         truth.days_with_transactions.add(self._invocation_day.isoformat())
-        truth.amount_by_currency[user.currency] = truth.amount_by_currency.get(user.currency, Decimal(0)) + Decimal(amount_text)
+        truth.amount_by_currency[user.currency] = truth.amount_by_currency.get(
+            user.currency, Decimal(0)
+        ) + Decimal(amount_text)
 
-    def _sqs_body(self, stream, when, request_id, user, transaction_id, credit, source, action, amount, vat) -> None:
-        body = {"id": transaction_id, "type": "CREDIT" if credit else "DEBIT", "source": source, "action": action,
-                "amount": amount, "vat": vat, "userBalance": user.balance, "userId": user.user_id,
-                "name": user.name, "email": user.email, "phoneNumber": user.phone, "brand": "CALO",
-                "currency": user.currency, "updatePaymentBalance": True}
+    def _sqs_body(
+        self, stream, when, request_id, user, transaction_id, credit, source, action, amount, vat
+    ) -> None:
+        body = {
+            "id": transaction_id,
+            "type": "CREDIT" if credit else "DEBIT",
+            "source": source,
+            "action": action,
+            "amount": amount,
+            "vat": vat,
+            "userBalance": user.balance,
+            "userId": user.user_id,
+            "name": user.name,
+            "email": user.email,
+            "phoneNumber": user.phone,
+            "brand": "CALO",
+            "currency": user.currency,
+            "updatePaymentBalance": True,
+        }
         text = json.dumps(body, separators=(",", ":"))
         shape = self.random.choice(["transaction", "record.body", "record"])
         if shape == "record":
-            record = {"messageId": self._uuid(), "receiptHandle": "AQEB" + self._hex(40), "body": text,
-                      "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": str(int(when.timestamp() * 1000)),
-                                     "MessageGroupId": user.user_id, "MessageDeduplicationId": transaction_id},
-                      "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1"}
+            record = {
+                "messageId": self._uuid(),
+                "receiptHandle": "AQEB" + self._hex(40),
+                "body": text,
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": str(int(when.timestamp() * 1000)),
+                    "MessageGroupId": user.user_id,
+                    "MessageDeduplicationId": transaction_id,
+                },
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "awsRegion": "us-east-1",
+            }
             self._app(stream, when, request_id, "INFO", f"record {inspect(record)}")
         else:
             self._app(stream, when, request_id, "INFO", f"{shape} {text}")
 
     def _discrepancy(self, stream, when, request_id, user, action) -> None:
-        payload = {"userId": user.user_id, "subscriptionBalance": js_number(user.balance),
-                   "paymentBalance": js_number(user.payment_balance)}
-        self._app(stream, when, request_id, "ERROR",
-                  f"Subscription balance and payment balance are not in sync {inspect(payload)}")
+        payload = {
+            "userId": user.user_id,
+            "subscriptionBalance": js_number(user.balance),
+            "paymentBalance": js_number(user.payment_balance),
+        }
+        self._app(
+            stream,
+            when,
+            request_id,
+            "ERROR",
+            f"Subscription balance and payment balance are not in sync {inspect(payload)}",
+        )
         self.truth.discrepancies += 1
         self.truth.discrepancy_users.add(user.user_id)
         if self.random.random() < 0.2:
             self._metric(stream, when, "subBalanceDiscrapancy", user, action)
         if self.random.random() < 0.02:
-            slack = {"country": COUNTRY[user.currency], "channel": "subscription-service-alarms", "brand": "CALO",
-                     "suppress": False, "blocks": [{"type": "section", "text": Placeholder("[Object]")},
-                                                   {"type": "section", "fields": Placeholder("[Array]")}]}
-            self._app(stream, when, request_id, "INFO",
-                      f"Sending slack notification {inspect(slack)} arn:aws:sns:us-east-1:000000000000:send-slack")
+            slack = {
+                "country": COUNTRY[user.currency],
+                "channel": "subscription-service-alarms",
+                "brand": "CALO",
+                "suppress": False,
+                "blocks": [
+                    {"type": "section", "text": Placeholder("[Object]")},
+                    {"type": "section", "fields": Placeholder("[Array]")},
+                ],
+            }
+            self._app(
+                stream,
+                when,
+                request_id,
+                "INFO",
+                f"Sending slack notification {inspect(slack)} arn:aws:sns:us-east-1:000000000000:send-slack",
+            )
 
     def _metric(self, stream, when, name, user, action) -> None:
-        metric = {"_aws": {"Timestamp": int(when.timestamp() * 1000), "CloudWatchMetrics": [
-            {"Namespace": "apiService", "Dimensions": [["service"]], "Metrics": [{"Name": name, "Unit": "Count"}]}]},
-            "service": "syncBalanceSQS", name: 1, "userId": user.user_id, "action": action}
+        metric = {
+            "_aws": {
+                "Timestamp": int(when.timestamp() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": "apiService",
+                        "Dimensions": [["service"]],
+                        "Metrics": [{"Name": name, "Unit": "Count"}],
+                    }
+                ],
+            },
+            "service": "syncBalanceSQS",
+            name: 1,
+            "userId": user.user_id,
+            "action": action,
+        }
         stream.add(when, json.dumps(metric, separators=(",", ":")))
         self.truth.records += 1
 
     # -- files -----------------------------------------------------------------------------------
     def _write_stream(self, export: Path, stream: _Stream) -> None:
         lines = [f"{_ts(when)} {text}\n" for when, text in stream.records]
-        starts = [index for index, (_, text) in enumerate(stream.records) if text.startswith("START ")]
+        starts = [
+            index for index, (_, text) in enumerate(stream.records) if text.startswith("START ")
+        ]
         if len(starts) > 2 and self.random.random() < 0.1:  # the export wrote a later chunk first
             cut = self.random.choice(starts[1:])
             lines = lines[cut:] + lines[:cut]
@@ -406,4 +603,3 @@ def generate(output: Path, config: SynthConfig) -> Truth:
     """Write a synthetic export under ``output`` and return what it holds."""
     output.mkdir(parents=True, exist_ok=True)
     return Generator(config).run(output)
-

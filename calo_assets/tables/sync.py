@@ -176,7 +176,9 @@ class _DayBuilder:
             row["report_status"] = str(fields["status"]).lower()
             row["error_type"] = row["error_type"] or fields.get("error_type")
 
-    def _transaction(self, event: Mapping[str, Any], message_id: str | None) -> dict[str, Any] | None:
+    def _transaction(
+        self, event: Mapping[str, Any], message_id: str | None
+    ) -> dict[str, Any] | None:
         logged = (_payload(event) or {}).get("transaction") or {}
         transaction_id = logged["id"]
         known = self.transactions.get(transaction_id)
@@ -205,7 +207,9 @@ class _DayBuilder:
             "update_payment_balance": logged.get("updatePaymentBalance")
             if isinstance(logged.get("updatePaymentBalance"), bool)
             else None,
-            "metadata": metadata if isinstance(metadata, str) or metadata is None else json.dumps(metadata),
+            "metadata": metadata
+            if isinstance(metadata, str) or metadata is None
+            else json.dumps(metadata),
             "outcome": None,
             "outcome_detail": None,
             "times_logged": 1,
@@ -214,7 +218,9 @@ class _DayBuilder:
         return row
 
     @staticmethod
-    def _settle(transaction: dict[str, Any] | None, outcome: str, detail: str | None = None) -> None:
+    def _settle(
+        transaction: dict[str, Any] | None, outcome: str, detail: str | None = None
+    ) -> None:
         if transaction is not None and transaction["outcome"] in (None, UNKNOWN):
             transaction["outcome"] = outcome
             transaction["outcome_detail"] = detail
@@ -264,7 +270,9 @@ class _DayBuilder:
         payload = _payload(event)
         error_type = None
         if isinstance(payload, dict):
-            error_type = payload.get("errorType") or payload.get("error_type") or payload.get("code")
+            error_type = (
+                payload.get("errorType") or payload.get("error_type") or payload.get("code")
+            )
             message = payload.get("errorMessage") or payload.get("message") or event["message"]
         else:
             message = event["message"]

@@ -1,0 +1,46 @@
+# calo_assets: one entry point for setting up, running, testing and benchmarking.
+# `make run` and `make test` set everything up first (a virtual environment in .venv).
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test lint format bench dev clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+## The main job on the shipped sample: every asset for every day, then a summary.
+run: setup
+	$(BIN)/calo-report
+
+## Lint, then the whole test suite (unit, Dagster, end to end on ../shared/real-logs).
+test: setup lint
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+## Benchmarks (not part of the tests): parse of the real export against a bare gzip read.
+bench: setup
+	$(BIN)/python benchmarks/parse_vs_gzip.py
+
+## The Dagster UI on http://127.0.0.1:3000 with runs kept in data/dagster_home.
+dev: setup
+	mkdir -p data/dagster_home
+	DAGSTER_HOME=$(CURDIR)/data/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+clean:
+	rm -rf data/warehouse data/reports data/dagster_home .pytest_cache .ruff_cache

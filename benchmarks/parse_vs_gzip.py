@@ -1,0 +1,70 @@
+"""Parse of a log export against a bare gzip read plus line iteration of the same files.
+
+Both are measured in this process, in the same run, best of ``--repeat``; the figure that matters is
+the ratio (these machines are shared and noisy). Usage::
+
+    python benchmarks/parse_vs_gzip.py [--log-dir ../shared/real-logs] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import time
+from pathlib import Path
+
+from calo_assets.config import PROJECT_ROOT
+from calo_assets.logs.export import discover
+from calo_assets.logs.ingest import IngestOptions, default_workers, read_days
+
+
+def bare_read(paths: list[Path]) -> int:
+    """The baseline: decompress each file with the standard library and iterate its lines."""
+    lines = 0
+    for path in paths:
+        with path.open("rb") as raw:
+            magic = raw.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            for _ in handle:
+                lines += 1
+    return lines
+
+
+def best_of(repeat: int, work) -> tuple[float, object]:
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        began = time.perf_counter()
+        result = work()
+        best = min(best, time.perf_counter() - began)
+    return best, result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
+    )
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    found = discover(args.log_dir)
+    days = sorted({*found.days(), *(d for d in found.days())})
+    paths = [part.path for part in found.parts]
+    size = sum(path.stat().st_size for path in paths)
+    print(f"{len(paths)} files, {size / 1e6:.1f} MB compressed, {len(days)} stream-folder days")
+    baseline, lines = best_of(args.repeat, lambda: bare_read(paths))
+    print(f"baseline  gzip read + line iteration: {baseline:6.3f} s  ({lines:,} lines)")
+    for workers in sorted({1, default_workers()}):
+        options = IngestOptions(workers=workers)
+        seconds, rows = best_of(
+            args.repeat, lambda options=options: read_days(found, days, options)
+        )
+        records = sum(day.records_read for day in rows.values())
+        print(
+            f"parse     {workers} process(es):               {seconds:6.3f} s  ({records:,} records)"
+            f"  ratio {seconds / baseline:4.2f}x"
+        )
+
+
+if __name__ == "__main__":
+    main()
