@@ -19,7 +19,7 @@ import duckdb
 from calo_assets.config import Settings
 from calo_assets.defs.resources import CaloResource
 from calo_assets.logs.export import discover
-from calo_assets.money import minor_unit
+from calo_assets.money import format_money
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 
 EXIT_BAD_INPUT = 2
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         else dg.DagsterInstance.ephemeral()
     )
     result = dg.materialize(
-        list(defs.assets or []),
+        [*defs.assets, *defs.asset_checks],
         resources={"calo": resource},
         instance=instance,
         tags={
@@ -170,14 +170,10 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
         ).fetchall()
         for currency, kind, count, total in volume:
             lines.append(
-                f"  {currency or '?':<4} {kind or '?':<6} {count:>8,} transactions  {_money(total, currency)}"
+                f"  {currency or '?':<4} {kind or '?':<6} {count:>8,} transactions  {format_money(total, currency)}"
             )
     lines.append(f"Tables: {warehouse.root} (DuckDB views in {warehouse.root / DUCKDB_FILE})")
     return "\n".join(lines)
-
-
-def _money(value, currency: str | None) -> str:
-    return f"{value:,.{minor_unit(currency)}f} {currency or ''}".rstrip()
 
 
 if __name__ == "__main__":

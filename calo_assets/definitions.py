@@ -1,13 +1,13 @@
 """The Dagster code location: every asset, check and resource of calo_assets."""
 
-from __future__ import annotations
-
 import dagster as dg
 
-from calo_assets.defs.daily_assets import ingest_logs, sync_tables
+from calo_assets.defs.daily_assets import ingest_logs, latest_day_present, sync_tables
+from calo_assets.defs.history_assets import HISTORY_ASSETS, anomaly_scores
 from calo_assets.defs.resources import CaloResource
 
 defs = dg.Definitions(
-    assets=[ingest_logs, sync_tables],
+    assets=[ingest_logs, sync_tables, anomaly_scores, *HISTORY_ASSETS],
+    asset_checks=[latest_day_present],
     resources={"calo": CaloResource.from_settings()},
 )

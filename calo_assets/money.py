@@ -50,3 +50,10 @@ def to_money(value: Any) -> Decimal | None:
 def minor_unit(currency: str | None) -> int:
     """Decimals to show for a currency (2 when the currency is unknown)."""
     return MINOR_UNITS.get(currency or "", 2)
+
+
+def format_money(value: Decimal | float | None, currency: str | None) -> str:
+    """``value`` rounded to the currency's minor unit, with thousands separators and the code."""
+    if value is None:
+        return ""
+    return f"{value:,.{minor_unit(currency)}f} {currency or ''}".rstrip()

@@ -79,14 +79,11 @@ class Warehouse:
             return _read(self.table_file(table))
         return self.read_days(table, self.days(table))
 
-    def refresh_views(self) -> list[str]:
-        """(Re)create one view per written table in ``calo.duckdb``; return the view names.
-
-        The views are a convenience over the Parquet files: if another process holds the database
-        open, the views are left as they were and a warning is logged.
-        """
-        self.root.mkdir(parents=True, exist_ok=True)
-        statements = []
+    def view_statements(self) -> dict[str, str]:
+        """``CREATE VIEW`` statements, one per table that has data, reading its Parquet files."""
+        statements: dict[str, str] = {}
+        if not self.root.is_dir():
+            return statements
         for table in sorted(path.name for path in self.root.iterdir() if path.is_dir()):
             if self.table_file(table).exists():
                 source = str(self.table_file(table))
@@ -95,20 +92,41 @@ class Warehouse:
             else:
                 continue
             quoted = source.replace("'", "''")
-            statements.append(
-                (
-                    table,
-                    f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{quoted}')",
-                )
+            statements[table] = (
+                f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{quoted}')"
             )
+        return statements
+
+    def connect(self, empty_tables: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+        """An in-memory DuckDB connection with a view per table, for queries over the Parquet files.
+
+        Tables named in ``empty_tables`` that have no data yet are visible as empty tables.
+        """
+        connection = duckdb.connect()
+        statements = self.view_statements()
+        for statement in statements.values():
+            connection.execute(statement)
+        for table in empty_tables:
+            if table not in statements:
+                connection.register(table, SCHEMAS[table].empty_table())
+        return connection
+
+    def refresh_views(self) -> list[str]:
+        """(Re)create one view per written table in ``calo.duckdb``; return the view names.
+
+        The views are a convenience over the Parquet files: if another process holds the database
+        open, the views are left as they were and a warning is logged.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        statements = self.view_statements()
         with _lock(self.root / ".views.lock"):
             try:
                 with duckdb.connect(str(self.root / DUCKDB_FILE)) as connection:
-                    for _, statement in statements:
+                    for statement in statements.values():
                         connection.execute(statement)
             except duckdb.IOException as exc:
                 log.warning("DuckDB views not refreshed (database in use?): %s", exc)
-        return [table for table, _ in statements]
+        return list(statements)
 
 
 def _read(path: Path) -> pa.Table:

@@ -8,20 +8,20 @@ import dagster as dg
 import pytest
 
 from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
-from calo_assets.defs.daily_assets import ingest_logs, sync_tables
+from calo_assets.definitions import defs
 from calo_assets.defs.resources import CaloResource
 from calo_assets.warehouse import Warehouse
 
 REAL_LOGS = PROJECT_ROOT.parent / "shared" / "real-logs"
 REAL_FIRST_DAY, REAL_LAST_DAY = "2023-12-12", "2024-04-15"  # the last stream runs past midnight
 SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2024-03-01", "2024-03-08"
-DAILY_ASSETS = [ingest_logs, sync_tables]
+ALL_ASSETS = [*defs.assets, *defs.asset_checks]
 
 
 def materialize_range(
     log_dir: Path, warehouse_dir: Path, first: str, last: str, assets=None, **resource_options
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the daily assets for ``first..last`` in one run, as a single-run backfill does."""
+    """Materialize the assets (all by default) for ``first..last`` in one run, as ``calo-report`` does."""
     resource = CaloResource(
         log_dir=str(log_dir),
         warehouse_dir=str(warehouse_dir),
@@ -30,7 +30,7 @@ def materialize_range(
         **resource_options,
     )
     return dg.materialize(
-        assets or DAILY_ASSETS,
+        assets or ALL_ASSETS,
         resources={"calo": resource},
         tags={
             "dagster/asset_partition_range_start": first,
@@ -49,7 +49,7 @@ def real_logs() -> Path:
 
 @pytest.fixture(scope="session")
 def real_run(real_logs: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The whole real export materialized once through the Dagster assets (two worker processes)."""
+    """The whole real export materialized once through every Dagster asset (two reading processes)."""
     warehouse_dir = tmp_path_factory.mktemp("real") / "warehouse"
     result = materialize_range(real_logs, warehouse_dir, REAL_FIRST_DAY, REAL_LAST_DAY, workers=2)
     return result, Warehouse(warehouse_dir)

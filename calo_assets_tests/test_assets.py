@@ -9,12 +9,15 @@ import pytest
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.daily_assets import INGEST_TABLES, ingest_logs, sync_tables
+from calo_assets.defs.history_assets import anomaly_scores
 from calo_assets.defs.resources import CaloResource
 from calo_assets.tables.sync import SYNC_TABLES
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 from calo_assets_tests.conftest import SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY, materialize_range
 
-DAILY_TABLES = (*INGEST_TABLES, *SYNC_TABLES)
+DAILY_TABLES = (*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores")
+HISTORY_TABLES = ("ledger_breaks", "user_exposure", "overdrafts", "sync_outcomes", "user_summary")
+LEDGER_TABLES = ("anomaly_scores", *HISTORY_TABLES)
 SAMPLE_DAYS = 8
 
 
@@ -22,7 +25,11 @@ def test_definitions_load_with_groups_and_partitions():
     repository = defs.get_repository_def()
     graph = repository.asset_graph
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {**dict.fromkeys(INGEST_TABLES, "logs"), **dict.fromkeys(SYNC_TABLES, "sync")}
+    assert groups == {
+        **dict.fromkeys(INGEST_TABLES, "logs"),
+        **dict.fromkeys(SYNC_TABLES, "sync"),
+        **dict.fromkeys(LEDGER_TABLES, "ledger"),
+    }
     assert (
         graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d")
         == "2023-12-01"
@@ -36,7 +43,7 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         (event.asset_key.to_user_string(), event.partition)
         for event in result.get_asset_materialization_events()
     }
-    assert len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS
+    assert len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES)
     for table in DAILY_TABLES:
         assert (
             warehouse.days(table)[0] == SAMPLE_FIRST_DAY
@@ -49,8 +56,8 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
                 "select view_name from duckdb_views() where not internal"
             ).fetchall()
         }
-        assert views == set(DAILY_TABLES)
-        assert connection.execute("select count(*) from transactions").fetchall() == [(618,)]
+        assert views == {*DAILY_TABLES, *HISTORY_TABLES}
+        assert connection.execute("select count(*) from transactions").fetchall() == [(660,)]
 
 
 def test_metadata_and_the_nothing_lost_check(sample_run):
@@ -60,7 +67,7 @@ def test_metadata_and_the_nothing_lost_check(sample_run):
         for event in result.get_asset_materialization_events()
     }
     transactions = metadata["transactions"]
-    assert transactions["dagster/row_count"].value == 618
+    assert transactions["dagster/row_count"].value == 660
     assert (
         transactions["days"].value
         == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} ({SAMPLE_DAYS} days)"
@@ -69,12 +76,20 @@ def test_metadata_and_the_nothing_lost_check(sample_run):
     assert set(transactions["outcomes"].value) == {"applied", "rejected", "skipped"}
     assert metadata["log_events"]["junk files ignored"].value == 3
     assert metadata["log_events"]["duplicate copies skipped"].value == 1
-    (check,) = result.get_asset_check_evaluations()
-    assert (check.check_name, check.passed, check.metadata["records read"].value) == (
-        "nothing_lost",
-        True,
-        3498,
-    )
+    checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    assert {name: check.passed for name, check in checks.items()} == {
+        "nothing_lost": True,
+        "transaction_ids_unique": True,
+        "every_transaction_has_an_outcome": True,
+        "discrepancy_rate": True,
+        "anomaly_share": True,
+        "arithmetic_rule": False,  # the sample holds one legacy transaction that does not add up
+        "every_transaction_accounted_for": True,
+        "latest_day_present": False,  # the sample is from 2024: the warehouse is not fresh
+    }
+    assert checks["nothing_lost"].metadata["records read"].value == 3732
+    assert checks["arithmetic_rule"].severity == dg.AssetCheckSeverity.WARN
+    assert checks["arithmetic_rule"].metadata["breaks"].value == 1
 
 
 def test_rerunning_a_day_replaces_it(sample_run, tmp_path):
@@ -117,3 +132,13 @@ def test_a_single_sync_table_can_be_materialized_alone(sample_run, tmp_path):
 def test_a_missing_log_folder_fails_with_a_clear_message(tmp_path):
     with pytest.raises(dg.Failure, match="does not exist"):
         materialize_range(tmp_path / "nowhere", tmp_path / "warehouse", "2024-03-01", "2024-03-01")
+
+
+def test_anomaly_scores_are_identical_when_materialized_again(sample_run):
+    _, warehouse = sample_run
+    before = warehouse.day_file("anomaly_scores", "2024-03-06").read_bytes()
+    again = materialize_range(
+        SAMPLE_LOG_DIR, warehouse.root, "2024-03-06", "2024-03-06", assets=[anomaly_scores]
+    )
+    assert again.success
+    assert warehouse.day_file("anomaly_scores", "2024-03-06").read_bytes() == before

@@ -24,9 +24,14 @@ def test_streams_read_once_and_nothing_lost(real_run, sql):
     assert sql("select count(distinct stream) from ingest_manifest") == [(1279,)]
     assert sql("select count(*) from ingest_manifest where bytes_read > 0") == [(1279,)]
     assert sql("select count(*) from quarantine") == [(0,)]
-    checks = result.get_asset_check_evaluations()
-    assert [(check.check_name, check.passed) for check in checks] == [("nothing_lost", True)]
-    assert checks[0].metadata["records read"].value == 70081
+    checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
+    assert checks["nothing_lost"].passed
+    assert checks["nothing_lost"].metadata["records read"].value == 70081
+    failing = {name for name, check in checks.items() if not check.passed}
+    # Warnings that are findings: 5 legacy rows that do not add up, 18 days where discrepancies outnumber
+    # half the transactions, and an export from 2024 (the warehouse is not fresh).
+    assert failing == {"arithmetic_rule", "discrepancy_rate", "latest_day_present"}
+    assert len(checks["discrepancy_rate"].metadata["days above the bound"].value) == 18
     assert sql("select count(*) from log_events") == [(70081,)]
 
 
@@ -107,3 +112,54 @@ def test_personal_data_is_masked(sql):
     )
     assert hits == [(0,)]
     assert sql("select count(*) from transactions where metadata like '%@%.%'") == [(0,)]
+
+
+def test_no_typed_transaction_breaks_the_arithmetic_rule(sql):
+    assert sql(
+        "select type_inferred, count(*) from ledger_breaks where rule = 'arithmetic' group by 1"
+    ) == [(True, 5)]
+    assert sql("select count(*) from ledger_breaks where rule = 'continuity'") == [(179,)]
+
+
+def test_exposure_per_currency_matches_an_independent_count_from_the_raw_rows(sql):
+    latest: dict[str, tuple] = {}
+    for user, currency, occurred, stream, line, subscription, payment in sql(
+        "select user_id, currency, occurred_at, stream, line, subscription_balance, payment_balance from balance_discrepancies"
+    ):
+        key = (occurred, stream, line)
+        if user not in latest or key > latest[user][0]:
+            latest[user] = (key, currency, subscription - payment)
+    expected: dict[str, list[Decimal]] = {}
+    for _, currency, gap in latest.values():
+        totals = expected.setdefault(currency, [Decimal(0), Decimal(0)])
+        if gap > Decimal("0.0005"):
+            totals[0] += gap
+        elif gap < Decimal("-0.0005"):
+            totals[1] -= gap
+    exposure = sql(
+        "select currency, sum(latest_gap) filter (where exposure_type = 'over_credited'),"
+        " sum(-latest_gap) filter (where exposure_type = 'under_credited') from user_exposure group by 1"
+    )
+    assert {
+        currency: [at_risk or Decimal(0), owed or Decimal(0)]
+        for currency, at_risk, owed in exposure
+    } == expected
+    assert sql("select count(*), sum(times_logged) from user_exposure") == [(147, 3574)]
+    assert {currency for currency, *_ in exposure} == {"AED", "BHD", "KWD", "QAR", "SAR"}
+
+
+def test_every_transaction_is_accounted_for_and_reconciled(sql):
+    assert sql(
+        "select sum(transactions), sum(applied), sum(published_events), bool_and(all_accounted_for),"
+        " sum(abs(published_without_transaction)) from sync_outcomes"
+    ) == [(13689, 13197, 13197, True, 0)]
+    assert sql("select kind, count(*) from overdrafts group by 1 order by 1") == [("attempted", 10)]
+    assert sql("select count(*), sum(transactions) from user_summary") == [(617, 13689)]
+
+
+def test_anomaly_scores_cover_every_transaction(sql):
+    assert sql("select count(*), count(distinct transaction_id) from anomaly_scores") == [
+        (13689, 13689)
+    ]
+    flagged = sql("select count(*) from anomaly_scores where is_anomaly and reasons <> ''")[0][0]
+    assert sql("select count(*) from anomaly_scores where is_anomaly") == [(flagged,)]

@@ -4,21 +4,21 @@ Each run handles one partition or, as a single-run backfill, a whole range of da
 of the range are then read once, not once per day.
 """
 
-from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets.defs.metadata import table_metadata
+from calo_assets.defs.metadata import table_metadata, value_counts
 from calo_assets.defs.partitions import daily_partitions, single_run
 from calo_assets.defs.resources import CaloResource
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import read_days
 from calo_assets.tables.schema import to_rows, to_table
-from calo_assets.tables.sync import SYNC_TABLES, build_sync_tables
+from calo_assets.tables.sync import OUTCOMES, SYNC_TABLES, build_sync_tables
 from calo_assets.warehouse import Warehouse
 
 INGEST_TABLES = ("log_events", "quarantine", "ingest_manifest")
@@ -86,9 +86,9 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
         metadata = table_metadata(table, days)
         if name == "log_events":
             metadata.update(discovery_summary)
-            metadata["records by kind"] = dg.MetadataValue.json(_counts(table, "kind"))
+            metadata["records by kind"] = dg.MetadataValue.json(value_counts(table, "kind"))
         if name == "quarantine":
-            metadata["reasons"] = dg.MetadataValue.json(_counts(table, "reason"))
+            metadata["reasons"] = dg.MetadataValue.json(value_counts(table, "reason"))
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
     yield nothing_lost_check(warehouse, days)
 
@@ -128,6 +128,23 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
         )
         for name in SYNC_TABLES
     ],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "transaction_ids_unique",
+            asset="transactions",
+            description="No transaction id appears on two rows, over the whole warehouse.",
+        ),
+        dg.AssetCheckSpec(
+            "every_transaction_has_an_outcome",
+            asset="transactions",
+            description="Each transaction is applied, skipped, rejected, failed or unknown.",
+        ),
+        dg.AssetCheckSpec(
+            "discrepancy_rate",
+            asset="balance_discrepancies",
+            description="Discrepancy events per transaction, per day, stay under CaloResource.max_discrepancy_rate.",
+        ),
+    ],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     can_subset=True,
@@ -152,17 +169,85 @@ def sync_tables(
         table = pa.concat_tables(written[name])
         metadata = table_metadata(table, days)
         if name == "transactions":
-            metadata["outcomes"] = dg.MetadataValue.json(_counts(table, "outcome"))
+            metadata["outcomes"] = dg.MetadataValue.json(value_counts(table, "outcome"))
             metadata["amount by currency"] = dg.MetadataValue.json(
                 _sum_by(table, "currency", "amount")
             )
         if name == "invocations":
-            metadata["status"] = dg.MetadataValue.json(_counts(table, "status"))
+            metadata["status"] = dg.MetadataValue.json(value_counts(table, "status"))
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
+    selected_checks = {key.name for key in context.selected_asset_check_keys}
+    yield from sync_checks(warehouse, days, selected_checks, calo.max_discrepancy_rate)
 
 
-def _counts(table: pa.Table, column: str) -> dict[str, int]:
-    return dict(sorted(Counter(str(value) for value in table[column].to_pylist()).items()))
+def sync_checks(
+    warehouse: Warehouse, days: list[str], selected: set[str], max_rate: float
+) -> Iterator[dg.AssetCheckResult]:
+    """The checks of the sync tables, computed from the written files."""
+    with warehouse.connect(empty_tables=SYNC_TABLES) as connection:
+        if "transaction_ids_unique" in selected:
+            duplicates = connection.sql(
+                "select transaction_id, count(*) as rows from transactions group by 1 having count(*) > 1 order by 1 limit 20"
+            ).fetchall()
+            yield dg.AssetCheckResult(
+                check_name="transaction_ids_unique",
+                asset_key="transactions",
+                passed=not duplicates,
+                metadata={
+                    "duplicated ids (first 20)": dg.MetadataValue.json(
+                        [row[0] for row in duplicates]
+                    )
+                },
+            )
+        window = [date.fromisoformat(days[0]), date.fromisoformat(days[-1])]
+        if "every_transaction_has_an_outcome" in selected:
+            (missing,) = connection.execute(
+                "select count(*) from transactions where day between ? and ? and outcome not in ?",
+                [*window, list(OUTCOMES)],
+            ).fetchone()
+            yield dg.AssetCheckResult(
+                check_name="every_transaction_has_an_outcome",
+                asset_key="transactions",
+                passed=missing == 0,
+                metadata={"without an outcome": missing},
+            )
+        if "discrepancy_rate" in selected:
+            rates = connection.execute(
+                "select t.day::varchar, count(distinct d.occurred_at::varchar || d.stream || d.line) / count(distinct t.transaction_id) "
+                "from transactions t left join balance_discrepancies d on d.day = t.day "
+                "where t.day between ? and ? group by 1 order by 1",
+                window,
+            ).fetchall()
+            high = [{"day": day, "rate": round(rate, 3)} for day, rate in rates if rate > max_rate]
+            yield dg.AssetCheckResult(
+                check_name="discrepancy_rate",
+                asset_key="balance_discrepancies",
+                passed=not high,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "bound": max_rate,
+                    "days above the bound": dg.MetadataValue.json(high[:20]),
+                    "days checked": len(rates),
+                },
+            )
+
+
+@dg.asset_check(
+    asset="log_events",
+    description="The daily tables are fresh: the latest complete UTC day (yesterday) has been materialized.",
+)
+def latest_day_present(calo: CaloResource) -> dg.AssetCheckResult:
+    """Warn when yesterday (UTC) is missing from the warehouse."""
+    latest_complete = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    days = calo.warehouse.days("log_events")
+    return dg.AssetCheckResult(
+        passed=latest_complete in days,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "latest complete day": latest_complete,
+            "latest day in the warehouse": days[-1] if days else "none",
+        },
+    )
 
 
 def _sum_by(table: pa.Table, key: str, value: str) -> dict[str, str]:

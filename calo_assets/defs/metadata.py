@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -45,3 +47,27 @@ def _days_text(days: list[str]) -> str:
     if not days:
         return "none"
     return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]} ({len(days)} days)"
+
+
+def value_counts(table: pa.Table, column: str) -> dict[str, int]:
+    """How many rows hold each value of ``column`` (as text), sorted by value."""
+    return dict(sorted(Counter(str(value) for value in table[column].to_pylist()).items()))
+
+
+def markdown_table(
+    table: pa.Table, money_columns: tuple[str, ...] = (), currency_column: str = "currency"
+) -> str:
+    """A small table as Markdown; money shown to its currency's minor unit."""
+    from calo_assets.money import minor_unit
+
+    names = table.column_names
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in table.to_pylist():
+        cells = []
+        for name in names:
+            value = row[name]
+            if name in money_columns and isinstance(value, Decimal):
+                value = f"{value:,.{minor_unit(row.get(currency_column))}f}"
+            cells.append(_cell(value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -21,6 +21,7 @@ class CaloResource(dg.ConfigurableResource):
     mask_personal_data: bool = True
     workers: int = 0
     max_file_bytes: int = DEFAULT_MAX_BYTES
+    max_discrepancy_rate: float = 0.5
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> CaloResource:

@@ -15,6 +15,7 @@ copy of one ``.gz`` stream and ``.DS_Store`` junk.
 
 from __future__ import annotations
 
+import heapq
 import json
 import random
 import uuid
@@ -58,6 +59,7 @@ FIRST_NAMES = [
 ]
 LAST_NAMES = ["Hamed", "Al-Sayed", "Rahman", "Haddad", "Nasser", "Karim", "Salem", "Aziz"]
 RUNTIME_ARN = "arn:aws:lambda:us-east-1::runtime:4cb686be08f980f530c1cbdeae970951c08b712057b80e8698cf4641214607d6"
+_BYTES_PER_INVOCATION = 1550  # measured on generated exports; sizes the day for --bytes-per-day
 NEGATIVE_MESSAGE = (
     "Subscriber will have a negative balance due to this action, the process will terminate."
 )
@@ -102,6 +104,8 @@ class Truth:
     discrepancies: int = 0
     discrepancy_users: set[str] = field(default_factory=set)
     uncaught_exceptions: int = 0
+    arithmetic_breaks: int = 0
+    continuity_breaks: int = 0
     records: int = 0
     days_with_transactions: set[str] = field(default_factory=set)
     amount_by_currency: dict[str, Decimal] = field(default_factory=dict)
@@ -127,6 +131,7 @@ class _User:
     name: str
     email: str
     phone: str
+    last_applied_new: float | None = None
 
 
 class _Stream:
@@ -135,11 +140,9 @@ class _Stream:
     def __init__(self, folder: str) -> None:
         self.folder = folder
         self.records: list[tuple[datetime, str]] = []
-        self.size = 0
 
     def add(self, when: datetime, text: str) -> None:
         self.records.append((when, text))
-        self.size += len(text) + 27  # timestamp, space and the blank line after the record
 
 
 def _ts(when: datetime) -> str:
@@ -187,52 +190,55 @@ class Generator:
         export = output / self._uuid()
         streams: list[_Stream] = []
         for offset in range(self.config.days):
-            day = self.config.start + timedelta(days=offset)
-            streams.extend(self._day(day))
-        for stream in streams:
-            self._write_stream(export, stream)
+            day_streams = self._day(self.config.start + timedelta(days=offset))
+            for stream in day_streams:
+                self._write_stream(export, stream)
+                stream.records.clear()  # written: keep memory to one day's text
+            streams.extend(day_streams)
         self._add_junk(export, streams)
         return self.truth
 
     def _day(self, day: date) -> list[_Stream]:
+        """Plan the day's streams, then play their invocations in time order across streams, so each
+        user's balance evolves in the order the logs show (the continuity rule holds)."""
         target_bytes = self.config.bytes_per_day
-        remaining = self.config.invocations_per_day if target_bytes is None else 10**12
-        streams = []
-        written = 0
+        remaining = (
+            self.config.invocations_per_day
+            if target_bytes is None
+            else max(1, target_bytes // _BYTES_PER_INVOCATION)
+        )
         midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        streams: list[_Stream] = []
+        queue: list[tuple[datetime, int, int, int, bool]] = []
         while remaining > 0:
             count = min(remaining, self.random.randint(1, 10))
             remaining -= count
-            if target_bytes is not None and written + count * 1500 >= target_bytes:
-                remaining = 0
-            folder = f"{day.isoformat()}-[$LATEST]{self._hex(32)}"
-            stream = _Stream(folder)
-            last_stream_of_day = remaining <= 0
             # The last stream of a day starts shortly before midnight and runs past it.
             begin = (
                 midnight + timedelta(days=1, seconds=-(count // 2 + 1))
-                if last_stream_of_day and count > 1
+                if remaining <= 0 and count > 1
                 else midnight + timedelta(seconds=self.random.randrange(0, 23 * 3600))
             )
-            self._stream(stream, begin, count)
+            stream = _Stream(f"{day.isoformat()}-[$LATEST]{self._hex(32)}")
+            stream.add(
+                begin,
+                f"INIT_START Runtime Version: nodejs:20.v15\tRuntime Version ARN: {RUNTIME_ARN}",
+            )
+            self.truth.cold_starts += 1
+            self.truth.records += 1
+            first = begin + timedelta(milliseconds=self.random.randrange(400, 900))
+            heapq.heappush(queue, (first, len(streams), 0, count, self.random.random() < 0.04))
             streams.append(stream)
-            written += stream.size
-        return streams
-
-    def _stream(self, stream: _Stream, when: datetime, invocations: int) -> None:
-        init_fails = self.random.random() < 0.04
-        stream.add(
-            when, f"INIT_START Runtime Version: nodejs:20.v15\tRuntime Version ARN: {RUNTIME_ARN}"
-        )
-        self.truth.cold_starts += 1
-        self.truth.records += 1
-        when += timedelta(milliseconds=self.random.randrange(400, 900))
-        for index in range(invocations):
-            if index == 0 and init_fails:
-                when = self._failed_init(stream, when)
+        while queue:
+            when, index, done, count, init_fails = heapq.heappop(queue)
+            if done == 0 and init_fails:
+                when = self._failed_init(streams[index], when)
             else:
-                when = self._invocation(stream, when, cold=index == 0)
-            when += timedelta(seconds=self.random.choice([1, 2, 2, 3]))
+                when = self._invocation(streams[index], when, cold=done == 0)
+            if done + 1 < count:
+                pause = timedelta(seconds=self.random.choice([1, 2, 2, 3]))
+                heapq.heappush(queue, (when + pause, index, done + 1, count, init_fails))
+        return streams
 
     def _failed_init(self, stream: _Stream, when: datetime) -> datetime:
         request_id = self._uuid()
@@ -331,8 +337,13 @@ class Generator:
         if rejected:
             amount = round(user.balance + self.random.uniform(5, 50), minor)
         net = amount - vat
+        if self.random.random() < 0.01:  # an unlogged change of the balance: the chain breaks here
+            user.balance += self.random.choice([-1, 1]) * self.random.randrange(1, 50)
         old = user.balance
         new = old + net if credit else old - net
+        if legacy and self.random.random() < 0.02:  # a legacy row whose new balance does not add up
+            new += self.random.choice([-1, 1]) * self.random.randrange(1, 40)
+            self.truth.arithmetic_breaks += 1
         transaction_id = self._ulid()
         if self.random.random() < 0.05:
             self._sqs_body(
@@ -389,7 +400,9 @@ class Generator:
             )
             self.truth.skipped += 1
         else:
-            user.balance = new
+            if user.last_applied_new is not None and old != user.last_applied_new:
+                self.truth.continuity_breaks += 1
+            user.balance = user.last_applied_new = new
             user.payment_balance = (
                 user.payment_balance + net if credit else user.payment_balance - net
             )

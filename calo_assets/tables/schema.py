@@ -147,6 +147,103 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("line", INT),
         ]
     ),
+    "anomaly_scores": pa.schema(
+        [
+            ("transaction_id", TEXT),
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("user_id", TEXT),
+            ("currency", TEXT),
+            ("score", pa.float64()),
+            ("is_anomaly", FLAG),
+            ("reasons", TEXT),
+            ("window_rows", INT),
+        ]
+    ),
+    "ledger_breaks": pa.schema(
+        [
+            ("user_id", TEXT),
+            ("transaction_id", TEXT),
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("currency", TEXT),
+            ("type", TEXT),
+            ("type_inferred", FLAG),
+            ("outcome", TEXT),
+            ("rule", TEXT),
+            ("expected", MONEY),
+            ("actual", MONEY),
+            ("difference", MONEY),
+            ("previous_transaction_id", TEXT),
+        ]
+    ),
+    "user_exposure": pa.schema(
+        [
+            ("user_id", TEXT),
+            ("currency", TEXT),
+            ("latest_subscription_balance", MONEY),
+            ("latest_payment_balance", MONEY),
+            ("latest_gap", MONEY),
+            ("exposure_type", TEXT),
+            ("first_seen", TIMESTAMP),
+            ("last_seen", TIMESTAMP),
+            ("times_logged", INT),
+            ("distinct_gaps", INT),
+            ("latest_transaction_id", TEXT),
+            ("later_applied_transactions", INT),
+        ]
+    ),
+    "overdrafts": pa.schema(
+        [
+            ("kind", TEXT),
+            ("day", DAY),
+            ("occurred_at", TIMESTAMP),
+            ("user_id", TEXT),
+            ("transaction_id", TEXT),
+            ("currency", TEXT),
+            ("action", TEXT),
+            ("balance_before", MONEY),
+            ("amount", MONEY),
+            ("balance_after", MONEY),
+            ("outcome", TEXT),
+            ("stream", TEXT),
+            ("line", INT),
+        ]
+    ),
+    "sync_outcomes": pa.schema(
+        [
+            ("day", DAY),
+            ("transactions", INT),
+            ("applied", INT),
+            ("skipped", INT),
+            ("rejected", INT),
+            ("failed", INT),
+            ("unknown", INT),
+            ("published_events", INT),
+            ("published_without_transaction", INT),
+            ("all_accounted_for", FLAG),
+        ]
+    ),
+    "user_summary": pa.schema(
+        [
+            ("user_id", TEXT),
+            ("currency", TEXT),
+            ("transactions", INT),
+            ("credits", INT),
+            ("debits", INT),
+            ("credited_amount", MONEY),
+            ("debited_amount", MONEY),
+            ("rejected", INT),
+            ("failed", INT),
+            ("first_activity", TIMESTAMP),
+            ("last_activity", TIMESTAMP),
+            ("discrepancy_events", INT),
+            ("latest_gap", MONEY),
+            ("exposure_type", TEXT),
+            ("ledger_breaks", INT),
+            ("anomalies", INT),
+        ]
+    ),
 }
 
 _PARSED_FROM_TEXT = (pa.types.is_timestamp, pa.types.is_date)
