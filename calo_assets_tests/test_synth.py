@@ -7,10 +7,12 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
 from calo_assets.config import SAMPLE_LOG_DIR
+from calo_assets.ledger import reconcile
 from calo_assets.logs.events import ALL_KINDS
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions, read_days
@@ -51,16 +53,12 @@ def generated(tmp_path_factory):
     for day_rows in rows.values():
         for name, table in build_sync_tables(day_rows.events).items():
             tables.setdefault(name, []).append(table)
-    return (
-        truth,
-        found,
-        rows,
-        {name: pa.concat_tables(parts).to_pylist() for name, parts in tables.items()},
-    )
+    arrow = {name: pa.concat_tables(parts) for name, parts in tables.items()}
+    return truth, found, rows, {name: table.to_pylist() for name, table in arrow.items()}, arrow
 
 
 def test_every_family_of_the_real_export_is_generated(generated):
-    _, found, rows, _ = generated
+    _, found, rows, _, _ = generated
     kinds = Counter(event["kind"] for day in rows.values() for event in day.events)
     assert set(ALL_KINDS) - set(kinds) == {"app_message", "unknown"}
     assert len(found.duplicates) == 1 and len(found.junk) == 3
@@ -68,7 +66,7 @@ def test_every_family_of_the_real_export_is_generated(generated):
 
 
 def test_what_the_generator_wrote_is_what_the_pipeline_reads(generated):
-    truth, found, rows, tables = generated
+    truth, found, rows, tables, _ = generated
     transactions = tables["transactions"]
     assert len(found.parts) == truth.streams
     assert sum(day.records_read for day in rows.values()) == truth.records
@@ -102,7 +100,7 @@ def test_what_the_generator_wrote_is_what_the_pipeline_reads(generated):
 
 
 def test_streams_cross_midnight(generated):
-    _, _, rows, _ = generated
+    _, _, rows, _, _ = generated
     crossing = [
         event
         for day, day_rows in rows.items()
@@ -143,3 +141,13 @@ def test_cli_refuses_bad_arguments(tmp_path, arguments):
     with pytest.raises(SystemExit) as exit_info:
         cli.main([str(tmp_path), *arguments])
     assert exit_info.value.code == 2
+
+
+def test_the_planted_ledger_breaks_are_found(generated):
+    truth, _, _, _, arrow = generated
+    connection = duckdb.connect()
+    for name, table in arrow.items():
+        connection.register(name, table)
+    breaks = Counter(row["rule"] for row in reconcile.ledger_breaks(connection).to_pylist())
+    assert breaks == {"arithmetic": truth.arithmetic_breaks, "continuity": truth.continuity_breaks}
+    assert truth.arithmetic_breaks > 0 and truth.continuity_breaks > 0
