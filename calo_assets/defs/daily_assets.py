@@ -213,9 +213,9 @@ def sync_checks(
             )
         if "discrepancy_rate" in selected:
             rates = connection.execute(
-                "select t.day::varchar, count(distinct d.occurred_at::varchar || d.stream || d.line) / count(distinct t.transaction_id) "
-                "from transactions t left join balance_discrepancies d on d.day = t.day "
-                "where t.day between ? and ? group by 1 order by 1",
+                "with t as (select day, count(*) as n from transactions where day between ? and ? group by day),"
+                " d as (select day, count(*) as n from balance_discrepancies group by day)"
+                " select t.day::varchar, coalesce(d.n, 0) / t.n from t left join d using (day) order by 1",
                 window,
             ).fetchall()
             high = [{"day": day, "rate": round(rate, 3)} for day, rate in rates if rate > max_rate]

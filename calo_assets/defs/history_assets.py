@@ -16,7 +16,7 @@ from calo_assets.ledger.anomalies import (
     DEFAULT_CONTAMINATION,
     DEFAULT_WINDOW_DAYS,
     AnomalySettings,
-    score_day,
+    score_days,
 )
 from calo_assets.tables.schema import SCHEMAS
 from calo_assets.warehouse import Warehouse
@@ -63,10 +63,9 @@ def anomaly_scores(context: dg.AssetExecutionContext, config: AnomalyConfig, cal
     history = _days_between(days[0] - timedelta(days=settings.window_days - 1), days[-1])
     transactions = warehouse.read_days("transactions", history).to_pandas()
     scored = []
-    for day in days:
-        start = day - timedelta(days=settings.window_days - 1)
-        window = transactions[(transactions["day"] >= start) & (transactions["day"] <= day)]
-        table = pa.Table.from_pandas(score_day(window, day, settings), preserve_index=False)
+    frames = score_days(transactions, days, settings, calo.ingest_options.workers)
+    for day, frame in zip(days, frames, strict=True):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
         warehouse.write_day(
             "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
         )
