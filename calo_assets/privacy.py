@@ -7,10 +7,12 @@ import re
 MASK = "***"
 
 # A value (quoted with ', " or \" as in JSON inside a string) of a key that names a person or a contact.
+# A value of a key that names a person or a contact. Quotes may carry any number of backslashes: JSON
+# inside a string inside JSON (SQS bodies, gift-card metadata) is escaped once per level.
 _PERSONAL_KEY = re.compile(
-    r"""(?P<key>(?:\\?["'])?(?:[A-Za-z]*(?:[Nn]ame|[Ee]mail|[Pp]hone(?:Number)?)|actor|sender|recipient)"""
-    r"""(?:\\?["'])?\s*[:=]\s*)"""
-    r"""(?P<value>\\"(?:[^"\\]|\\[^"])*?\\"|"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`)""",
+    r"""(?P<key>(?:\\*["'])?(?:[A-Za-z]*(?:[Nn]ame|[Ee]mail|[Pp]hone(?:Number)?)|actor|sender|receiver|recipient)"""
+    r"""(?:\\*["'])?\s*[:=]\s*)(?P<quote>\\*["'`])(?P<value>.*?)(?P=quote)""",
+    re.DOTALL,
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 _PHONE = re.compile(r"(?<![\w.])\+\d[\d \-]{6,16}\d(?!\d)")
@@ -26,13 +28,12 @@ def _may_hold_personal_data(text: str) -> bool:
         or "actor" in text
         or "sender" in text
         or "recipient" in text
+        or "receiver" in text
     )
 
 
 def _mask_value(match: re.Match[str]) -> str:
-    value = match.group("value")
-    quote = '\\"' if value.startswith('\\"') else value[0]
-    return f"{match.group('key')}{quote}{MASK}{quote}"
+    return f"{match.group('key')}{match.group('quote')}{MASK}{match.group('quote')}"
 
 
 def mask_text(text: str) -> str:

@@ -140,7 +140,7 @@ def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
             "kind": QUARANTINED,
             "message": None,
             "payload": None,
-            "trailing": None,
+            "trailing_text": None,
         }
         if bad_utf8 and "\ufffd" in record.body:
             row["message"] = "invalid UTF-8 in record: bytes replaced by U+FFFD"
@@ -158,7 +158,7 @@ def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
                 row["request_id"] = event.request_id
                 row["message"] = mask(event.message)
                 row["payload"] = None if event.payload is None else mask(to_json(event.payload))
-                row["trailing"] = mask(event.trailing) if event.trailing else None
+                row["trailing_text"] = mask(event.trailing) if event.trailing else None
         rows.append(row)
     _assign_invocations(rows)
     records_by_day = Counter(row["day"] for row in rows)

@@ -134,6 +134,21 @@ class _User:
     last_applied_new: float | None = None
 
 
+@dataclass(frozen=True)
+class _Draft:
+    """One transaction as the service will log it (balances as the float arithmetic left them)."""
+
+    transaction_id: str
+    legacy: bool
+    credit: bool
+    source: str
+    action: str
+    amount: float
+    vat: float
+    old: float
+    new: float
+
+
 class _Stream:
     """The records of one Lambda execution environment, as (time, text) pairs."""
 
@@ -344,27 +359,12 @@ class Generator:
         if legacy and self.random.random() < 0.02:  # a legacy row whose new balance does not add up
             new += self.random.choice([-1, 1]) * self.random.randrange(1, 40)
             self.truth.arithmetic_breaks += 1
-        transaction_id = self._ulid()
+        draft = _Draft(self._ulid(), legacy, credit, source, action, amount, vat, old, new)
+        transaction_id = draft.transaction_id
         if self.random.random() < 0.05:
-            self._sqs_body(
-                stream, when, request_id, user, transaction_id, credit, source, action, amount, vat
-            )
+            self._sqs_body(stream, when, request_id, user, draft)
         when += timedelta(milliseconds=self.random.randrange(3, 40))
-        self._start_sync(
-            stream,
-            when,
-            request_id,
-            user,
-            transaction_id,
-            legacy,
-            credit,
-            source,
-            action,
-            amount,
-            vat,
-            old,
-            new,
-        )
+        self._start_sync(stream, when, request_id, user, draft)
         when += timedelta(milliseconds=self.random.randrange(20, 120))
         if rejected:
             payload = {
@@ -416,45 +416,32 @@ class Generator:
         return when
 
     def _start_sync(
-        self,
-        stream,
-        when,
-        request_id,
-        user,
-        transaction_id,
-        legacy,
-        credit,
-        source,
-        action,
-        amount,
-        vat,
-        old,
-        new,
+        self, stream: _Stream, when: datetime, request_id: str, user: _User, draft: _Draft
     ) -> None:
-        transaction: dict = {"id": transaction_id}
-        if not legacy:
+        transaction: dict = {"id": draft.transaction_id}
+        if not draft.legacy:
             metadata = {
                 "walletId": f"wallet#{user.user_id}",
                 "walletSk": self._uuid(),
                 "version": "syncBalanceSQS",
             }
             if self.random.random() < 0.05:  # a gift card: both quote kinds, so Node uses backticks
-                metadata["addons"] = json.dumps(
-                    [
-                        {
-                            "giftCard": {
-                                "to": user.name,
-                                "email": user.email,
-                                "message": 'Enjoy your "healthy" meals, it\'s on me',
-                            }
-                        }
-                    ]
-                )
+                gift = {
+                    "addonCategory": "GIFT_CARDS",
+                    "notificationInfo": {
+                        "receiver": "friend",
+                        "receiverName": user.name,
+                        "senderName": self.random.choice(FIRST_NAMES),
+                        "giftMessage": 'Enjoy your "healthy" meals, it\'s on me',
+                        "deliveryInfo": {"deliveryType": "email", "email": user.email},
+                    },
+                }
+                metadata["addons"] = json.dumps([{"quantity": 1, "addonConfig": gift}])
             transaction.update(
                 {
-                    "type": "CREDIT" if credit else "DEBIT",
-                    "source": source,
-                    "action": action,
+                    "type": "CREDIT" if draft.credit else "DEBIT",
+                    "source": draft.source,
+                    "action": draft.action,
                     "userId": user.user_id,
                     "paymentBalance": js_number(user.payment_balance),
                     "updatePaymentBalance": True,
@@ -463,14 +450,14 @@ class Generator:
             )
         else:
             transaction["userId"] = user.user_id
-        amount_text = js_number(amount)
+        amount_text = js_number(draft.amount)
         transaction.update(
             {
                 "currency": user.currency,
                 "amount": amount_text,
-                "vat": js_number(vat),
-                "oldBalance": js_number(old),
-                "newBalance": js_number(new),
+                "vat": js_number(draft.vat),
+                "oldBalance": js_number(draft.old),
+                "newBalance": js_number(draft.new),
             }
         )
         self._app(
@@ -482,8 +469,8 @@ class Generator:
         )
         truth = self.truth
         truth.transactions += 1
-        truth.legacy_transactions += legacy
-        direction_credit = credit if not legacy else new >= old
+        truth.legacy_transactions += draft.legacy
+        direction_credit = draft.credit if not draft.legacy else draft.new >= draft.old
         truth.credits += direction_credit
         truth.debits += not direction_credit
         truth.days_with_transactions.add(self._invocation_day.isoformat())
@@ -492,15 +479,15 @@ class Generator:
         ) + Decimal(amount_text)
 
     def _sqs_body(
-        self, stream, when, request_id, user, transaction_id, credit, source, action, amount, vat
+        self, stream: _Stream, when: datetime, request_id: str, user: _User, draft: _Draft
     ) -> None:
         body = {
-            "id": transaction_id,
-            "type": "CREDIT" if credit else "DEBIT",
-            "source": source,
-            "action": action,
-            "amount": amount,
-            "vat": vat,
+            "id": draft.transaction_id,
+            "type": "CREDIT" if draft.credit else "DEBIT",
+            "source": draft.source,
+            "action": draft.action,
+            "amount": draft.amount,
+            "vat": draft.vat,
             "userBalance": user.balance,
             "userId": user.user_id,
             "name": user.name,
@@ -521,7 +508,7 @@ class Generator:
                     "ApproximateReceiveCount": "1",
                     "SentTimestamp": str(int(when.timestamp() * 1000)),
                     "MessageGroupId": user.user_id,
-                    "MessageDeduplicationId": transaction_id,
+                    "MessageDeduplicationId": draft.transaction_id,
                 },
                 "messageAttributes": {},
                 "eventSource": "aws:sqs",

@@ -33,7 +33,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("kind", TEXT),
             ("message", TEXT),
             ("payload", TEXT),
-            ("trailing", TEXT),
+            ("trailing_text", TEXT),
         ]
     ),
     "quarantine": pa.schema(
