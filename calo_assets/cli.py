@@ -18,6 +18,7 @@ import duckdb
 
 from calo_assets.config import Settings
 from calo_assets.defs.resources import CaloResource
+from calo_assets.ledger import reconcile
 from calo_assets.logs.export import discover
 from calo_assets.money import format_money
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
@@ -171,6 +172,14 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
         for currency, kind, count, total in volume:
             lines.append(
                 f"  {currency or '?':<4} {kind or '?':<6} {count:>8,} transactions  {format_money(total, currency)}"
+            )
+        lines.append("Exposure by currency (latest gap per user, whole history):")
+        for row in reconcile.exposure_totals(connection).to_pylist():
+            currency = row["currency"]
+            lines.append(
+                f"  {currency:<4} revenue at risk {format_money(row['revenue_at_risk'], currency)}"
+                f" ({row['users_over_credited']} users), owed to users {format_money(row['owed_to_users'], currency)}"
+                f" ({row['users_under_credited']} users)"
             )
     lines.append(f"Tables: {warehouse.root} (DuckDB views in {warehouse.root / DUCKDB_FILE})")
     return "\n".join(lines)

@@ -59,3 +59,5 @@ def test_a_run_prints_the_summary(tmp_path, warehouse, capsys):
     out = capsys.readouterr().out
     assert out.startswith("Period: 2024-03-02 to 2024-03-03 (UTC)")
     assert "balance discrepancies" in out and f"Tables: {warehouse}" in out
+    assert "Exposure by currency (latest gap per user, whole history):" in out
+    assert "revenue at risk" in out
