@@ -21,6 +21,7 @@ from calo_assets.defs.resources import CaloResource
 from calo_assets.ledger import reconcile
 from calo_assets.logs.export import discover
 from calo_assets.money import format_money
+from calo_assets.report.publish import CHART_FOLDER, CSV_FOLDER, HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 
 EXIT_BAD_INPUT = 2
@@ -139,7 +140,21 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_RUN_FAILED
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s (run {result.run_id})")
     print(summary(Warehouse(settings.warehouse_dir), first.isoformat(), last.isoformat()))
+    print(report_files(args.output_dir.resolve()))
     return 0
+
+
+def report_files(output_dir: Path) -> str:
+    """Where the report files are."""
+    lines = [f"Report: {output_dir / WORKBOOK}", f"        {output_dir / HTML_PAGE}"]
+    charts = sorted((output_dir / CHART_FOLDER).glob("*.png"))
+    lines.append(
+        f"        {output_dir / CHART_FOLDER}/ ({len(charts)} PNG charts)"
+        if charts
+        else "        no PNG charts (see the warning above)"
+    )
+    lines.append(f"        {output_dir / CSV_FOLDER}/ (CSV files of the main tables)")
+    return "\n".join(lines)
 
 
 _COUNTS = {

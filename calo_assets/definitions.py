@@ -4,10 +4,11 @@ import dagster as dg
 
 from calo_assets.defs.daily_assets import ingest_logs, latest_day_present, sync_tables
 from calo_assets.defs.history_assets import HISTORY_ASSETS, anomaly_scores
+from calo_assets.defs.report_asset import balance_sync_report
 from calo_assets.defs.resources import CaloResource
 
 defs = dg.Definitions(
-    assets=[ingest_logs, sync_tables, anomaly_scores, *HISTORY_ASSETS],
+    assets=[ingest_logs, sync_tables, anomaly_scores, *HISTORY_ASSETS, balance_sync_report],
     asset_checks=[latest_day_present],
     resources={"calo": CaloResource.from_settings()},
 )
