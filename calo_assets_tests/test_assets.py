@@ -29,6 +29,7 @@ def test_definitions_load_with_groups_and_partitions():
         **dict.fromkeys(INGEST_TABLES, "logs"),
         **dict.fromkeys(SYNC_TABLES, "sync"),
         **dict.fromkeys(LEDGER_TABLES, "ledger"),
+        "balance_sync_report": "report",
     }
     assert (
         graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d")
@@ -43,7 +44,7 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         (event.asset_key.to_user_string(), event.partition)
         for event in result.get_asset_materialization_events()
     }
-    assert len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES)
+    assert len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES) + 1  # + the report
     for table in DAILY_TABLES:
         assert (
             warehouse.days(table)[0] == SAMPLE_FIRST_DAY

@@ -163,3 +163,26 @@ def test_anomaly_scores_cover_every_transaction(sql):
     ]
     flagged = sql("select count(*) from anomaly_scores where is_anomaly and reasons <> ''")[0][0]
     assert sql("select count(*) from anomaly_scores where is_anomaly") == [(flagged,)]
+
+
+def test_report_files_hold_no_email_or_phone_number(real_run):
+    import zipfile
+
+    from calo_assets_tests.test_report import EMAIL_OR_PHONE, png_size, without_plotly_library
+
+    _, warehouse = real_run
+    folder = warehouse.root.parent / "reports"
+    checked = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix == ".xlsx":
+            with zipfile.ZipFile(path) as archive:
+                for member in archive.namelist():
+                    assert EMAIL_OR_PHONE.search(archive.read(member)) is None, (path, member)
+        elif path.suffix in (".csv", ".html"):
+            assert EMAIL_OR_PHONE.search(without_plotly_library(path.read_bytes())) is None, path
+        elif path.suffix == ".png":
+            assert png_size(path) == (1000, 520) and path.stat().st_size > 10_000
+        else:
+            continue
+        checked.append(path.suffix)
+    assert sorted(set(checked)) == [".csv", ".html", ".png", ".xlsx"] and checked.count(".png") == 8
