@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import time
+import warnings
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -99,6 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{first} is before CALO_FIRST_DAY={settings.first_day}: set CALO_FIRST_DAY earlier"
         )
 
+    # Beta/preview notices about Dagster's own APIs mean nothing to a report user.
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     from calo_assets.definitions import defs  # after the checks: loading Dagster takes a moment
 
     resource = CaloResource(

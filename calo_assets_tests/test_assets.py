@@ -44,7 +44,9 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         (event.asset_key.to_user_string(), event.partition)
         for event in result.get_asset_materialization_events()
     }
-    assert len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES) + 1  # + the report
+    assert (
+        len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES) + 1
+    )  # + the report
     for table in DAILY_TABLES:
         assert (
             warehouse.days(table)[0] == SAMPLE_FIRST_DAY

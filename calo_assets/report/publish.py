@@ -11,6 +11,7 @@ import html
 import logging
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
@@ -73,32 +74,48 @@ def publish(
     output.mkdir(parents=True, exist_ok=True)
     data = load(warehouse, first, last)
     figures = build_figures(data)
-    temporary = output / f".{WORKBOOK}.tmp"
-    contents = build_workbook(data, temporary)
-    temporary.replace(output / WORKBOOK)
-    result = Published(
-        workbook=output / WORKBOOK,
-        html_page=output / HTML_PAGE,
-        csv_files=write_csv_files(data, output / CSV_FOLDER),
-        sheets=contents["sheets"],
-        charts=contents["charts"],
-        kpis=kpi_table(data),
-    )
-    _write_atomically(output / HTML_PAGE, html_page(data, figures, result.kpis))
-    if not images:
-        result.images_skipped = "chart images turned off"
-    elif (browser := find_browser()) is None:
-        result.images_skipped = "no Chromium-family browser found for kaleido (install Debian's chromium, or set BROWSER_PATH)"
-    else:
-        os.environ.setdefault("BROWSER_PATH", browser)
-        folder = output / CHART_FOLDER
-        folder.mkdir(exist_ok=True)
-        paths = [folder / f"{name}.png" for name in figures]
-        pio.write_images(list(figures.values()), paths, format="png", width=WIDTH, height=HEIGHT)
-        result.images = paths
+    skipped = _images_skipped(images)
+    paths = [output / CHART_FOLDER / f"{name}.png" for name in figures]
+    with ThreadPoolExecutor(max_workers=1) as background:
+        # The browser renders the PNGs while this thread writes the workbook: the two overlap.
+        rendering = (
+            None if skipped else background.submit(_write_images, list(figures.values()), paths)
+        )
+        temporary = output / f".{WORKBOOK}.tmp"
+        contents = build_workbook(data, temporary)
+        temporary.replace(output / WORKBOOK)
+        result = Published(
+            workbook=output / WORKBOOK,
+            html_page=output / HTML_PAGE,
+            csv_files=write_csv_files(data, output / CSV_FOLDER),
+            sheets=contents["sheets"],
+            charts=contents["charts"],
+            kpis=kpi_table(data),
+            images_skipped=skipped,
+        )
+        _write_atomically(output / HTML_PAGE, html_page(data, figures, result.kpis))
+        if rendering is not None:
+            rendering.result()
+            result.images = paths
     if result.images_skipped:
         log.warning("PNG charts skipped: %s", result.images_skipped)
     return result
+
+
+def _images_skipped(wanted: bool) -> str | None:
+    """Why the PNGs cannot be made, or None when they can (and kaleido is told which browser)."""
+    if not wanted:
+        return "chart images turned off"
+    browser = find_browser()
+    if browser is None:
+        return "no Chromium-family browser found for kaleido (install Debian's chromium, or set BROWSER_PATH)"
+    os.environ.setdefault("BROWSER_PATH", browser)
+    return None
+
+
+def _write_images(figures: list, paths: list[Path]) -> None:
+    paths[0].parent.mkdir(parents=True, exist_ok=True)
+    pio.write_images(figures, paths, format="png", width=WIDTH, height=HEIGHT)
 
 
 def _write_atomically(path: Path, text: str) -> None:
