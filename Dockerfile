@@ -18,8 +18,12 @@ COPY calo_assets ./calo_assets
 COPY data/sample-logs ./data/sample-logs
 RUN pip install --no-cache-dir .
 
+# The deployment's Dagster instance (PostgreSQL storage from environment variables) and workspace.
+ENV DAGSTER_HOME=/opt/dagster/home
+COPY deploy/dagster.yaml deploy/workspace.yaml /opt/dagster/home/
+
 # Runs as an unprivileged user; the volumes for logs, warehouse and reports are mounted under /data.
-RUN useradd --create-home --uid 1000 calo && mkdir -p /data && chown calo /data
+RUN useradd --create-home --uid 1000 calo && mkdir -p /data && chown -R calo /data /opt/dagster/home
 USER calo
 
 CMD ["calo-report"]

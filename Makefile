@@ -6,27 +6,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup browser run test lint format bench dev clean
+.PHONY: setup system-packages run test lint format bench dev clean
 
-setup: $(STAMP) browser
+setup: $(STAMP) system-packages
 
-## Chart images need a Chromium-family browser for kaleido: install Debian's chromium when none is found.
-browser:
-	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null \
-	    || [ -n "$$BROWSER_PATH" ]; then :; \
+## System packages the project needs, installed with Debian's apt when missing (and running as root):
+## chromium for the chart images (kaleido), postgresql for the deployment tests.
+system-packages:
+	@missing=""; \
+	if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \
+	    && ! command -v google-chrome >/dev/null && [ -z "$$BROWSER_PATH" ]; then missing="$$missing chromium"; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the chart images"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else \
-	    echo "warning: no Chromium-family browser and no way to install one here: PNG charts will be skipped"; \
+	    echo "warning: missing$$missing and no way to install here (PNG charts / deployment tests need them)"; \
 	fi
-
-$(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	touch $(STAMP)
 
 ## The main job on the shipped sample: every asset for every day, then a summary.
 run: setup
