@@ -75,6 +75,9 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
             warehouse.write_day(name, day, table)
             written[name].append(table)
     warehouse.refresh_views()
+    context.log.info(
+        f"read {sum(r.records_read for r in rows_by_day.values()):,} records: {sum(len(r.events) for r in rows_by_day.values()):,} typed, {sum(len(r.quarantine) for r in rows_by_day.values()):,} quarantined items"
+    )
     discovery_summary = {
         "stream files read": len(parts),
         "duplicate copies skipped": len(found.duplicates),
@@ -163,6 +166,14 @@ def sync_tables(
                 warehouse.write_day(name, day, table)
                 written[name].append(table)
     warehouse.refresh_views()
+    context.log.info(
+        f"sync tables written for {len(days)} day(s): "
+        + ", ".join(
+            f"{name} {sum(t.num_rows for t in written[name]):,}"
+            for name in SYNC_TABLES
+            if written[name]
+        )
+    )
     for name in SYNC_TABLES:
         if not written[name]:
             continue

@@ -72,6 +72,9 @@ def anomaly_scores(context: dg.AssetExecutionContext, config: AnomalyConfig, cal
         scored.append(warehouse.read_day("anomaly_scores", day.isoformat()))
     warehouse.refresh_views()
     table = pa.concat_tables(scored)
+    context.log.info(
+        f"anomaly scores for {len(days)} day(s): {table.num_rows:,} transactions scored"
+    )
     flagged = pc.sum(table["is_anomaly"]).as_py() or 0
     metadata = table_metadata(table, context.partition_keys)
     metadata["anomalies"] = flagged

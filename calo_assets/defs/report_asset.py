@@ -58,6 +58,9 @@ def balance_sync_report(
         raise dg.Failure(f"first_day {first} is after last_day {last}")
     output = Path(calo.report_dir)
     result = publish(warehouse, output, first, last, images=config.chart_images)
+    context.log.info(
+        f"report written to {output}: {len(result.sheets)} sheets, {len(result.images)} PNG charts"
+    )
     if result.images_skipped:
         context.log.warning(f"PNG charts skipped: {result.images_skipped}")
     metadata = {
