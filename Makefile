@@ -10,6 +10,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) system-packages
 
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
 ## System packages the project needs, installed with Debian's apt when missing (and running as root):
 ## chromium for the chart images (kaleido), postgresql for the deployment tests.
 system-packages:
