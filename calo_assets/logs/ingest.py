@@ -31,6 +31,7 @@ from calo_assets.logs.reader import (
 from calo_assets.privacy import mask_text
 
 QUARANTINED = "quarantined"
+_CUT_OFF = ("truncated gzip", "corrupt gzip", "gzip inflates past", "file larger than")
 _CANONICAL_TIMESTAMP_LENGTH = len("2024-01-01T00:00:00.000Z")
 _BEFORE_START = frozenset({"init_start", "init_report"})
 # Kinds whose text is machine-made (ids, figures, fixed messages): masking them would only cost time.
@@ -123,6 +124,13 @@ def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
     text, problems = read_text(part.path, options.max_bytes)
     records, split_problems = split_records(text)
     bad_utf8 = any(problem.reason.startswith("invalid UTF-8") for problem in problems)
+    # Where the text stops mid-line at damage (truncation, corruption, size limit), its last record is
+    # cut off: quarantined, not typed. Damage after complete data (a bad checksum) cuts nothing.
+    damage = next(
+        (problem.reason for problem in problems if problem.reason.startswith(_CUT_OFF)), None
+    )
+    cut_off = damage if damage and not text.endswith("\n") else None
+    last_line = records[-1].line if records and cut_off else None
     mask_all = mask_text if options.mask_personal_data else _identity
     stream, file = part.stream, part.path.name
     # An export writes a stream in chunks that are not always in time order: restore the order.
@@ -142,7 +150,12 @@ def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
             "payload": None,
             "trailing_text": None,
         }
-        if bad_utf8 and "\ufffd" in record.body:
+        if record.line == last_line:
+            row["message"] = (
+                f"last record cut off where the file is damaged ({cut_off.split(':')[0]})"
+            )
+            row["payload"] = mask_all(excerpt(record.body))
+        elif bad_utf8 and "\ufffd" in record.body:
             row["message"] = "invalid UTF-8 in record: bytes replaced by U+FFFD"
             row["payload"] = mask_all(excerpt(record.body))
         else:

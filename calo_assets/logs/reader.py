@@ -30,6 +30,7 @@ DEFAULT_MAX_BYTES = 1 << 30
 _MAX_DEFLATE_RATIO = 1100
 _CHUNK = 1 << 16
 _GZIP_WBITS = 31  # zlib's "gzip container" mode
+_SALVAGE_SLICE = 1  # one compressed byte at a time: only what follows the damage is lost
 EXCERPT_CHARS = 200
 
 _RECORD_START = re.compile(
@@ -80,6 +81,8 @@ def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list
                     )
     except OSError as exc:
         return "", [Problem(f"file could not be read: {exc.strerror or exc}")]
+    if not data and not problems:
+        problems.append(Problem("empty file: nothing to read"))
     try:
         return data.decode("utf-8"), problems
     except UnicodeDecodeError as exc:
@@ -103,7 +106,9 @@ def _inflate_steps(handle, max_bytes: int, problems: list[Problem]) -> bytes:
     """Inflate gzip members one input chunk at a time, stopping at damage or at ``max_bytes``."""
     chunks: list[bytes] = []
     total = 0
-    inflater = zlib_impl.decompressobj(wbits=_GZIP_WBITS)
+    # The standard zlib here: its inflaters can be copied, which lets a damaged chunk be re-read in
+    # small slices so that everything before the damage is kept.
+    inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
     started = False
     pending = b""
     while True:
@@ -114,11 +119,14 @@ def _inflate_steps(handle, max_bytes: int, problems: list[Problem]) -> bytes:
         if not started and not data.strip(b"\0"):
             continue  # zero padding after the last member
         started = True
+        snapshot = inflater.copy()
         try:
             out = inflater.decompress(data, max_bytes - total + 1)
-        except (zlib.error, zlib_impl.error) as exc:
+        except zlib.error as exc:
+            salvaged = _salvage(snapshot, data, max_bytes - total + 1)
+            total += len(salvaged)
             problems.append(Problem(f"corrupt gzip after {total:,} decompressed bytes: {exc}"))
-            return b"".join(chunks)
+            return b"".join([*chunks, salvaged])[:max_bytes]
         chunks.append(out)
         total += len(out)
         if total > max_bytes:
@@ -131,11 +139,22 @@ def _inflate_steps(handle, max_bytes: int, problems: list[Problem]) -> bytes:
         pending = inflater.unconsumed_tail
         if inflater.eof:  # one member done; what follows is another member, padding or garbage
             pending = inflater.unused_data
-            inflater = zlib_impl.decompressobj(wbits=_GZIP_WBITS)
+            inflater = zlib.decompressobj(wbits=_GZIP_WBITS)
             started = False
     if started:
         problems.append(Problem(f"truncated gzip: file ends after {total:,} decompressed bytes"))
     return b"".join(chunks)
+
+
+def _salvage(inflater, data: bytes, limit: int) -> bytes:
+    """What ``inflater`` yields from ``data`` fed in small slices, up to the slice that fails."""
+    out: list[bytes] = []
+    for start in range(0, len(data), _SALVAGE_SLICE):
+        try:
+            out.append(inflater.decompress(data[start : start + _SALVAGE_SLICE], limit))
+        except zlib.error:
+            break
+    return b"".join(out)
 
 
 def split_records(text: str) -> tuple[list[Record], list[Problem]]:

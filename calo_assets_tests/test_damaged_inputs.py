@@ -1,0 +1,174 @@
+"""A corpus of damaged inputs, built here from the synthetic generator: each case damages one stream
+file of a clean one-day export, and the run must keep every record of the other files, keep what it
+can of the damaged one, and put the damage in quarantine with a reason a user can act on."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from calo_assets.logs.export import discover
+from calo_assets.logs.ingest import IngestOptions, read_days
+from calo_assets.synth.generator import SynthConfig, generate
+
+DAY = "2024-03-01"
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clean")
+    generate(root, SynthConfig(days=1, invocations_per_day=40, seed=5))
+    for junk in root.rglob("000000"):
+        junk.unlink()  # keep one copy of each stream: the cases below damage it
+    rows = read_days(discover(root), [DAY, "2024-03-02"], IngestOptions())
+    return root, rows
+
+
+def victim(root: Path) -> Path:
+    """The stream file every case damages: the first one with a transaction in it."""
+    for path in sorted(root.rglob("000000.gz")):
+        if b"Start syncing" in gzip.decompress(path.read_bytes()):
+            return path
+    raise AssertionError("no stream with a transaction")
+
+
+def damage_copy(
+    clean_root: Path, tmp_path: Path, damage: Callable[[Path], None]
+) -> tuple[Path, str]:
+    """A copy of the clean export with the victim file damaged; returns the copy and the victim's stream."""
+    root = tmp_path / "damaged"
+    shutil.copytree(clean_root, root)
+    target = root / victim(clean_root).relative_to(clean_root)
+    damage(target)
+    return root, target.parent.name
+
+
+def keys(rows, exclude: str | None = None) -> set[tuple]:
+    return {
+        (event["stream"], event["line"], event["kind"])
+        for day in rows.values()
+        for event in day.events
+        if event["stream"] != exclude
+    }
+
+
+def lines_of(path: Path) -> list[bytes]:
+    return gzip.decompress(path.read_bytes()).split(b"\n")
+
+
+def write_lines(path: Path, lines: list[bytes]) -> None:
+    path.write_bytes(gzip.compress(b"\n".join(lines), mtime=0))
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+
+
+def bad_crc(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-8] ^= 0xFF  # the CRC32 in the gzip trailer
+    path.write_bytes(bytes(data))
+
+
+def garbage_after(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"this is not gzip" * 10)
+
+
+def plain_named_gz(path: Path) -> None:
+    path.write_bytes(gzip.decompress(path.read_bytes()))
+
+
+def empty(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+def binary_junk(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 64)
+
+
+def invalid_utf8(path: Path) -> None:
+    lines = lines_of(path)
+    index = next(i for i, line in enumerate(lines) if b"Processing message" in line)
+    lines[index] = lines[index] + b" \xff\xfe\xfd"
+    write_lines(path, lines)
+
+
+def huge_line(path: Path) -> None:
+    lines = lines_of(path)
+    first_ts = lines[0].split(b" ", 1)[0]
+    lines.append(first_ts + b" " + first_ts + b"\tundefined\tINFO\tvery long " + b"x" * (20 << 20))
+    write_lines(path, lines)
+
+
+def cut_object(path: Path) -> None:
+    text = gzip.decompress(path.read_bytes())
+    position = text.rfind(b"Start syncing")
+    write_lines(path, text[: position + 60].split(b"\n"))
+
+
+def unbalanced(path: Path) -> None:
+    text = gzip.decompress(path.read_bytes())
+    position = text.find(b"transaction: {")
+    write_lines(
+        path,
+        (text[:position] + b"transaction: {{" + text[position + len(b"transaction: {") :]).split(
+            b"\n"
+        ),
+    )
+
+
+CASES = {
+    "truncated gzip": (truncate, "file", "truncated gzip"),
+    "corrupt gzip (bad CRC)": (bad_crc, "file", "corrupt gzip"),
+    "garbage after a valid gzip member": (garbage_after, "file", "corrupt gzip"),
+    "a .gz file that is plain text": (plain_named_gz, None, None),
+    "an empty file": (empty, "file", "empty file"),
+    "binary junk": (binary_junk, "record", "text without a timestamp"),
+    "invalid UTF-8 inside a line": (invalid_utf8, "record", "invalid UTF-8 in record"),
+    "a line of 20 MB": (huge_line, None, None),
+    "a multi-line object cut off by the end of the file": (
+        cut_object,
+        "record",
+        "transaction to sync",
+    ),
+    "an object with unbalanced braces": (unbalanced, "record", "transaction to sync"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_damaged_file_loses_nothing_else(clean, tmp_path, case):
+    clean_root, clean_rows = clean
+    damage, unit, reason = CASES[case]
+    root, damaged_stream = damage_copy(clean_root, tmp_path, damage)
+    rows = read_days(discover(root), [DAY, "2024-03-02"], IngestOptions())
+    # Every record of every other file is still there, and the run went on.
+    assert keys(clean_rows, exclude=damaged_stream) <= keys(rows)
+    quarantined = [row for day in rows.values() for row in day.quarantine]
+    if unit is None:
+        assert quarantined == []
+    else:
+        assert [row["unit"] for row in quarantined if row["reason"].startswith(reason)] == [unit], (
+            quarantined
+        )
+        assert all(row["stream"] == damaged_stream for row in quarantined)
+    # Nothing lost: records read = typed + quarantined records, day by day.
+    for day_rows in rows.values():
+        quarantined_records = sum(row["unit"] == "record" for row in day_rows.quarantine)
+        assert day_rows.records_read == len(day_rows.events) + quarantined_records
+
+
+def test_a_truncated_file_keeps_the_records_before_the_damage(clean, tmp_path):
+    clean_root, clean_rows = clean
+    root, stream = damage_copy(clean_root, tmp_path, truncate)
+    before = {key for key in keys(clean_rows) if key[0] == stream}
+    after = {
+        key
+        for key in keys(read_days(discover(root), [DAY, "2024-03-02"], IngestOptions()))
+        if key[0] == stream
+    }
+    assert after and after < before
