@@ -11,7 +11,7 @@ MASK = "***"
 # inside a string inside JSON (SQS bodies, gift-card metadata) is escaped once per level.
 _PERSONAL_KEY = re.compile(
     r"""(?P<key>(?:\\*["'])?(?:[A-Za-z]*(?:[Nn]ame|[Ee]mail|[Pp]hone(?:Number)?)|actor|sender|receiver|recipient)"""
-    r"""(?:\\*["'])?\s*[:=]\s*)(?P<quote>\\*["'`])(?P<value>.*?)(?P=quote)""",
+    r"""(?:\\*["'])?\s*[:=]\s*)(?P<quote>\\*["'`])(?P<value>(?:\\.|.)*?)(?P=quote)""",
     re.DOTALL,
 )
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")

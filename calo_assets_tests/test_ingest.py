@@ -122,3 +122,18 @@ def test_two_worker_processes_give_the_same_rows(tmp_path):
     two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]
     assert one.events == two.events and one.manifest == two.manifest
     assert Counter(event["kind"] for event in one.events)["sync_started"] == 6
+
+
+def test_an_unexpected_failure_names_the_file(tmp_path, monkeypatch):
+    import pytest
+
+    from calo_assets.logs import ingest
+
+    path = StreamText().start("r1").end("r1").write(tmp_path)
+
+    def broken(body):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(ingest, "classify", broken)
+    with pytest.raises(ingest.IngestError, match=str(path).replace("[", r"\[").replace("$", r"\$")):
+        read_days(discover(tmp_path), ["2024-01-05"], IngestOptions())

@@ -160,8 +160,11 @@ def sync_tables(
     warehouse = calo.warehouse
     written: dict[str, list[pa.Table]] = {name: [] for name in SYNC_TABLES}
     for day in days:
-        events = to_rows(warehouse.read_day("log_events", day))
-        for name, table in build_sync_tables(events).items():
+        try:
+            tables = build_sync_tables(to_rows(warehouse.read_day("log_events", day)))
+        except Exception as exc:  # earlier days are written; this day keeps its previous version
+            raise dg.Failure(f"building the sync tables of {day} failed: {exc!r}") from exc
+        for name, table in tables.items():
             if dg.AssetKey(name) in context.selected_asset_keys:
                 warehouse.write_day(name, day, table)
                 written[name].append(table)

@@ -119,8 +119,25 @@ def default_workers() -> int:
     )
 
 
+class IngestError(RuntimeError):
+    """An unexpected failure while reading one file; the message names the file."""
+
+
 def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
-    """Read one file: classify its records, attach each to its invocation and day."""
+    """Read one file: classify its records, attach each to its invocation and day.
+
+    Bad input never raises (it is quarantined); anything else that fails is re-raised as an
+    ``IngestError`` naming the file, so a failed run says where it stopped.
+    """
+    try:
+        return _read_part(part, options)
+    except Exception as exc:
+        raise IngestError(
+            f"reading {part.path} (stream day {part.folder_day}) failed: {exc!r}"
+        ) from exc
+
+
+def _read_part(part: StreamPart, options: IngestOptions) -> PartRows:
     text, problems = read_text(part.path, options.max_bytes)
     records, split_problems = split_records(text)
     bad_utf8 = any(problem.reason.startswith("invalid UTF-8") for problem in problems)

@@ -1,0 +1,123 @@
+"""Property and fuzz tests: the parser and the record assembler never fail in any way but the
+quarantine path, take time linear in their input, and never recurse without bound; masking and
+formula neutralisation hold against adversarial strings."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from calo_assets.logs.events import RecordError, classify
+from calo_assets.logs.inspect_literal import LiteralError, find_literal, parse_literal
+from calo_assets.logs.reader import split_records
+from calo_assets.privacy import mask_text
+from calo_assets.report.publish import csv_safe
+
+LITERAL_ALPHABET = st.sampled_from(
+    [*"{}[]'\"`\\:, \n\tabc019.-_$", "undefined", "[Object]", "NaN", "... 2 more items"]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(LITERAL_ALPHABET, max_size=80).map("".join))
+def test_the_parser_fails_only_with_literal_error(text):
+    with contextlib.suppress(LiteralError):
+        find_literal(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=400))
+def test_any_text_classifies_or_raises_record_error(body):
+    with contextlib.suppress(RecordError):
+        classify(body)
+
+
+LINES = st.one_of(
+    st.just("2024-01-05T10:00:00.000Z START RequestId: r Version: $LATEST"),
+    st.just(
+        "2024-01-05T10:00:00.000Z 2024-01-05T10:00:00.000Z\tr\tINFO\tStart syncing the balance {"
+    ),
+    st.just("XRAY TraceId: 1-a\tSegmentId: b\tSampled: true"),
+    st.just("  transaction: { id: 'T' }"),
+    st.just("}"),
+    st.just(""),
+    st.text(max_size=40).filter(lambda line: "\n" not in line and "\r" not in line),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(LINES, max_size=40))
+def test_assembly_accounts_for_every_line(lines):
+    text = "\n".join(lines)
+    records, problems = split_records(text)
+    covered = sum(record.body.count("\n") + 1 for record in records)
+    assert all(record.line >= 1 for record in records)
+    assert [record.line for record in records] == sorted(record.line for record in records)
+    # Each non-blank line is in a record or reported; nothing disappears silently.
+    non_blank = sum(1 for line in lines if line.strip())
+    assert covered + sum(problem.excerpt.count("\\n") + 1 for problem in problems) >= non_blank
+
+
+def seconds(work) -> float:
+    began = time.perf_counter()
+    work()
+    return time.perf_counter() - began
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda size: "{ a: '" + "x" * size + "' }",
+        lambda size: "{ a: [ " + "1, " * (size // 3) + "1 ] }",
+        lambda size: "{ s: '" + "\\'" * (size // 2) + "' }",
+        lambda size: "{ a: '" + "x" * size,  # unterminated
+    ],
+)
+def test_time_grows_linearly_with_the_input(make):
+    small, large = 100_000, 1_000_000
+    attempt = lambda size: lambda: _parse_quietly(make(size))  # noqa: E731
+    assert seconds(attempt(large)) < 25 * max(seconds(attempt(small)), 1e-3)
+
+
+def _parse_quietly(text: str) -> None:
+    with contextlib.suppress(LiteralError):
+        parse_literal(text)
+
+
+def test_deep_nesting_is_refused_not_overflowed():
+    for opener, closer in (("{ a: ", " }"), ("[ ", " ]")):
+        with pytest.raises(LiteralError, match="deeper"):
+            parse_literal(opener * 100_000 + "1" + closer * 100_000)
+    records, _ = split_records("2024-01-05T10:00:00.000Z " + "{" * 1_000_000)
+    assert len(records) == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "secret"),
+    [
+        ('{"email":"a.b+tag@example.co.uk"}', "a.b+tag@example.co.uk"),
+        ("contact: name.surname@sub.domain.org, thanks", "name.surname@sub.domain.org"),
+        ('{"phoneNumber":"+973 3608 6416"}', "3608"),
+        ("call +97336086416 now", "97336086416"),
+        ("{ name: 'Sara \\'The\\' Aziz' }", "Aziz"),
+        ('{\\"senderName\\":\\"Omar\\"}', "Omar"),
+        ('{\\\\\\"receiverName\\\\\\": \\\\\\"Layla\\\\\\"}', "Layla"),
+        ('{ firstName: `Noor`, lastName: "Haddad" }', "Haddad"),
+    ],
+)
+def test_masking_against_adversarial_strings(text, secret):
+    assert secret not in mask_text(text)
+
+
+def test_masking_leaves_ordinary_figures_alone():
+    text = "amount +12.5 at 2024-01-05T10:00:00.000Z, id 01HHF0BMNPQV0Z240HVSDVQBJY"
+    assert mask_text(text) == text
+
+
+@pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-2", "@cmd", "\t=x", "\r=x"])
+def test_csv_values_that_look_like_formulas_are_neutralised(text):
+    assert csv_safe(text) == "'" + text
