@@ -84,6 +84,7 @@ def test_metadata_and_the_nothing_lost_check(sample_run):
         "nothing_lost": True,
         "transaction_ids_unique": True,
         "every_transaction_has_an_outcome": True,
+        "currencies_known": True,
         "discrepancy_rate": True,
         "anomaly_share": True,
         "arithmetic_rule": False,  # the sample holds one legacy transaction that does not add up

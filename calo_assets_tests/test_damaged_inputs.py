@@ -172,3 +172,63 @@ def test_a_truncated_file_keeps_the_records_before_the_damage(clean, tmp_path):
         if key[0] == stream
     }
     assert after and after < before
+
+
+def test_end_without_start_and_start_without_end(tmp_path):
+    from calo_assets.tables.sync import build_sync_tables
+    from calo_assets_tests.logtext import StreamText
+
+    stream = (
+        StreamText()
+        .raw("END RequestId: orphan")
+        .raw("REPORT RequestId: orphan\tDuration: 1.00 ms\t")
+    )
+    stream.start("open").message("open").sync("open", "T1")
+    stream.write(tmp_path)
+    day = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions())["2024-01-05"]
+    assert [event["kind"] for event in day.events][:2] == ["end", "report"]  # kept, not dropped
+    tables = {name: table.to_pylist() for name, table in build_sync_tables(day.events).items()}
+    assert [(row["request_id"], row["status"]) for row in tables["invocations"]] == [
+        ("open", "incomplete")
+    ]
+    assert [(row["transaction_id"], row["outcome"]) for row in tables["transactions"]] == [
+        ("T1", "failed")
+    ]
+
+
+def test_unreadable_file_is_refused_and_quarantined(clean, tmp_path, monkeypatch):
+    import calo_assets.logs.export as export
+
+    clean_root, clean_rows = clean
+    root = tmp_path / "copy"
+    shutil.copytree(clean_root, root)
+    target = victim(root)
+    real_access = export.os.access
+    monkeypatch.setattr(
+        export.os, "access", lambda path, mode: Path(path) != target and real_access(path, mode)
+    )
+    rows = read_days(discover(root), [DAY, "2024-03-02"], IngestOptions())
+    quarantined = [row for day in rows.values() for row in day.quarantine]
+    assert [(row["unit"], row["reason"]) for row in quarantined] == [
+        ("file", "file not readable (permission denied)")
+    ]
+    assert keys(clean_rows, exclude=target.parent.name) <= keys(rows)
+
+
+def test_damage_reaches_the_report_data_quality_sheet(clean, tmp_path):
+    import openpyxl
+
+    from calo_assets_tests.conftest import materialize_range
+
+    clean_root, _ = clean
+    root, _ = damage_copy(clean_root, tmp_path, truncate)
+    result = materialize_range(root, tmp_path / "warehouse", DAY, "2024-03-02")
+    assert result.success
+    checks = {check.check_name: check.passed for check in result.get_asset_check_evaluations()}
+    assert checks["nothing_lost"] is True
+    sheet = openpyxl.load_workbook(tmp_path / "reports" / "balance_sync_analytics_report.xlsx")[
+        "Data Quality"
+    ]
+    reasons = [row[6] for row in sheet.iter_rows(min_row=4, values_only=True)]
+    assert any(str(reason).startswith("truncated gzip") for reason in reasons)
+    assert any(str(reason).startswith("last record cut off") for reason in reasons)

@@ -126,3 +126,12 @@ def test_cold_start_and_report_figures(tmp_path):
         1024,
     )
     assert rows["r3"]["status"] == "incomplete"
+
+
+def test_an_unknown_currency_is_kept_and_shown(tmp_path):
+    stream = StreamText()
+    stream.start("r1").message("r1").sync("r1", "T1", currency="XYZ").published("r1").end("r1")
+    rows = tables_of(tmp_path, stream)["transactions"]
+    assert [(row["transaction_id"], row["currency"], row["outcome"]) for row in rows] == [
+        ("T1", "XYZ", "applied")
+    ]

@@ -17,6 +17,7 @@ from calo_assets.defs.partitions import daily_partitions, single_run
 from calo_assets.defs.resources import CaloResource
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import read_days
+from calo_assets.money import KNOWN_CURRENCIES
 from calo_assets.tables.schema import to_rows, to_table
 from calo_assets.tables.sync import OUTCOMES, SYNC_TABLES, build_sync_tables
 from calo_assets.warehouse import Warehouse
@@ -143,6 +144,11 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
             description="Each transaction is applied, skipped, rejected, failed or unknown.",
         ),
         dg.AssetCheckSpec(
+            "currencies_known",
+            asset="transactions",
+            description="Every transaction's currency is one whose minor unit is known (BHD, KWD, SAR, AED, QAR).",
+        ),
+        dg.AssetCheckSpec(
             "discrepancy_rate",
             asset="balance_discrepancies",
             description="Discrepancy events per transaction, per day, stay under CaloResource.max_discrepancy_rate.",
@@ -224,6 +230,21 @@ def sync_checks(
                 asset_key="transactions",
                 passed=missing == 0,
                 metadata={"without an outcome": missing},
+            )
+        if "currencies_known" in selected:
+            unknown = connection.execute(
+                "select coalesce(currency, '(none)'), count(*) from transactions where day between ? and ?"
+                " and (currency is null or currency not in ?) group by 1 order by 1",
+                [*window, sorted(KNOWN_CURRENCIES)],
+            ).fetchall()
+            yield dg.AssetCheckResult(
+                check_name="currencies_known",
+                asset_key="transactions",
+                passed=not unknown,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "unknown currencies (transactions)": dg.MetadataValue.json(dict(unknown))
+                },
             )
         if "discrepancy_rate" in selected:
             rates = connection.execute(

@@ -13,9 +13,12 @@ import duckdb
 import pandas as pd
 
 from calo_assets.ledger import reconcile
+from calo_assets.money import KNOWN_CURRENCIES
 from calo_assets.warehouse import Warehouse
 
 _WINDOW = "day between $first and $last"
+_KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
+_KNOWN_TEXT = "'" + ", ".join(sorted(KNOWN_CURRENCIES)) + "'"
 
 QUERIES: dict[str, str] = {
     "transactions": f"""
@@ -146,6 +149,12 @@ QUERIES: dict[str, str] = {
         union all
         select 'continuity: each applied sync starts where the previous ended', count(*) = 0, 'breaks: ' || count(*)
         from ledger_breaks where rule = 'continuity' and {_WINDOW}
+        union all
+        select 'every currency is known (' || {_KNOWN_TEXT} || ')',
+               count(*) filter (where currency is null or currency not in ({_KNOWN})) = 0,
+               'transactions with another currency: '
+                   || count(*) filter (where currency is null or currency not in ({_KNOWN}))
+        from transactions where {_WINDOW}
         union all
         select 'published events = applied transactions', sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for),
                'days that do not add up: ' || count(*) filter (where published_without_transaction <> 0 or not all_accounted_for)
