@@ -107,3 +107,51 @@ def test_two_runs_at_once_write_what_two_runs_in_turn_write(tmp_path):
                 concurrent.day_file(table, day).read_bytes()
                 == sequential.day_file(table, day).read_bytes()
             )
+
+
+def dagster_materialize(warehouse, home, partition_range: str) -> subprocess.Popen:
+    """`dagster asset materialize` for the daily assets: Dagster's multiprocess executor, one process per step."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "CALO_WAREHOUSE_DIR": str(warehouse),
+        "CALO_LOG_DIR": str(SAMPLE_LOG_DIR),
+        "DAGSTER_HOME": str(home),
+    }
+    command = [
+        str(Path(sys.executable).parent / "dagster"),
+        "asset",
+        "materialize",
+        "-m",
+        "calo_assets.definitions",
+        "--select",
+        "group:logs or group:sync",
+        "--partition-range",
+        partition_range,
+    ]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def test_multiprocess_runs_at_once_match_a_single_run(tmp_path):
+    shared, single = tmp_path / "shared", tmp_path / "single"
+    runs = [
+        dagster_materialize(shared, tmp_path / "home-a", "2024-03-01...2024-03-04"),
+        dagster_materialize(shared, tmp_path / "home-b", "2024-03-05...2024-03-08"),
+    ]
+    for run in runs:
+        output, _ = run.communicate(timeout=600)
+        assert run.returncode == 0, output[-3000:]
+        assert "Multiprocess executor" in output and "database is locked" not in output
+    alone = dagster_materialize(single, tmp_path / "home-c", "2024-03-01...2024-03-08")
+    output, _ = alone.communicate(timeout=600)
+    assert alone.returncode == 0, output[-3000:]
+    concurrent, sequential = Warehouse(shared), Warehouse(single)
+    for table in DAILY:
+        assert concurrent.days(table) == sequential.days(table)
+        for day in sequential.days(table):
+            assert (
+                concurrent.day_file(table, day).read_bytes()
+                == sequential.day_file(table, day).read_bytes()
+            )
