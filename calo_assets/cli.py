@@ -64,6 +64,11 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     parser.add_argument(
         "--workers", type=int, default=0, help="processes for reading logs (default: one per core)"
     )
+    parser.add_argument(
+        "--no-chart-images",
+        action="store_true",
+        help="skip the PNG charts (the workbook keeps its native charts)",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser.parse_args(argv)
 
@@ -135,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             "calo/launched_by": "calo-report",
         },
         run_config={
-            "loggers": {"console": {"config": {"log_level": "WARNING" if args.quiet else "INFO"}}}
+            "loggers": {"console": {"config": {"log_level": "WARNING" if args.quiet else "INFO"}}},
+            "ops": {"balance_sync_report": {"config": {"chart_images": not args.no_chart_images}}},
         },
         raise_on_error=False,
     )

@@ -75,6 +75,7 @@ def calo_report(warehouse, reports, first: str, last: str) -> subprocess.Popen:
         "--last-day",
         last,
         "--quiet",
+        "--no-chart-images",
     ]
     return subprocess.Popen(
         command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True

@@ -9,22 +9,8 @@ import pyarrow as pa
 
 from calo_assets.defs.metadata import markdown_table
 from calo_assets.defs.resources import CaloResource
+from calo_assets.report.data import REPORT_INPUTS
 from calo_assets.report.publish import publish
-
-REPORT_DEPS = [
-    "transactions",
-    "balance_discrepancies",
-    "negative_balance_rejections",
-    "processing_errors",
-    "invocations",
-    "quarantine",
-    "anomaly_scores",
-    "ledger_breaks",
-    "user_exposure",
-    "overdrafts",
-    "sync_outcomes",
-    "user_summary",
-]
 
 
 class ReportConfig(dg.Config):
@@ -37,7 +23,7 @@ class ReportConfig(dg.Config):
 
 @dg.asset(
     group_name="report",
-    deps=REPORT_DEPS,
+    deps=list(REPORT_INPUTS),
     description="Excel workbook (balance_sync_analytics_report.xlsx) with native charts, PNG charts, "
     "an interactive HTML page and CSV files of the main tables, in CALO_REPORT_DIR.",
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -46,27 +47,29 @@ def transactions_per_day(data: ReportData) -> go.Figure:
     )
 
 
-def transactions_by_action(data: ReportData) -> go.Figure:
-    actions = data["by_action"].head(15).iloc[::-1]
+def _stacked_by_action(actions: pd.DataFrame, series: dict[str, tuple[str, str]]) -> go.Figure:
+    """Horizontal stacked bars, one bar per action, one colour per column in ``series``."""
     figure = go.Figure(
         [
             go.Bar(
                 y=actions["action"],
-                x=actions["credits"],
-                name="credits",
+                x=actions[column],
+                name=label,
                 orientation="h",
-                marker_color=CREDIT_COLOUR,
-            ),
-            go.Bar(
-                y=actions["action"],
-                x=actions["debits"],
-                name="debits",
-                orientation="h",
-                marker_color=DEBIT_COLOUR,
-            ),
+                marker_color=colour,
+            )
+            for column, (label, colour) in series.items()
         ]
     )
     figure.update_layout(barmode="stack")
+    return figure
+
+
+def transactions_by_action(data: ReportData) -> go.Figure:
+    actions = data["by_action"].head(15).iloc[::-1]
+    figure = _stacked_by_action(
+        actions, {"credits": ("credits", CREDIT_COLOUR), "debits": ("debits", DEBIT_COLOUR)}
+    )
     return _layout(figure, "Transactions by action (top 15)", "transactions (count)", "action")
 
 
@@ -154,25 +157,13 @@ def errors_by_action(data: ReportData) -> go.Figure:
     actions = (
         actions[(actions["discrepancies"] + actions["processing_errors"]) > 0].head(15).iloc[::-1]
     )
-    figure = go.Figure(
-        [
-            go.Bar(
-                y=actions["action"],
-                x=actions["discrepancies"],
-                name="balance discrepancies",
-                orientation="h",
-                marker_color=ALERT_COLOUR,
-            ),
-            go.Bar(
-                y=actions["action"],
-                x=actions["processing_errors"],
-                name="processing errors",
-                orientation="h",
-                marker_color=NEUTRAL_COLOUR,
-            ),
-        ]
+    figure = _stacked_by_action(
+        actions,
+        {
+            "discrepancies": ("balance discrepancies", ALERT_COLOUR),
+            "processing_errors": ("processing errors", NEUTRAL_COLOUR),
+        },
     )
-    figure.update_layout(barmode="stack")
     return _layout(figure, "Errors by action", "errors (count)", "action")
 
 
