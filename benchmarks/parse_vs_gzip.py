@@ -40,20 +40,21 @@ def best_of(repeat: int, work) -> tuple[float, object]:
     return best, result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
     )
     parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     found = discover(args.log_dir)
-    days = sorted({*found.days(), *(d for d in found.days())})
+    days = found.days()
     paths = [part.path for part in found.parts]
     size = sum(path.stat().st_size for path in paths)
     print(f"{len(paths)} files, {size / 1e6:.1f} MB compressed, {len(days)} stream-folder days")
     baseline, lines = best_of(args.repeat, lambda: bare_read(paths))
     print(f"baseline  gzip read + line iteration: {baseline:6.3f} s  ({lines:,} lines)")
+    ratios = {}
     for workers in sorted({1, default_workers()}):
         options = IngestOptions(workers=workers)
         seconds, rows = best_of(
@@ -64,6 +65,8 @@ def main() -> None:
             f"parse     {workers} process(es):               {seconds:6.3f} s  ({records:,} records)"
             f"  ratio {seconds / baseline:4.2f}x"
         )
+        ratios[f"{workers} process(es)"] = seconds / baseline
+    return ratios
 
 
 if __name__ == "__main__":

@@ -1,0 +1,22 @@
+"""A quick run of every benchmark on small inputs, so the scripts keep working (figures are not asserted:
+benchmarks measure, tests check)."""
+
+from __future__ import annotations
+
+from benchmarks import growth, memory, parse_vs_gzip
+from calo_assets.config import SAMPLE_LOG_DIR
+
+
+def test_parse_benchmark_runs():
+    ratios = parse_vs_gzip.main(["--log-dir", str(SAMPLE_LOG_DIR), "--repeat", "1"])
+    assert set(ratios) >= {"1 process(es)"} and all(ratio > 0 for ratio in ratios.values())
+
+
+def test_growth_benchmark_runs():
+    figures = growth.main(["--quick"])
+    assert figures["ratio"] > 0 and figures["history (s)"] > 0
+
+
+def test_memory_benchmark_runs():
+    figures = memory.main(["--quick"])
+    assert figures["peak MiB"] > 0 and figures["seconds"] > 0
