@@ -45,9 +45,11 @@ class Warehouse:
     def table_file(self, table: str) -> Path:
         return self.root / table / DATA_FILE
 
-    def write_day(self, table: str, day: str, data: pa.Table) -> Path:
-        """Replace one day of a daily table."""
-        return _write_atomically(self.day_file(table, day), _conform(table, data))
+    def write_day(self, table: str, day: str, data: pa.Table) -> pa.Table:
+        """Replace one day of a daily table; return the table as written (in the table's schema)."""
+        conformed = _conform(table, data)
+        _write_atomically(self.day_file(table, day), conformed)
+        return conformed
 
     def write_table(self, table: str, data: pa.Table) -> Path:
         """Replace a table computed over the whole history."""

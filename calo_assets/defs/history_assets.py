@@ -66,10 +66,11 @@ def anomaly_scores(context: dg.AssetExecutionContext, config: AnomalyConfig, cal
     frames = score_days(transactions, days, settings, calo.ingest_options.workers)
     for day, frame in zip(days, frames, strict=True):
         table = pa.Table.from_pandas(frame, preserve_index=False)
-        warehouse.write_day(
-            "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
+        scored.append(
+            warehouse.write_day(
+                "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
+            )
         )
-        scored.append(warehouse.read_day("anomaly_scores", day.isoformat()))
     warehouse.refresh_views()
     table = pa.concat_tables(scored)
     context.log.info(

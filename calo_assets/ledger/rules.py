@@ -6,7 +6,6 @@ from decimal import Decimal
 
 CREDIT = "CREDIT"
 DEBIT = "DEBIT"
-DIRECTIONS = (CREDIT, DEBIT)
 
 
 def direction(

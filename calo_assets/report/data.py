@@ -191,11 +191,6 @@ class ReportData:
         return self.frames[name]
 
 
-def available_days(warehouse: Warehouse) -> list[str]:
-    """The days the warehouse holds transactions for."""
-    return warehouse.days("log_events")
-
-
 def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
     """Run every report query over the warehouse for ``first..last``."""
     data = ReportData(first, last)

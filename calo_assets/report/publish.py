@@ -8,7 +8,6 @@ the result says that the PNGs were skipped and why.
 from __future__ import annotations
 
 import html
-import logging
 import os
 import shutil
 from concurrent.futures import ThreadPoolExecutor
@@ -25,8 +24,6 @@ from calo_assets.report.data import ReportData, load
 from calo_assets.report.figures import HEIGHT, WIDTH, build_figures
 from calo_assets.report.workbook import build_workbook
 from calo_assets.warehouse import Warehouse
-
-log = logging.getLogger(__name__)
 
 WORKBOOK = "balance_sync_analytics_report.xlsx"
 HTML_PAGE = "balance_sync_report.html"
@@ -97,8 +94,6 @@ def publish(
         if rendering is not None:
             rendering.result()
             result.images = paths
-    if result.images_skipped:
-        log.warning("PNG charts skipped: %s", result.images_skipped)
     return result
 
 

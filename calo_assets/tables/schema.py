@@ -266,11 +266,6 @@ def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
-def empty(name: str) -> pa.Table:
-    """An empty table of ``name`` (a day without logs still has its tables)."""
-    return SCHEMAS[name].empty_table()
-
-
 def to_rows(table: pa.Table) -> list[dict[str, Any]]:
     """Rows of an Arrow table as dicts, with dates and timestamps as ISO texts (fast to convert back)."""
     for index, field in enumerate(table.schema):
