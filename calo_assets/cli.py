@@ -15,7 +15,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 
 from calo_assets.config import Settings
 from calo_assets.defs.resources import CaloResource
@@ -183,7 +182,10 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
     """A short text summary of the tables for the days ``first..last``."""
     window = [date.fromisoformat(first), date.fromisoformat(last)]
     lines = [f"Period: {first} to {last} (UTC)"]
-    with duckdb.connect(str(warehouse.root / DUCKDB_FILE), read_only=True) as connection:
+    # An in-memory connection over the Parquet files: calo.duckdb may be held open by another run.
+    tables = ("transactions", "invocations", "balance_discrepancies", "negative_balance_rejections")
+    tables += ("processing_errors", "quarantine", "user_exposure")
+    with warehouse.connect(empty_tables=tables) as connection:
         width = max(len(label) for label in _COUNTS)
         for label, query in _COUNTS.items():
             (count,) = connection.execute(query, window).fetchone()

@@ -156,3 +156,34 @@ def test_multiprocess_runs_at_once_match_a_single_run(tmp_path):
                 concurrent.day_file(table, day).read_bytes()
                 == sequential.day_file(table, day).read_bytes()
             )
+
+
+HOLD_DATABASE = textwrap.dedent(
+    """
+    import sys, time
+    import duckdb
+
+    connection = duckdb.connect(sys.argv[1])  # read-write: DuckDB locks the file for other processes
+    print("holding", flush=True)
+    time.sleep(120)
+    """
+)
+
+
+def test_the_summary_reads_while_another_process_holds_the_database(sample_run):
+    from calo_assets.cli import summary
+    from calo_assets.warehouse import DUCKDB_FILE
+
+    _, warehouse = sample_run
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_DATABASE, str(warehouse.root / DUCKDB_FILE)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        text = summary(warehouse, "2024-03-01", "2024-03-08")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert "  transactions" in text and f"{626:>10,}" in text.splitlines()[1]
