@@ -69,16 +69,18 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
     written: dict[str, list[pa.Table]] = {name: [] for name in INGEST_TABLES}
     for day in days:
         rows = rows_by_day[day]
-        for name, day_rows in zip(
-            INGEST_TABLES, (rows.events, rows.quarantine, rows.manifest), strict=True
-        ):
-            table = to_table(name, day_rows)
-            warehouse.write_day(name, day, table)
-            written[name].append(table)
+        tables = (
+            rows.event_table,
+            to_table("quarantine", rows.quarantine),
+            to_table("ingest_manifest", rows.manifest),
+        )
+        for name, table in zip(INGEST_TABLES, tables, strict=True):
+            written[name].append(warehouse.write_day(name, day, table))
     warehouse.refresh_views()
-    context.log.info(
-        f"read {sum(r.records_read for r in rows_by_day.values()):,} records: {sum(len(r.events) for r in rows_by_day.values()):,} typed, {sum(len(r.quarantine) for r in rows_by_day.values()):,} quarantined items"
-    )
+    records = sum(rows.records_read for rows in rows_by_day.values())
+    typed = sum(table.num_rows for table in written["log_events"])
+    quarantined = sum(table.num_rows for table in written["quarantine"])
+    context.log.info(f"read {records:,} records: {typed:,} typed, {quarantined:,} quarantined items")
     discovery_summary = {
         "stream files read": len(parts),
         "duplicate copies skipped": len(found.duplicates),

@@ -94,15 +94,22 @@ def classify(body: str) -> Event:
 
 def _classify_platform(name: str, body: str) -> Event:
     kind = name.lower()
-    fields = _platform_fields(body[len(name) + 1 :])
+    text = body[len(name) + 1 :]
+    if kind in ("start", "end"):
+        # START and END say nothing beyond their request id (a column) and the version (in the message).
+        return Event(kind, request_id=_request_id(text), message=_first_line(body))
+    fields = _platform_fields(text)
     request_id = fields.pop("request_id", None)
-    # START and END say nothing beyond their request id (a column) and the version (in the message).
-    return Event(
-        kind,
-        request_id=request_id,
-        message=_first_line(body),
-        payload=fields if kind not in ("start", "end") else None,
-    )
+    return Event(kind, request_id=request_id, message=_first_line(body), payload=fields)
+
+
+def _request_id(text: str) -> str | None:
+    """The request id of a START or END line (``RequestId: <id>[ Version: <v>]``), as in ``_platform_fields``."""
+    for item in text.split("\t"):
+        name, separator, value = item.partition(": ")
+        if separator and _FIELD_NAMES.get(name) == "request_id":
+            return value.strip().partition(" Version: ")[0]
+    return None
 
 
 def _platform_fields(text: str) -> dict[str, Any]:

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import orjson
+import pyarrow as pa
+
 from calo_assets.logs.events import APP_KINDS, RecordError, classify
 from calo_assets.logs.export import Discovery, StreamPart
 from calo_assets.logs.inspect_literal import UNDEFINED
@@ -29,11 +32,16 @@ from calo_assets.logs.reader import (
     split_records,
 )
 from calo_assets.privacy import mask_text
+from calo_assets.tables.schema import SCHEMAS, from_columns, to_rows
 
 QUARANTINED = "quarantined"
 _CUT_OFF = ("truncated gzip", "corrupt gzip", "gzip inflates past", "file larger than")
 _CANONICAL_TIMESTAMP_LENGTH = len("2024-01-01T00:00:00.000Z")
 _BEFORE_START = frozenset({"init_start", "init_report"})
+_APP_KINDS = frozenset(APP_KINDS)
+# Files are read in batches of about this many compressed bytes (or files): per-file costs amortized.
+_BATCH_BYTES = 1 << 20
+_BATCH_FILES = 64
 # Kinds whose text is machine-made (ids, figures, fixed messages): masking them would only cost time.
 _WITHOUT_PERSONAL_DATA = frozenset(
     {"start", "end", "report", "init_start", "init_report", "xray", "sqs_message", "sync_published"}
@@ -51,11 +59,22 @@ class IngestOptions:
 
 @dataclass(slots=True)
 class DayRows:
-    """The rows of one day: typed events, quarantined items and the per-file manifest."""
+    """The rows of one day: typed events (Arrow, in the ``log_events`` schema), quarantine, manifest."""
 
-    events: list[dict[str, Any]] = field(default_factory=list)
+    event_tables: list[pa.Table] = field(default_factory=list)
     quarantine: list[dict[str, Any]] = field(default_factory=list)
     manifest: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def event_table(self) -> pa.Table:
+        if not self.event_tables:
+            return SCHEMAS["log_events"].empty_table()
+        return pa.concat_tables(self.event_tables)
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        """The events as dicts, times as ISO texts (what ``build_sync_tables`` reads)."""
+        return to_rows(self.event_table)
 
     @property
     def records_read(self) -> int:
@@ -64,52 +83,124 @@ class DayRows:
 
 @dataclass(slots=True)
 class PartRows:
-    """The rows read from one file, each already carrying its day."""
+    """The rows read from one file, as columns in the ``log_events`` layout, each row with its day."""
 
     part: StreamPart
-    events: list[dict[str, Any]]
+    columns: dict[str, list[Any]]
     quarantine: list[dict[str, Any]]
     records_by_day: Counter[str]
     bytes_read: int
 
 
+@dataclass(slots=True)
+class BatchRows:
+    """The rows of a batch of files: typed events as one Arrow table per day, quarantine, manifest."""
+
+    events_by_day: dict[str, pa.Table]
+    quarantine: list[dict[str, Any]]
+    manifest: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class DayPiece:
+    """What a batch of files holds for one day: events, quarantined items, manifest rows."""
+
+    day: str
+    events: pa.Table | None
+    quarantine: list[dict[str, Any]]
+    manifest: list[dict[str, Any]]
+
+
 def read_days(
     discovery: Discovery, days: Iterable[str], options: IngestOptions
 ) -> dict[str, DayRows]:
-    """Read every file that can hold records of ``days`` once and split the rows by day."""
-    wanted = sorted(set(days))
-    result = {day: DayRows() for day in wanted}
-    parts = discovery.parts_for_days(wanted)
-    for rows in _read_parts(parts, options):
-        for row in rows.events:
-            if row["day"] in result:
-                result[row["day"]].events.append(row)
-        for row in rows.quarantine:
-            if row["day"] in result:
-                result[row["day"]].quarantine.append(row)
-        for day in wanted:
-            records = rows.records_by_day.get(day, 0)
-            if records or rows.part.folder_day == day:
-                result[day].manifest.append(_manifest_row(day, rows, records))
-    for path, reason in discovery.refused:
-        folder_day = path.parent.name[:10]
-        if folder_day in result:
-            result[folder_day].quarantine.append(
-                _quarantine_row(
-                    folder_day, None, path.parent.name, path.name, None, reason, "", "file"
-                )
-            )
+    """Read every file that can hold records of ``days`` once and collect the rows by day."""
+    result = {day: DayRows() for day in sorted(set(days))}
+    for piece in stream_days(discovery, days, options):
+        rows = result[piece.day]
+        if piece.events is not None:
+            rows.event_tables.append(piece.events)
+        rows.quarantine.extend(piece.quarantine)
+        rows.manifest.extend(piece.manifest)
     return result
 
 
-def _read_parts(parts: list[StreamPart], options: IngestOptions) -> Iterator[PartRows]:
-    if options.workers <= 1 or len(parts) < 2 * options.workers:
-        for part in parts:
-            yield read_part(part, options)
+def stream_days(
+    discovery: Discovery, days: Iterable[str], options: IngestOptions
+) -> Iterator[DayPiece]:
+    """Read every file that can hold records of ``days`` once; yield the rows batch by batch, by day.
+
+    Batches of files are read in worker processes and come back in a fixed order (whatever the number
+    of workers), so the rows do too.
+    """
+    wanted = sorted(set(days))
+    batches = _batches(discovery.parts_for_days(wanted))
+    for batch in _read_batches(batches, options, set(wanted)):
+        for day in sorted(
+            set(batch.events_by_day) | {row["day"] for row in batch.quarantine + batch.manifest}
+        ):
+            yield DayPiece(
+                day,
+                batch.events_by_day.get(day),
+                [row for row in batch.quarantine if row["day"] == day],
+                [row for row in batch.manifest if row["day"] == day],
+            )
+    for path, reason in discovery.refused:
+        folder_day = path.parent.name[:10]
+        if folder_day in wanted:
+            row = _quarantine_row(
+                folder_day, None, path.parent.name, path.name, None, reason, "", "file"
+            )
+            yield DayPiece(folder_day, None, [row], [])
+
+
+def _batches(parts: list[StreamPart]) -> list[list[StreamPart]]:
+    """Consecutive files in groups of about ``_BATCH_BYTES``: fewer, larger tables and tasks."""
+    batches: list[list[StreamPart]] = []
+    size = 0
+    for part in parts:
+        part_size = part.path.stat().st_size if part.path.exists() else 0
+        if not batches or size + part_size > _BATCH_BYTES or len(batches[-1]) >= _BATCH_FILES:
+            batches.append([])
+            size = 0
+        batches[-1].append(part)
+        size += part_size
+    return batches
+
+
+def _read_batches(
+    batches: list[list[StreamPart]], options: IngestOptions, wanted: set[str]
+) -> Iterator[BatchRows]:
+    if options.workers <= 1 or len(batches) < 2:
+        for batch in batches:
+            yield read_batch(batch, options, wanted)
         return
-    chunk = max(1, len(parts) // (options.workers * 8))
-    with ProcessPoolExecutor(max_workers=options.workers) as pool:
-        yield from pool.map(read_part, parts, [options] * len(parts), chunksize=chunk)
+    with ProcessPoolExecutor(max_workers=min(options.workers, len(batches))) as pool:
+        yield from pool.map(read_batch, batches, [options] * len(batches), [wanted] * len(batches))
+
+
+def read_batch(parts: list[StreamPart], options: IngestOptions, wanted: set[str]) -> BatchRows:
+    """Read a batch of files; keep the rows of the ``wanted`` days."""
+    columns: dict[str, dict[str, list[Any]]] = {}
+    quarantine: list[dict[str, Any]] = []
+    manifest: list[dict[str, Any]] = []
+    for part in parts:
+        rows = read_part(part, options)
+        days = rows.columns["day"]
+        typed = [kind != QUARANTINED for kind in rows.columns["kind"]]
+        for day in sorted(set(days) & wanted):
+            keep = [index for index, row_day in enumerate(days) if row_day == day and typed[index]]
+            if keep:
+                into = columns.setdefault(day, {name: [] for name in rows.columns})
+                for name, values in rows.columns.items():
+                    into[name].extend(
+                        values if len(keep) == len(days) else [values[index] for index in keep]
+                    )
+        quarantine.extend(row for row in rows.quarantine if row["day"] in wanted)
+        for day in sorted(wanted & ({part.folder_day} | set(rows.records_by_day))):
+            manifest.append(_manifest_row(day, rows, rows.records_by_day.get(day, 0)))
+    events = {day: from_columns("log_events", day_columns) for day, day_columns in columns.items()}
+    return BatchRows(events, quarantine, manifest)
 
 
 def default_workers() -> int:
@@ -148,65 +239,77 @@ def _read_part(part: StreamPart, options: IngestOptions) -> PartRows:
     )
     cut_off = damage if damage and not text.endswith("\n") else None
     last_line = records[-1].line if records and cut_off else None
+    bytes_read = len(text)
+    del text
     mask_all = mask_text if options.mask_personal_data else _identity
     stream, file = part.stream, part.path.name
-    # An export writes a stream in chunks that are not always in time order: restore the order.
-    records.sort(key=_record_order)
-    rows: list[dict[str, Any]] = []
+    records = _in_time_order(records)
+    # Columns of the file's rows; quarantined records stay in them until their day is known.
+    kinds: list[str] = []
+    levels: list[str | None] = []
+    request_ids: list[str | None] = []
+    messages: list[str | None] = []
+    payloads: list[str | None] = []
+    trailings: list[str | None] = []
     for record in records:
-        row = {
-            "day": None,
-            "occurred_at": record.occurred_at,
-            "stream": stream,
-            "file": file,
-            "line": record.line,
-            "request_id": None,
-            "level": None,
-            "kind": QUARANTINED,
-            "message": None,
-            "payload": None,
-            "trailing_text": None,
-        }
+        body = record.body
         if record.line == last_line:
-            row["message"] = (
-                f"last record cut off where the file is damaged ({cut_off.split(':')[0]})"
-            )
-            row["payload"] = mask_all(excerpt(record.body))
-        elif bad_utf8 and "\ufffd" in record.body:
-            row["message"] = "invalid UTF-8 in record: bytes replaced by U+FFFD"
-            row["payload"] = mask_all(excerpt(record.body))
+            kind, level, request_id, trailing = QUARANTINED, None, None, None
+            message = f"last record cut off where the file is damaged ({cut_off.split(':')[0]})"
+            payload = mask_all(excerpt(body))
+        elif bad_utf8 and "\ufffd" in body:
+            kind, level, request_id, trailing = QUARANTINED, None, None, None
+            message = "invalid UTF-8 in record: bytes replaced by U+FFFD"
+            payload = mask_all(excerpt(body))
         else:
             try:
-                event = classify(record.body)
+                event = classify(body)
             except RecordError as exc:
-                row["message"] = str(exc)
-                row["payload"] = mask_all(excerpt(record.body))
+                kind, level, request_id, trailing = QUARANTINED, None, None, None
+                message, payload = str(exc), mask_all(excerpt(body))
             else:
                 mask = _identity if event.kind in _WITHOUT_PERSONAL_DATA else mask_all
-                row["kind"] = event.kind
-                row["level"] = event.level
-                row["request_id"] = event.request_id
-                row["message"] = mask(event.message)
-                row["payload"] = None if event.payload is None else mask(to_json(event.payload))
-                row["trailing_text"] = mask(event.trailing) if event.trailing else None
-        rows.append(row)
-    _assign_invocations(rows)
-    records_by_day = Counter(row["day"] for row in rows)
-    events = [row for row in rows if row["kind"] != QUARANTINED]
+                kind, level, request_id = event.kind, event.level, event.request_id
+                message = mask(event.message)
+                payload = None if event.payload is None else mask(to_json(event.payload))
+                trailing = mask(event.trailing) if event.trailing else None
+        kinds.append(kind)
+        levels.append(level)
+        request_ids.append(request_id)
+        messages.append(message)
+        payloads.append(payload)
+        trailings.append(trailing)
+    occurred = [record.occurred_at for record in records]
+    lines = [record.line for record in records]
+    days = _assign_invocations(kinds, request_ids, occurred)
+    records_by_day = Counter(days)
     quarantine = [
         _quarantine_row(
-            row["day"],
-            row["occurred_at"],
+            days[index],
+            occurred[index],
             stream,
             file,
-            row["line"],
-            row["message"],
-            row["payload"],
+            lines[index],
+            messages[index],
+            payloads[index],
             "record",
         )
-        for row in rows
-        if row["kind"] == QUARANTINED
+        for index, kind in enumerate(kinds)
+        if kind == QUARANTINED
     ]
+    columns = {
+        "day": days,
+        "occurred_at": occurred,
+        "stream": [stream] * len(records),
+        "file": [file] * len(records),
+        "line": lines,
+        "request_id": request_ids,
+        "level": levels,
+        "kind": kinds,
+        "message": messages,
+        "payload": payloads,
+        "trailing_text": trailings,
+    }
     for problem in split_problems:
         day = problem.occurred_at[:10] if problem.occurred_at else part.folder_day
         records_by_day[day] += (
@@ -215,36 +318,54 @@ def _read_part(part: StreamPart, options: IngestOptions) -> PartRows:
         quarantine.append(_from_problem(problem, day, stream, file, "record", mask_all))
     for problem in problems:
         quarantine.append(_from_problem(problem, part.folder_day, stream, file, "file", mask_all))
-    return PartRows(part, events, quarantine, records_by_day, len(text))
+    return PartRows(part, columns, quarantine, records_by_day, bytes_read)
 
 
-def _assign_invocations(rows: list[dict[str, Any]]) -> None:
-    """Give each row its invocation's request id (where the line has none) and its day."""
+def _assign_invocations(
+    kinds: list[str], request_ids: list[str | None], occurred: list[str]
+) -> list[str]:
+    """The day of each row; rows without a request id get their invocation's (in ``request_ids``).
+
+    A row belongs to the day of its invocation's ``START``; rows before it (init records, application
+    lines logged outside a request) belong to the invocation that follows.
+    """
+    days: list[str] = [""] * len(kinds)
     start_day: dict[str, str] = {}
     current: str | None = None
-    pending: list[dict[str, Any]] = []
-    for row in rows:
-        kind = row["kind"]
-        if kind == "start" and row["request_id"]:
-            current = row["request_id"]
-            start_day[current] = row["occurred_at"][:10]
+    pending: list[int] = []
+    for index, kind in enumerate(kinds):
+        request_id = request_ids[index]
+        if kind == "start" and request_id:
+            current = request_id
+            day = start_day[current] = occurred[index][:10]
             for waiting in pending:
-                waiting["request_id"] = waiting["request_id"] or current
-                waiting["day"] = start_day[current]
+                request_ids[waiting] = request_ids[waiting] or current
+                days[waiting] = day
             pending.clear()
-            row["day"] = start_day[current]
-        elif row["request_id"]:
-            row["day"] = start_day.get(row["request_id"], row["occurred_at"][:10])
-        elif kind in _BEFORE_START or kind in APP_KINDS:
+            days[index] = day
+        elif request_id:
+            days[index] = start_day.get(request_id) or occurred[index][:10]
+        elif kind in _BEFORE_START or kind in _APP_KINDS:
             # init records, and application lines logged outside a request (request id "undefined")
-            pending.append(row)
+            pending.append(index)
         elif current is not None:
-            row["request_id"] = current
-            row["day"] = start_day[current]
+            request_ids[index] = current
+            days[index] = start_day[current]
         else:
-            pending.append(row)
+            pending.append(index)
     for waiting in pending:
-        waiting["day"] = waiting["occurred_at"][:10]
+        days[waiting] = occurred[waiting][:10]
+    return days
+
+
+def _in_time_order(records: list[Record]) -> list[Record]:
+    """Records by time, then line: an export writes a stream in chunks not always in time order."""
+    stamps = [record.occurred_at for record in records]
+    if all(len(stamp) == _CANONICAL_TIMESTAMP_LENGTH for stamp in stamps) and stamps == sorted(
+        stamps
+    ):
+        return records  # the usual case, checked at C speed
+    return sorted(records, key=_record_order)
 
 
 def _record_order(record: Record) -> tuple[str, int]:
@@ -259,7 +380,10 @@ def _record_order(record: Record) -> tuple[str, int]:
 
 def to_json(value: Any) -> str:
     """Compact JSON of a parsed payload; exact decimals are written as strings, ``undefined`` as null."""
-    return _ENCODER.encode(value)
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
+        return _ENCODER.encode(value)
 
 
 def _json_default(value: Any) -> Any:

@@ -23,13 +23,14 @@ import chompjs
 
 MAX_DEPTH = 200
 
-_LOADER_KWARGS = {"parse_float": Decimal}
+# One decoder, built once: ``json.loads`` with keyword arguments builds a new one per call.
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
 
+# Strings as "unrolled loops" (runs of plain characters, then one escape): far faster than (a|b)*.
+_STRING = r"""'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|`[^`\\]*+(?:\\.[^`\\]*+)*+`"""
 _TOKEN = re.compile(
-    r"""
-      '[^'\\\n]*(?:\\.[^'\\\n]*)*'
-    | "[^"\\\n]*(?:\\.[^"\\\n]*)*"
-    | `[^`\\]*(?:\\.[^`\\]*)*`
+    _STRING
+    + r"""
     | (?P<placeholder>\[(?:Object|Array|Circular\ \*\d+|Function[^\]\n]*|class[^\]\n]*
                           |Getter|Setter|Getter/Setter|Symbol[^\]\n]*)\])
     | (?P<more>\.\.\.\ \d+\ more\ items?)
@@ -41,14 +42,7 @@ _TOKEN = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-# Strings as "unrolled loops" (runs of plain characters, then one escape): far faster than (a|b)*.
-_STRINGS = re.compile(
-    r"""'[^'\\\n]*(?:\\.[^'\\\n]*)*'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|`[^`\\]*(?:\\.[^`\\]*)*`""",
-    re.DOTALL,
-)
 _HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")
-_BRACKETS = re.compile(r"[{}\[\]]")
-_QUOTES = re.compile(r"['\"`]")
 _KEYWORD_KEY = re.compile(r"(?:true|false|null)\s*:")
 _PLACEHOLDER_START = re.compile(r"\[[A-Za-z]")
 _CLASS_NAME = re.compile(r"[A-Z][\w$]*(?:\(\d+\))?")
@@ -129,7 +123,7 @@ def parse_literal(text: str) -> Literal:
     if "\\x" in body:  # Node escapes control characters as \xHH, which chompjs (JSON) does not know
         body = _HEX_ESCAPE.sub(r"\1\\u00\2", body)
     try:
-        value = chompjs.parse_js_object(body, loader_kwargs=_LOADER_KWARGS)
+        value = chompjs.parse_js_object(body, loader=_DECODER.decode)
     except (ValueError, RecursionError) as exc:
         raise LiteralError(f"malformed object literal: {exc}") from None
     if replacements:
@@ -140,7 +134,7 @@ def parse_literal(text: str) -> Literal:
 def parse_json(text: str) -> Any:
     """Parse JSON keeping fractional numbers exact (``Decimal``); raise ``LiteralError`` if invalid."""
     try:
-        return json.loads(text, parse_float=Decimal, parse_constant=Decimal)
+        return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise LiteralError(f"malformed JSON: {exc}") from None
 
@@ -152,40 +146,45 @@ def _scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
 
 
 def _fast_end(text: str) -> int | None:
-    """End of the literal for the common case, in C-speed steps; ``None`` sends it to the full scan.
+    """End of the literal for the common case, in one C-speed regex match; ``None`` sends it to the full scan.
 
-    Strings are replaced by a neutral character in one regex pass, which leaves the brackets to walk. Anything unusual
-    (a special token, a stray quote, text after the literal that holds quotes, unbalanced brackets)
-    returns ``None`` so the full scan can handle it or explain the error.
+    ``_BALANCED`` matches a literal nested at most ``_FAST_DEPTH`` levels, strings taken whole. Anything
+    unusual (deeper nesting, a stray quote, a special token) returns ``None`` so the full scan can
+    handle it or explain the error.
     """
-    stripped = _STRINGS.sub("0", text)
-    stack: list[str] = []
-    for match in _BRACKETS.finditer(stripped):
-        bracket = match.group()
-        if bracket in _PAIRS:
-            stack.append(_PAIRS[bracket])
-            if len(stack) > MAX_DEPTH:
-                return None
-        elif not stack or stack.pop() != bracket:
-            return None
-        elif not stack:
-            end = match.end()
-            if _unusual(stripped[:end]) or _QUOTES.search(stripped, end):
-                return None
-            return len(text) - (len(stripped) - end)
-    return None
+    match = _BALANCED.match(text)
+    if match is None:
+        return None
+    end = match.end()
+    return None if _unusual(text[:end]) else end
 
 
 def _unusual(body: str) -> bool:
-    """Whether a literal (strings blanked out) needs the full scan: stray quotes, special tokens."""
+    """Whether a literal needs the full scan for its special tokens (found in strings too: harmless)."""
     # Substring tests first: a regex alternation over the whole text is several times slower.
-    if "'" in body or '"' in body or "`" in body or "..." in body:
+    if "..." in body or "undefined" in body or "NaN" in body or "Infinity" in body:
         return True
-    if "undefined" in body or "NaN" in body or "Infinity" in body:
-        return True
-    if ("true" in body or "false" in body or "null" in body) and _KEYWORD_KEY.search(body):
-        return True
+    for keyword in ("true", "false", "null"):  # a keyword used as a key: ``{ true: 1 }``
+        position = body.find(keyword)
+        while position >= 0:
+            if _KEYWORD_KEY.match(body, position):
+                return True
+            position = body.find(keyword, position + 1)
     return "[" in body and _PLACEHOLDER_START.search(body) is not None
+
+
+def _balanced_pattern(depth: int) -> re.Pattern[str]:
+    """A regex matching a bracketed literal nested up to ``depth`` levels (possessive: no backtracking)."""
+    atoms = rf"""[^{{}}\[\]'"`]++|{_STRING}"""
+    literal = rf"\{{(?:{atoms})*+\}}|\[(?:{atoms})*+\]"
+    for _ in range(depth - 1):
+        inner = f"(?:{atoms}|{literal})*+"
+        literal = rf"\{{{inner}\}}|\[{inner}\]"
+    return re.compile(literal, re.DOTALL)
+
+
+_FAST_DEPTH = 5
+_BALANCED = _balanced_pattern(_FAST_DEPTH)
 
 
 def _full_scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:

@@ -15,6 +15,7 @@ import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 try:  # ISA-L's gzip is several times faster than zlib's; the standard library is the fallback.
     from isal import igzip as gzip_impl
@@ -33,9 +34,11 @@ _GZIP_WBITS = 31  # zlib's "gzip container" mode
 _SALVAGE_SLICE = 1  # one compressed byte at a time: only what follows the damage is lost
 EXCERPT_CHARS = 200
 
-_RECORD_START = re.compile(
-    r"^(?:(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z) |(?=XRAY TraceId: ))", re.M
-)
+# A record starts after a newline followed by an ISO timestamp and a space, or by ``XRAY TraceId:``.
+# Splitting on that newline (a literal first character) lets the regex engine jump from newline to
+# newline instead of trying every position as a ``^`` pattern in multi-line mode does.
+_RECORD_SPLIT = re.compile(r"\n(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z |XRAY TraceId: )")
+_XRAY = "XRAY TraceId: "
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +51,7 @@ class Problem:
     occurred_at: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     """One log record: its first line number in the file, export timestamp and text after it."""
 
     line: int
@@ -161,22 +163,28 @@ def split_records(text: str) -> tuple[list[Record], list[Problem]]:
     """Cut text into records; text before the first timestamp is a problem, not a record."""
     records: list[Record] = []
     problems: list[Problem] = []
-    starts = list(_RECORD_START.finditer(text))
-    head_end = starts[0].start() if starts else len(text)
-    if text[:head_end].strip():
+    chunks = _RECORD_SPLIT.split("\n" + text)
+    head = chunks[0][1:] + ("\n" if len(chunks) > 1 else "")
+    if head.strip():
         problems.append(
-            Problem("text without a timestamp before the first record", 1, excerpt(text[:head_end]))
+            Problem("text without a timestamp before the first record", 1, excerpt(head))
         )
-    line = 1 + text.count("\n", 0, head_end)
+    # Line of a chunk = newlines before it; each separator is one newline of its own.
+    line = chunks[0].count("\n") + 1
     previous_ts = None
-    for index, match in enumerate(starts):
-        end = starts[index + 1].start() if index + 1 < len(starts) else len(text)
-        occurred_at = match.group(1) or previous_ts
-        body = text[match.end() : end].rstrip("\r\n")
-        if occurred_at is None:
-            problems.append(Problem("XRAY line before any timestamped record", line, excerpt(body)))
+    append = records.append
+    for chunk in chunks[1:]:
+        if chunk.startswith(_XRAY):
+            occurred_at, body = previous_ts, chunk.rstrip("\r\n")
+            if occurred_at is None:
+                problems.append(
+                    Problem("XRAY line before any timestamped record", line, excerpt(body))
+                )
+            else:
+                append(Record(line, occurred_at, body))
         else:
-            records.append(Record(line, occurred_at, body))
+            occurred_at, _, body = chunk.partition(" ")
+            append(Record(line, occurred_at, body.rstrip("\r\n")))
             previous_ts = occurred_at
-        line += text.count("\n", match.start(), end)
+        line += chunk.count("\n") + 1
     return records, problems

@@ -251,19 +251,33 @@ _PARSED_FROM_TEXT = (pa.types.is_timestamp, pa.types.is_date)
 
 def to_table(name: str, rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Rows (dicts) as an Arrow table with the schema of ``name``; ISO texts become dates and times."""
-    schema = SCHEMAS[name]
     rows = list(rows)
-    columns = []
+    return from_columns(
+        name, {field: [row.get(field) for row in rows] for field in SCHEMAS[name].names}
+    )
+
+
+def from_columns(name: str, columns: Mapping[str, list[Any]]) -> pa.Table:
+    """Columns (lists of Python values) as an Arrow table with the schema of ``name``.
+
+    ISO texts become dates and times; a column missing from ``columns`` is null.
+    """
+    schema = SCHEMAS[name]
+    length = len(next(iter(columns.values()))) if columns else 0
+    arrays = []
     for field in schema:
-        values = [row.get(field.name) for row in rows]
+        values = columns.get(field.name)
+        if values is None:
+            arrays.append(pa.nulls(length, field.type))
+            continue
         try:
             column = pa.array(values, type=field.type)
         except (pa.ArrowTypeError, pa.ArrowInvalid):
             if not any(check(field.type) for check in _PARSED_FROM_TEXT):
                 raise
             column = pa.array(values, type=TEXT).cast(field.type)
-        columns.append(column)
-    return pa.Table.from_arrays(columns, schema=schema)
+        arrays.append(column)
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def to_rows(table: pa.Table) -> list[dict[str, Any]]:
