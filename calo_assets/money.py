@@ -29,12 +29,15 @@ def to_money(value: Any) -> Decimal | None:
     """
     if value is None:
         return None
-    if isinstance(value, bool):
+    if type(value) is Decimal or type(value) is int:  # the common cases, first
+        number = Decimal(value)
+    elif isinstance(value, bool):
         raise MoneyError(f"not a number: {value!r}")
-    try:
-        number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise MoneyError(f"not a number: {str(value)[:40]!r}") from None
+    else:
+        try:
+            number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+        except (InvalidOperation, ValueError):
+            raise MoneyError(f"not a number: {str(value)[:40]!r}") from None
     if not number.is_finite():
         raise MoneyError(f"not a finite number: {value}")
     if number.as_tuple().exponent >= -MONEY_TYPE.scale and number.adjusted() < _INTEGER_DIGITS:

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import chompjs
 
@@ -81,8 +80,7 @@ _SPECIAL_VALUES: dict[str, Any] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class Literal:
+class Literal(NamedTuple):
     """A parsed literal: its value, the class name printed before it, and the text after it."""
 
     value: Any
@@ -109,7 +107,7 @@ def find_literal(message: str) -> tuple[str, Literal | None]:
         before, ref, _ = head.rpartition("<ref *")
         head = before.rstrip() if ref else head
     literal = parse_literal(message[start:])
-    return head, Literal(literal.value, class_name, literal.trailing)
+    return head, literal._replace(class_name=class_name) if class_name else literal
 
 
 def parse_literal(text: str) -> Literal:
