@@ -80,7 +80,9 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
     records = sum(rows.records_read for rows in rows_by_day.values())
     typed = sum(table.num_rows for table in written["log_events"])
     quarantined = sum(table.num_rows for table in written["quarantine"])
-    context.log.info(f"read {records:,} records: {typed:,} typed, {quarantined:,} quarantined items")
+    context.log.info(
+        f"read {records:,} records: {typed:,} typed, {quarantined:,} quarantined items"
+    )
     discovery_summary = {
         "stream files read": len(parts),
         "duplicate copies skipped": len(found.duplicates),
