@@ -16,7 +16,7 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +51,10 @@ class Warehouse:
         _write_atomically(self.day_file(table, day), conformed)
         return conformed
 
+    def day_writer(self, table: str, day: str) -> DayWriter:
+        """A writer of one day of a daily table in row groups; the file appears whole at ``close()``."""
+        return DayWriter(self.day_file(table, day), SCHEMAS[table])
+
     def write_table(self, table: str, data: pa.Table) -> Path:
         """Replace a table computed over the whole history."""
         return _write_atomically(self.table_file(table), _conform(table, data))
@@ -63,6 +67,20 @@ class Warehouse:
         """Several days of a daily table, in the order given; missing days are empty."""
         parts = [_read(path) for day in days if (path := self.day_file(table, day)).exists()]
         return _concat(table, parts)
+
+    def day_rows(self, table: str, day: str) -> int:
+        """Rows of one day of a daily table, from the file's footer (0 when never written)."""
+        path = self.day_file(table, day)
+        return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+
+    def read_day_in_parts(self, table: str, day: str) -> Iterator[pa.Table]:
+        """One day of a daily table, row group by row group (nothing when the day was never written)."""
+        path = self.day_file(table, day)
+        if not path.exists():
+            return
+        parquet = pq.ParquetFile(path)
+        for index in range(parquet.num_row_groups):
+            yield parquet.read_row_group(index)
 
     def days(self, table: str) -> list[str]:
         """The days written for a daily table, sorted."""
@@ -129,6 +147,55 @@ class Warehouse:
             except duckdb.IOException as exc:
                 log.warning("DuckDB views not refreshed (database in use?): %s", exc)
         return list(statements)
+
+
+class DayWriter:
+    """Writes a table in pieces, buffered into row groups of about ``ROW_GROUP_ROWS`` rows.
+
+    A piece is never split across row groups, so rows written together stay together (a file's
+    invocations, for the sync tables). The file is written under a temporary name and renamed over the
+    old version at ``close()``; ``abort()`` (or a crash) leaves the old version whole.
+    """
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema = path, schema
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        self._writer: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+        self.rows = 0
+
+    def write(self, piece: pa.Table) -> None:
+        """Add rows (in the table's schema); a row group is written once enough rows are waiting."""
+        self._pending.append(piece.select(self.schema.names).cast(self.schema))
+        self._pending_rows += piece.num_rows
+        self.rows += piece.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def close(self) -> Path:
+        """Write what is waiting and put the file in place (an empty table when nothing was written)."""
+        self._flush(final=True)
+        assert self._writer is not None
+        self._writer.close()
+        self._temporary.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Drop what was written; the previous version of the day stays."""
+        if self._writer is not None:
+            self._writer.close()
+        self._temporary.unlink(missing_ok=True)
+
+    def _flush(self, final: bool = False) -> None:
+        if not self._pending and not (final and self._writer is None):
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._temporary, self.schema, compression="zstd")
+        group = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
+        self._writer.write_table(group, row_group_size=max(1, group.num_rows))
+        self._pending, self._pending_rows = [], 0
 
 
 def _read(path: Path) -> pa.Table:

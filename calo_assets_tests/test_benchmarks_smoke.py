@@ -3,7 +3,7 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import growth, memory, parse_vs_gzip
+from benchmarks import growth, history, memory, parse_vs_gzip
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -20,3 +20,10 @@ def test_growth_benchmark_runs():
 def test_memory_benchmark_runs():
     figures = memory.main(["--quick"])
     assert figures["peak MiB"] > 0 and figures["seconds"] > 0
+
+
+def test_whole_history_benchmark_runs(tmp_path):
+    figures = history.main(["--log-dir", str(SAMPLE_LOG_DIR), "--repeat", "1", "--no-chart-images"])
+    stages = set(figures) - {"wall", "baseline"}
+    assert {"parse (ingest)", "anomaly scores", "Python + Dagster start-up"} <= stages
+    assert figures["wall"] >= sum(figures[stage] for stage in stages) - 1e-6

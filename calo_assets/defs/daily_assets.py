@@ -4,6 +4,7 @@ Each run handles one partition or, as a single-run backfill, a whole range of da
 of the range are then read once, not once per day.
 """
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,10 +17,15 @@ from calo_assets.defs.metadata import table_metadata, value_counts
 from calo_assets.defs.partitions import daily_partitions, single_run
 from calo_assets.defs.resources import CaloResource
 from calo_assets.logs.export import discover
-from calo_assets.logs.ingest import read_days
+from calo_assets.logs.ingest import stream_days
 from calo_assets.money import KNOWN_CURRENCIES
-from calo_assets.tables.schema import to_rows, to_table
-from calo_assets.tables.sync import OUTCOMES, SYNC_TABLES, build_sync_tables
+from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
+from calo_assets.tables.sync import (
+    OUTCOMES,
+    SYNC_TABLES,
+    build_sync_tables_in_parts,
+    shared_transaction_ids,
+)
 from calo_assets.warehouse import Warehouse
 
 INGEST_TABLES = ("log_events", "quarantine", "ingest_manifest")
@@ -65,36 +71,56 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
     found = discover(log_dir)
     parts = found.parts_for_days(days)
     context.log.info(f"{len(parts)} stream files to read for {len(days)} day(s) under {log_dir}")
-    rows_by_day = read_days(found, days, calo.ingest_options)
-    written: dict[str, list[pa.Table]] = {name: [] for name in INGEST_TABLES}
+    # The day's events go to disk in row groups as the files are read: a big day is never held whole.
+    writers = {day: warehouse.day_writer("log_events", day) for day in days}
+    quarantine: dict[str, list[dict]] = {day: [] for day in days}
+    manifest: dict[str, list[dict]] = {day: [] for day in days}
+    kinds: Counter[str] = Counter()
+    preview: pa.Table | None = None
+    try:
+        for piece in stream_days(found, days, calo.ingest_options):
+            if piece.events is not None:
+                writers[piece.day].write(piece.events)
+                kinds.update(value_counts(piece.events, "kind"))
+                preview = preview if preview is not None else piece.events
+            quarantine[piece.day].extend(piece.quarantine)
+            manifest[piece.day].extend(piece.manifest)
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    written: dict[str, list[pa.Table]] = {"quarantine": [], "ingest_manifest": []}
     for day in days:
-        rows = rows_by_day[day]
-        tables = (
-            rows.event_table,
-            to_table("quarantine", rows.quarantine),
-            to_table("ingest_manifest", rows.manifest),
+        writers[day].close()
+        written["quarantine"].append(
+            warehouse.write_day("quarantine", day, to_table("quarantine", quarantine[day]))
         )
-        for name, table in zip(INGEST_TABLES, tables, strict=True):
-            written[name].append(warehouse.write_day(name, day, table))
+        written["ingest_manifest"].append(
+            warehouse.write_day("ingest_manifest", day, to_table("ingest_manifest", manifest[day]))
+        )
     warehouse.refresh_views()
-    records = sum(rows.records_read for rows in rows_by_day.values())
-    typed = sum(table.num_rows for table in written["log_events"])
-    quarantined = sum(table.num_rows for table in written["quarantine"])
+    records = sum(row["records_read"] for rows in manifest.values() for row in rows)
+    typed = sum(writer.rows for writer in writers.values())
+    quarantined = sum(len(rows) for rows in quarantine.values())
     context.log.info(
         f"read {records:,} records: {typed:,} typed, {quarantined:,} quarantined items"
     )
-    discovery_summary = {
-        "stream files read": len(parts),
-        "duplicate copies skipped": len(found.duplicates),
-        "junk files ignored": len(found.junk),
-        "files refused": len(found.refused),
-    }
-    for name in INGEST_TABLES:
+    events_metadata = table_metadata(
+        preview if preview is not None else SCHEMAS["log_events"].empty_table(), days, typed
+    )
+    events_metadata.update(
+        {
+            "stream files read": len(parts),
+            "duplicate copies skipped": len(found.duplicates),
+            "junk files ignored": len(found.junk),
+            "files refused": len(found.refused),
+            "records by kind": dg.MetadataValue.json(dict(sorted(kinds.items()))),
+        }
+    )
+    yield dg.MaterializeResult(asset_key="log_events", metadata=events_metadata)
+    for name in ("quarantine", "ingest_manifest"):
         table = pa.concat_tables(written[name])
         metadata = table_metadata(table, days)
-        if name == "log_events":
-            metadata.update(discovery_summary)
-            metadata["records by kind"] = dg.MetadataValue.json(value_counts(table, "kind"))
         if name == "quarantine":
             metadata["reasons"] = dg.MetadataValue.json(value_counts(table, "reason"))
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
@@ -106,7 +132,7 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
     per_day = []
     for day in days:
         read = pc.sum(warehouse.read_day("ingest_manifest", day)["records_read"]).as_py() or 0
-        typed = warehouse.read_day("log_events", day).num_rows
+        typed = warehouse.day_rows("log_events", day)
         quarantine = warehouse.read_day("quarantine", day)
         quarantined = pc.sum(pc.equal(quarantine["unit"], "record")).as_py() or 0
         per_day.append({"day": day, "read": read, "typed": typed, "quarantined": quarantined})
@@ -171,7 +197,10 @@ def sync_tables(
     written: dict[str, list[pa.Table]] = {name: [] for name in SYNC_TABLES}
     for day in days:
         try:
-            tables = build_sync_tables(to_rows(warehouse.read_day("log_events", day)))
+            parts = map(to_rows, warehouse.read_day_in_parts("log_events", day))
+            events_file = warehouse.day_file("log_events", day)
+            shared = shared_transaction_ids(events_file) if events_file.exists() else None
+            tables = build_sync_tables_in_parts(parts, shared)
         except Exception as exc:  # earlier days are written; this day keeps its previous version
             raise dg.Failure(f"building the sync tables of {day} failed: {exc!r}") from exc
         for name, table in tables.items():

@@ -13,10 +13,10 @@ PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 
 
-def table_metadata(table: pa.Table, days: list[str]) -> dict[str, Any]:
-    """Standard metadata for a written table."""
+def table_metadata(table: pa.Table, days: list[str], rows: int | None = None) -> dict[str, Any]:
+    """Standard metadata for a written table (``rows`` when ``table`` is only its first part)."""
     return {
-        "dagster/row_count": table.num_rows,
+        "dagster/row_count": table.num_rows if rows is None else rows,
         "days": dg.MetadataValue.text(_days_text(days)),
         "preview": dg.MetadataValue.md(preview_markdown(table)),
         "dagster/column_schema": dg.TableSchema(

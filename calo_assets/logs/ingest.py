@@ -40,8 +40,8 @@ _CANONICAL_TIMESTAMP_LENGTH = len("2024-01-01T00:00:00.000Z")
 _BEFORE_START = frozenset({"init_start", "init_report"})
 _APP_KINDS = frozenset(APP_KINDS)
 # Files are read in batches of about this many compressed bytes (or files): per-file costs amortized.
-_BATCH_BYTES = 1 << 20
-_BATCH_FILES = 64
+_BATCH_BYTES = 1 << 19
+_BATCH_FILES = 32
 # Kinds whose text is machine-made (ids, figures, fixed messages): masking them would only cost time.
 _WITHOUT_PERSONAL_DATA = frozenset(
     {"start", "end", "report", "init_start", "init_report", "xray", "sqs_message", "sync_published"}

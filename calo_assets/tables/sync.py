@@ -20,9 +20,13 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import duckdb
+import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calo_assets.ledger.rules import direction, gap
 from calo_assets.money import to_money
@@ -42,21 +46,63 @@ _ERROR_KINDS = frozenset({"uncaught_exception", "runtime_error"})
 
 def build_sync_tables(events: Iterable[Mapping[str, Any]]) -> dict[str, pa.Table]:
     """The five sync tables of one day from that day's events (in stream and line order)."""
-    builder = _DayBuilder()
-    by_request: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
-    for event in events:
-        by_request[event["request_id"]].append(event)
-    for request_id, sequence in by_request.items():
-        if request_id is not None:
-            builder.invocation(request_id, sequence)
-        else:
-            builder.orphans(sequence)
+    return build_sync_tables_in_parts([events])
+
+
+def build_sync_tables_in_parts(
+    parts: Iterable[Iterable[Mapping[str, Any]]], shared_ids: frozenset[str] | None = None
+) -> dict[str, pa.Table]:
+    """The five sync tables of one day from its events in parts, each holding whole invocations.
+
+    Parts are the row groups of ``log_events``, which never split a stream file. With ``shared_ids``
+    (the transaction ids that more than one invocation names: see ``shared_transaction_ids``), the
+    rows of a part are moved to Arrow when the part is done, so a big day is never held as Python
+    rows; without it, every transaction stays in memory until the end of the day.
+    """
+    builder = _DayBuilder(shared_ids)
+    for events in parts:
+        by_request: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
+        for event in events:
+            by_request[event["request_id"]].append(event)
+        for request_id, sequence in by_request.items():
+            if request_id is not None:
+                builder.invocation(request_id, sequence)
+            else:
+                builder.orphans(sequence)
+        builder.end_part()
     return builder.tables()
+
+
+SHARED_IDS_SQL = """
+select id from (
+    select json_extract_string(payload, '$.transaction.id') as id
+    from read_parquet($path) where kind = 'sync_started'
+) where id is not null group by id having count(*) > 1
+union
+select json_extract_string(payload, '$.data.transactionId')
+from read_parquet($path) where kind = 'negative_balance'
+"""
+
+
+def shared_transaction_ids(log_events_file: Path) -> frozenset[str]:
+    """Transaction ids of a day's ``log_events`` file logged more than once, or named by a rejection.
+
+    Only these can be touched by a later part of the day (a redelivery, a rejection); DuckDB reads
+    just the two columns it needs.
+    """
+    with duckdb.connect() as connection:
+        rows = connection.execute(SHARED_IDS_SQL, {"path": str(log_events_file)}).fetchall()
+    return frozenset(row[0] for row in rows if row[0] is not None)
 
 
 def _payload(event: Mapping[str, Any]) -> Any:
     text = event["payload"]
-    return json.loads(text) if text else None
+    if not text:
+        return None
+    try:  # payloads hold exact decimals as strings: orjson reads them exactly, and fast
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # integers beyond 64 bits
+        return json.loads(text)
 
 
 def _money(value: Any) -> Decimal | None:
@@ -74,12 +120,40 @@ def _where(event: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _DayBuilder:
-    def __init__(self) -> None:
+    def __init__(self, shared_ids: frozenset[str] | None = None) -> None:
+        self.shared_ids = shared_ids
         self.invocations: list[dict[str, Any]] = []
         self.transactions: dict[str, dict[str, Any]] = {}
         self.discrepancies: list[dict[str, Any]] = []
         self.rejections: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
+        self.done: dict[str, list[pa.Table]] = defaultdict(list)  # rows already moved to Arrow
+        self.positions: list[int] = []  # first-seen order of the transactions moved to Arrow
+        self.user_currency: dict[str, str] = {}  # the last currency seen for each user
+        self.created = 0
+
+    def end_part(self) -> None:
+        """Move the rows no later part can touch to Arrow (only when the shared ids are known)."""
+        if self.shared_ids is None:
+            return
+        for name, rows in (
+            ("invocations", self.invocations),
+            ("balance_discrepancies", self.discrepancies),
+            ("negative_balance_rejections", self.rejections),
+            ("processing_errors", self.errors),
+        ):
+            if rows:
+                self.done[name].append(to_table(name, rows))
+                rows.clear()
+        finished = [
+            transaction
+            for transaction_id, transaction in self.transactions.items()
+            if transaction_id not in self.shared_ids
+        ]
+        if finished:
+            self.done["transactions"].append(self._transaction_table(finished))
+            for transaction in finished:
+                del self.transactions[transaction["transaction_id"]]
 
     def invocation(self, request_id: str, sequence: list[Mapping[str, Any]]) -> None:
         row: dict[str, Any] = {
@@ -214,6 +288,10 @@ class _DayBuilder:
             "outcome_detail": None,
             "times_logged": 1,
         }
+        row["position"] = self.created
+        self.created += 1
+        if row["currency"]:
+            self.user_currency[row["user_id"]] = row["currency"]
         self.transactions[transaction_id] = row
         return row
 
@@ -289,20 +367,45 @@ class _DayBuilder:
         self.errors.append(row)
         return row
 
-    def tables(self) -> dict[str, pa.Table]:
-        user_currency: dict[str, str] = {}
-        for transaction in self.transactions.values():
+    def _transaction_table(self, transactions: list[dict[str, Any]]) -> pa.Table:
+        for transaction in transactions:
             if transaction["outcome"] is None:
                 transaction["outcome"] = UNKNOWN
-            if transaction["currency"]:
-                user_currency[transaction["user_id"]] = transaction["currency"]
-        for row in (*self.discrepancies, *self.rejections):
-            if row["currency"] is None:
-                row["currency"] = user_currency.get(row["user_id"])
-        return {
-            "invocations": to_table("invocations", self.invocations),
-            "transactions": to_table("transactions", self.transactions.values()),
-            "balance_discrepancies": to_table("balance_discrepancies", self.discrepancies),
-            "negative_balance_rejections": to_table("negative_balance_rejections", self.rejections),
-            "processing_errors": to_table("processing_errors", self.errors),
+            self.positions.append(transaction.pop("position"))
+        return to_table("transactions", transactions)
+
+    def tables(self) -> dict[str, pa.Table]:
+        remaining = list(self.transactions.values())
+        tables = {
+            "invocations": self.invocations,
+            "balance_discrepancies": self.discrepancies,
+            "negative_balance_rejections": self.rejections,
+            "processing_errors": self.errors,
         }
+        result = {}
+        for name, rows in tables.items():
+            result[name] = pa.concat_tables([*self.done[name], to_table(name, rows)])
+        transactions = pa.concat_tables(
+            [*self.done["transactions"], self._transaction_table(remaining)]
+        )
+        # Transactions in the order they were first logged, wherever they were moved to Arrow.
+        result["transactions"] = transactions.take(
+            pc.sort_indices(pa.array(self.positions, pa.int64()))
+        )
+        for name in ("balance_discrepancies", "negative_balance_rejections"):
+            result[name] = _fill_currency(result[name], self.user_currency)
+        return {name: result[name] for name in SYNC_TABLES}
+
+
+def _fill_currency(table: pa.Table, user_currency: dict[str, str]) -> pa.Table:
+    """Rows without a currency take the currency of the user's transactions that day."""
+    if table.num_rows == 0 or table["currency"].null_count == 0:
+        return table
+    currencies = [
+        currency if currency is not None else user_currency.get(user_id)
+        for currency, user_id in zip(
+            table["currency"].to_pylist(), table["user_id"].to_pylist(), strict=True
+        )
+    ]
+    index = table.schema.get_field_index("currency")
+    return table.set_column(index, table.schema.field(index), pa.array(currencies, pa.string()))

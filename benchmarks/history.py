@@ -1,0 +1,159 @@
+"""Whole history: every day of an export, every asset and the report with charts, in one Dagster run
+(what ``calo-report`` does), with the time of each stage and a plot of it.
+
+It runs in a fresh Python process, as a user's command would, so Dagster's import and start-up are
+counted. The baseline, measured in the same run, is a bare gzip read plus line iteration of the same
+files; the figure to beat is the ~11 s of the fastest comparable tool (a reference, not measured here).
+Usage::
+
+    python -m benchmarks.history [--log-dir ../shared/real-logs] [--plot docs/stage_times.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from calo_assets.config import PROJECT_ROOT
+
+REFERENCE_SECONDS = 11.0  # the fastest comparable tool that writes an Excel report with charts
+STAGES = {
+    "ingest_logs": "parse (ingest)",
+    "sync_tables": "sync tables",
+    "anomaly_scores": "anomaly scores",
+    "balance_sync_report": "report (workbook, charts, HTML)",
+}
+
+# Runs in the child process: import Dagster, load the definitions, materialize, print step times.
+_RUN = """
+import json, sys, time
+from datetime import date, timedelta
+began = time.perf_counter()
+import dagster as dg
+from calo_assets.definitions import defs
+from calo_assets.defs.resources import CaloResource
+from calo_assets.logs.export import discover
+loaded = time.perf_counter()
+log_dir, warehouse, reports, images = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+found = discover(log_dir).days()  # as calo-report: the stream days plus the day after the last
+first, last = date.fromisoformat(found[0]), date.fromisoformat(found[-1]) + timedelta(days=1)
+days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+resource = CaloResource(log_dir=log_dir, warehouse_dir=warehouse, report_dir=reports)
+result = dg.materialize(
+    [*defs.assets, *defs.asset_checks],
+    resources={"calo": resource},
+    tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+    instance=dg.DagsterInstance.ephemeral(),
+    run_config={
+        "loggers": {"console": {"config": {"log_level": "ERROR"}}},
+        "ops": {"balance_sync_report": {"config": {"chart_images": images}}},
+    },
+)
+assert result.success
+steps = {
+    event.step_key: event.event_specific_data.duration_ms / 1000
+    for event in result.all_events
+    if event.event_type_value == "STEP_SUCCESS"
+}
+print(json.dumps({"import": loaded - began, "total": time.perf_counter() - began, "steps": steps, "days": len(days)}))
+"""
+
+
+def run_once(log_dir: Path, images: bool) -> dict:
+    """One whole-history run in a fresh process; wall time and step times."""
+    with tempfile.TemporaryDirectory() as folder:
+        command = [
+            sys.executable,
+            "-c",
+            _RUN,
+            str(log_dir),
+            str(Path(folder) / "warehouse"),
+            str(Path(folder) / "reports"),
+            "1" if images else "0",
+        ]
+        began = time.perf_counter()
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        wall = time.perf_counter() - began
+    if done.returncode != 0:
+        raise SystemExit(f"the run failed:\n{done.stderr[-3000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["wall"] = wall
+    return figures
+
+
+def stages(figures: dict) -> dict[str, float]:
+    """Seconds per stage: start-up, the named steps, other steps, and what is left (run overhead)."""
+    steps = dict(figures["steps"])
+    result = {"Python + Dagster start-up": figures["import"]}
+    for key, label in STAGES.items():
+        result[label] = steps.pop(key, 0.0)
+    result["reconciliation tables + checks"] = sum(steps.values())
+    result["run overhead (Dagster events, processes)"] = max(
+        0.0, figures["wall"] - sum(result.values())
+    )
+    return result
+
+
+def plot(per_stage: dict[str, float], wall: float, path: Path) -> None:
+    """A horizontal bar per stage, the reference tool's time as a line."""
+    import plotly.graph_objects as go
+
+    labels = list(per_stage)[::-1]
+    figure = go.Figure(
+        go.Bar(
+            x=[per_stage[label] for label in labels],
+            y=labels,
+            orientation="h",
+            text=[f"{per_stage[label]:.1f} s" for label in labels],
+            textposition="outside",
+        )
+    )
+    figure.update_layout(
+        title=f"Whole real export, every asset and the report: {wall:.1f} s wall, by stage",
+        xaxis_title="seconds",
+        width=900,
+        height=420,
+        margin={"l": 260},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.write_image(str(path))
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    from benchmarks.parse_vs_gzip import bare_read, best_of
+    from calo_assets.logs.export import discover
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
+    )
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--plot", type=Path, help="write the time-per-stage chart (PNG) here")
+    parser.add_argument("--no-chart-images", action="store_true", help="skip the report's PNGs")
+    args = parser.parse_args(argv)
+    paths = [part.path for part in discover(args.log_dir).parts]
+    baseline, _ = best_of(3, lambda: bare_read(paths))
+    runs = [run_once(args.log_dir, not args.no_chart_images) for _ in range(args.repeat)]
+    best = min(runs, key=lambda figures: figures["wall"])
+    per_stage = stages(best)
+    wall = best["wall"]
+    for label, seconds in per_stage.items():
+        print(f"  {label:<42} {seconds:6.2f} s")
+    print(
+        f"whole history ({best['days']} days, every asset, report): {wall:.1f} s wall"
+        f" (best of {len(runs)}); reference tool ~{REFERENCE_SECONDS:.0f} s: ratio {wall / REFERENCE_SECONDS:.2f};"
+        f" bare gzip read of the same files {baseline:.2f} s: ratio {wall / baseline:.0f}x"
+    )
+    if args.plot:
+        plot(per_stage, wall, args.plot)
+        print(f"plot: {args.plot}")
+    return {"wall": wall, "baseline": baseline, **per_stage}
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""Day writers: a day written in pieces lands whole, in row groups that never split a piece."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from calo_assets import warehouse as warehouse_module
+from calo_assets.tables.schema import from_columns
+from calo_assets.warehouse import Warehouse
+
+
+def piece(first: int, rows: int) -> pa.Table:
+    """Rows of the quarantine table (other columns null), reasons numbered from ``first``."""
+    return from_columns("quarantine", {"reason": [f"u{i}" for i in range(first, first + rows)]})
+
+
+@pytest.fixture
+def small_row_groups(monkeypatch):
+    monkeypatch.setattr(warehouse_module, "ROW_GROUP_ROWS", 5)
+
+
+def test_pieces_are_buffered_into_row_groups_without_being_split(tmp_path, small_row_groups):
+    store = Warehouse(tmp_path)
+    writer = store.day_writer("quarantine", "2024-01-05")
+    for first, rows in ((0, 3), (3, 4), (7, 2), (9, 6), (15, 1)):
+        writer.write(piece(first, rows))
+    assert not store.day_file("quarantine", "2024-01-05").exists()  # nothing visible before close
+    writer.close()
+    parquet = pq.ParquetFile(store.day_file("quarantine", "2024-01-05"))
+    # 3+4 reach 5 rows: one group; 2+6 another; the last piece alone at close.
+    assert [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)] == [
+        7,
+        8,
+        1,
+    ]
+    assert store.day_rows("quarantine", "2024-01-05") == 16
+    parts = list(store.read_day_in_parts("quarantine", "2024-01-05"))
+    assert [part.num_rows for part in parts] == [7, 8, 1]
+    assert pa.concat_tables(parts).column("reason").to_pylist() == [f"u{i}" for i in range(16)]
+    assert parts[0].schema == store.read_day("quarantine", "2024-01-05").schema
+
+
+def test_an_aborted_day_keeps_the_previous_version(tmp_path):
+    store = Warehouse(tmp_path)
+    store.write_day("quarantine", "2024-01-05", piece(0, 2))
+    before = store.day_file("quarantine", "2024-01-05").read_bytes()
+    writer = store.day_writer("quarantine", "2024-01-05")
+    writer.write(piece(10, 3))
+    writer.abort()
+    assert store.day_file("quarantine", "2024-01-05").read_bytes() == before
+    assert list(store.day_file("quarantine", "2024-01-05").parent.glob(".*.tmp")) == []
+
+
+def test_a_day_without_pieces_is_an_empty_table(tmp_path):
+    store = Warehouse(tmp_path)
+    store.day_writer("log_events", "2024-01-05").close()
+    table = store.read_day("log_events", "2024-01-05")
+    assert table.num_rows == 0 and store.days("log_events") == ["2024-01-05"]
+    assert list(store.read_day_in_parts("log_events", "2024-01-06")) == []
+    assert store.day_rows("log_events", "2024-01-06") == 0
