@@ -110,7 +110,9 @@ def test_personal_data_is_masked_unless_turned_off(tmp_path):
     assert "sara@example.com" in raw
 
 
-def test_two_worker_processes_give_the_same_rows(tmp_path):
+def test_two_worker_processes_give_the_same_rows(tmp_path, monkeypatch):
+    from calo_assets.logs import ingest
+
     streams = []
     for index in range(6):
         stream = StreamText(start=f"1{index}:00:00")
@@ -119,8 +121,13 @@ def test_two_worker_processes_give_the_same_rows(tmp_path):
         ).end(f"r{index}")
         streams.append(stream)
     one = rows_of(tmp_path, *streams)["2024-01-05"]
+    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)  # one batch per file: batches for both workers
     two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]
     assert one.events == two.events and one.manifest == two.manifest
+    # Big reads start their workers from a small server process: the same rows again.
+    monkeypatch.setattr(ingest, "_FORKSERVER_BYTES", 0)
+    served = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]
+    assert served.events == one.events and served.manifest == one.manifest
     assert Counter(event["kind"] for event in one.events)["sync_started"] == 6
 
 
