@@ -73,6 +73,11 @@ class Warehouse:
         path = self.day_file(table, day)
         return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
 
+    def day_row_groups(self, table: str, day: str) -> int:
+        """Row groups of one day of a daily table, from the file's footer (0 when never written)."""
+        path = self.day_file(table, day)
+        return pq.ParquetFile(path).num_row_groups if path.exists() else 0
+
     def read_day_in_parts(self, table: str, day: str) -> Iterator[pa.Table]:
         """One day of a daily table, row group by row group (nothing when the day was never written)."""
         path = self.day_file(table, day)

@@ -198,8 +198,11 @@ def sync_tables(
     for day in days:
         try:
             parts = map(to_rows, warehouse.read_day_in_parts("log_events", day))
-            events_file = warehouse.day_file("log_events", day)
-            shared = shared_transaction_ids(events_file) if events_file.exists() else None
+            shared = (  # only a day in several parts needs to know what crosses them
+                shared_transaction_ids(warehouse.day_file("log_events", day))
+                if warehouse.day_row_groups("log_events", day) > 1
+                else None
+            )
             tables = build_sync_tables_in_parts(parts, shared)
         except Exception as exc:  # earlier days are written; this day keeps its previous version
             raise dg.Failure(f"building the sync tables of {day} failed: {exc!r}") from exc
