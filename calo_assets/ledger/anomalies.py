@@ -40,9 +40,11 @@ REASON_THRESHOLD = 2.0  # standard deviations from the window's mean
 MAX_REASONS = 3
 TREES = 100
 ROWS_PER_TREE = 256  # IsolationForest's max_samples="auto"
-# A run scores its days in worker processes only when there is this much to fit (window rows summed
-# over the days): below it, starting the processes costs more than they save.
-PARALLEL_MIN_WINDOW_ROWS = 200_000
+# When to score in worker processes (figures from benchmarks/anomalies.py on a 2-core machine): a fit
+# costs about as much as scoring FIT_COST_IN_ROWS window rows, and starting the workers (each imports
+# pandas and scikit-learn) several seconds, so they pay only above about 25 s of work in one process.
+FIT_COST_IN_ROWS = 8_000
+PARALLEL_MIN_WORK = 4_000_000
 
 FEATURES = (
     "amount_vs_currency",
@@ -106,9 +108,11 @@ class History:
     @classmethod
     def of(cls, transactions: pd.DataFrame) -> History:
         """Sort by time (then id, stably) and compute the row-wise inputs of the features."""
-        frame = transactions.sort_values(
-            ["occurred_at", "transaction_id"], kind="stable"
-        ).reset_index(drop=True)
+        frame = (
+            transactions[list(INPUT_COLUMNS)]
+            .sort_values(["occurred_at", "transaction_id"], kind="stable")
+            .reset_index(drop=True)
+        )
         amount = frame["amount"].astype(float)
         vat = frame["vat"].fillna(0).astype(float)
         new_balance = frame["new_balance"].astype(float)
@@ -344,27 +348,31 @@ def score_days(
     days: list[date],
     settings: AnomalySettings = AnomalySettings(),
     workers: int = 1,
+    *,
+    parallel_min_work: int = PARALLEL_MIN_WORK,
 ) -> list[pd.DataFrame]:
     """``score_day`` for each of ``days``, each with its own trailing window of ``transactions``.
 
-    Runs in ``workers`` processes (each given a consecutive share of the days and only the history
-    they need) when there is enough to fit to pay for starting them.
+    Runs in up to ``workers`` processes, each given a consecutive share of the days and only the
+    history they need, when the work (window rows plus ``FIT_COST_IN_ROWS`` per fit) reaches
+    ``parallel_min_work``; otherwise in this process.
     """
     history = History.of(transactions)
     windows = [history.window_rows(day, settings.window_days) for day in days]
-    work = sum(len(rows) for rows in windows)
-    if workers <= 1 or len(days) < 2 * workers or work < PARALLEL_MIN_WINDOW_ROWS:
+    work = sum(len(rows) + FIT_COST_IN_ROWS for rows in windows if len(rows) >= MIN_ROWS_TO_FIT)
+    processes = min(workers, len(days))
+    if processes <= 1 or work < parallel_min_work:
         return [
             score_window(history, rows, day, settings)
             for day, rows in zip(days, windows, strict=True)
         ]
-    shares = np.array_split(np.arange(len(days)), workers)
     jobs = []
-    for share in shares:
+    for share in np.array_split(np.arange(len(days)), processes):
         needed = np.unique(np.concatenate([windows[index] for index in share]))
-        part = history.take(needed)
-        jobs.append(delayed(_score_share)(part, [days[index] for index in share], settings))
-    return [frame for frames in Parallel(n_jobs=workers)(jobs) for frame in frames]
+        jobs.append(
+            delayed(_score_share)(history.take(needed), [days[index] for index in share], settings)
+        )
+    return [frame for frames in Parallel(n_jobs=processes)(jobs) for frame in frames]
 
 
 def _score_share(
