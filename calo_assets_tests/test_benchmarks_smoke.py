@@ -3,7 +3,7 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import growth, memory, parse_vs_gzip
+from benchmarks import anomalies, growth, memory, parse_vs_gzip
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -20,3 +20,8 @@ def test_growth_benchmark_runs():
 def test_memory_benchmark_runs():
     figures = memory.main(["--quick"])
     assert figures["peak MiB"] > 0 and figures["seconds"] > 0
+
+
+def test_anomaly_benchmark_runs():
+    figures = anomalies.main(["--quick"])
+    assert figures["seconds"] > 0 and figures["baseline (s)"] > 0 and figures["ratio"] > 0

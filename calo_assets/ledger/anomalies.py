@@ -298,7 +298,7 @@ def score_window(
     ``is_anomaly`` and ``reasons``.
     """
     today = history.days[rows] == np.datetime64(day, "D")
-    result = history.frame.iloc[rows[today]][list(RESULT_COLUMNS)]
+    result = history.frame[list(RESULT_COLUMNS)].iloc[rows[today]]
     result.index = pd.RangeIndex(len(rows))[today]
     result["window_rows"] = len(rows)
     if not today.any():
@@ -314,24 +314,21 @@ def score_window(
     matrix = features(history, rows)
     scaled = StandardScaler().fit_transform(matrix)
     raw = isolation_scores(scaled, settings.seed)
-    offset = np.percentile(raw, 100.0 * settings.contamination)  # IsolationForest's offset_
+    flagged = raw < np.percentile(raw, 100.0 * settings.contamination)  # IsolationForest's offset_
     result["score"] = -raw[today]
-    result["is_anomaly"] = raw[today] < offset
-    window = None
-    reasons = []
-    for position in np.flatnonzero(today):
-        if raw[position] >= offset:
-            reasons.append("")
-            continue
-        if window is None:
-            window = history.frame.iloc[rows][["action", "source"]]
-        row = history.frame.iloc[rows[position]]
-        reasons.append(
-            explain(
-                scaled[position], row, dict(zip(FEATURES, matrix[position], strict=True)), window
-            )
+    result["is_anomaly"] = flagged[today]
+    window = history.frame[["action", "source"]].iloc[rows]
+    result["reasons"] = [
+        explain(
+            scaled[position],
+            history.frame.iloc[rows[position]],
+            dict(zip(FEATURES, matrix[position], strict=True)),
+            window,
         )
-    result["reasons"] = reasons
+        if flagged[position]
+        else ""
+        for position in np.flatnonzero(today)
+    ]
     return result
 
 

@@ -1,0 +1,163 @@
+"""Anomaly scores: every day of an export scored as ``anomaly_scores`` does, against bare IsolationForest fits.
+
+The baseline is the model alone as scikit-learn documents it: ``IsolationForest(n_estimators=100,
+contamination=0.01, random_state=seed).fit(X)`` then ``score_samples`` of the day's rows, on the scaled
+features of the median-size window (computed beforehand, not timed), times the number of days fitted.
+The step's figure includes everything else as well (features, scaling, thresholds, reasons, frames), so
+a ratio below 1 means the whole step costs less than the bare model would. Each figure is the best of
+``--repeat`` in the same run (the machines are shared and noisy); worker processes are timed on their
+first call too, which pays for starting them. Usage::
+
+    python -m benchmarks.anomalies [--log-dir ../shared/real-logs | --warehouse DIR] [--repeat 3]
+                                   [--workers 2] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from sklearn.ensemble import IsolationForest
+from sklearn.preprocessing import StandardScaler
+
+from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
+from calo_assets.ledger.anomalies import (
+    INPUT_COLUMNS,
+    MIN_ROWS_TO_FIT,
+    TREES,
+    AnomalySettings,
+    History,
+    features,
+    isolation_scores,
+    score_days,
+)
+from calo_assets.logs.export import discover
+from calo_assets.logs.ingest import IngestOptions, default_workers, read_days
+from calo_assets.tables.sync import build_sync_tables
+from calo_assets.warehouse import Warehouse
+
+
+def load_transactions(log_dir: Path, warehouse: Path | None) -> tuple[pd.DataFrame, list[date]]:
+    """The transactions, and the days a run over them scores (as ``calo-report`` chooses them).
+
+    From a warehouse, or read and built from a log export (its stream-folder days and the day after
+    the last, which a stream running past midnight can reach).
+    """
+    if warehouse is not None:
+        written = Warehouse(warehouse).days("transactions")
+        table = Warehouse(warehouse).read_all("transactions")
+        first, last = date.fromisoformat(written[0]), date.fromisoformat(written[-1])
+    else:
+        found = discover(log_dir)
+        first = date.fromisoformat(found.days()[0])
+        last = date.fromisoformat(found.days()[-1]) + timedelta(days=1)
+        days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
+        rows = read_days(found, days, IngestOptions(workers=default_workers()))
+        table = pa.concat_tables(
+            build_sync_tables(day.events)["transactions"] for day in rows.values()
+        )
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    return table.select(list(INPUT_COLUMNS)).to_pandas(), days
+
+
+def best_of(repeat: int, work: Callable[[], Any]) -> tuple[float, float]:
+    """Seconds of the first call and the best of ``repeat`` calls."""
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - began)
+    return times[0], min(times)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
+    )
+    parser.add_argument("--warehouse", type=Path, help="read the transactions from this warehouse")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--quick", action="store_true", help="a small smoke run (the sample)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.log_dir, args.warehouse, args.repeat, args.workers = SAMPLE_LOG_DIR, None, 1, 1
+    settings = AnomalySettings()
+    began = time.perf_counter()
+    transactions, days = load_transactions(args.log_dir, args.warehouse)
+    history = History.of(transactions)
+    windows = [history.window_rows(day, settings.window_days) for day in days]
+    fitted = len(_fitted(history, days, windows))
+    print(
+        f"{len(transactions):,} transactions, {len(days)} days ({days[0]} to {days[-1]}), {fitted} fits;"
+        f" loaded in {time.perf_counter() - began:.1f} s"
+    )
+
+    _, serial = best_of(args.repeat, lambda: score_days(transactions, days, settings))
+    figures = {"seconds": serial, "per fit (s)": serial / max(fitted, 1)}
+    print(
+        f"step, one process:       {serial:6.2f} s  ({figures['per fit (s)'] * 1000:5.1f} ms a fit)"
+    )
+    if args.workers > 1:
+        start, parallel = best_of(
+            args.repeat,
+            lambda: score_days(transactions, days, settings, args.workers, parallel_min_work=0),
+        )
+        figures |= {"processes, first (s)": start, "processes (s)": parallel}
+        print(
+            f"step, {args.workers} processes:       {parallel:6.2f} s  (first call, starting them:"
+            f" {start:.2f} s)"
+        )
+
+    day, rows = _median_window(history, days, windows)
+    scaled = StandardScaler().fit_transform(features(history, rows))
+    today = history.days[rows] == np.datetime64(day, "D")
+
+    def bare() -> None:
+        model = IsolationForest(
+            n_estimators=TREES, contamination=settings.contamination, random_state=settings.seed
+        ).fit(scaled)
+        model.score_samples(scaled[today])
+
+    _, bare_fit = best_of(args.repeat, bare)
+    _, forest = best_of(args.repeat, lambda: isolation_scores(scaled, settings.seed))
+    baseline = bare_fit * fitted
+    figures |= {"baseline (s)": baseline, "ratio": serial / baseline}
+    print(
+        f"baseline, bare IsolationForest fit + score_samples on the median window ({len(rows):,} rows):"
+        f" {bare_fit * 1000:.1f} ms a fit, x {fitted} = {baseline:.2f} s"
+    )
+    print(f"  (our forest alone on the same rows: {forest * 1000:.1f} ms)")
+    print(f"ratio step / baseline: {figures['ratio']:.2f}")
+    return figures
+
+
+def _fitted(
+    history: History, days: list[date], windows: list[np.ndarray]
+) -> list[tuple[int, date, np.ndarray]]:
+    """(window rows, day, window) of each day that is fitted: it has transactions and enough history."""
+    return [
+        (len(rows), day, rows)
+        for day, rows in zip(days, windows, strict=True)
+        if len(rows) >= MIN_ROWS_TO_FIT and (history.days[rows] == np.datetime64(day, "D")).any()
+    ]
+
+
+def _median_window(
+    history: History, days: list[date], windows: list[np.ndarray]
+) -> tuple[date, np.ndarray]:
+    """The fitted day whose window has the median number of rows."""
+    fitted = sorted(_fitted(history, days, windows), key=lambda item: item[:2])
+    _, day, rows = fitted[len(fitted) // 2]
+    return day, rows
+
+
+if __name__ == "__main__":
+    main()
