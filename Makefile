@@ -54,6 +54,7 @@ BENCH_MEMORY_DAY ?= 1G
 bench: setup
 	$(BIN)/python -m benchmarks.parse_vs_gzip
 	$(BIN)/python -m benchmarks.growth
+	$(BIN)/python -m benchmarks.anomalies
 	$(BIN)/python -m benchmarks.memory --bytes-per-day $(BENCH_MEMORY_DAY)
 
 ## The Dagster UI on http://127.0.0.1:3000 with runs kept in data/dagster_home.

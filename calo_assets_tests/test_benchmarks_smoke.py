@@ -3,7 +3,7 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import growth, history, memory, parse_vs_gzip
+from benchmarks import anomalies, growth, history, memory, parse_vs_gzip
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -27,3 +27,8 @@ def test_whole_history_benchmark_runs(tmp_path):
     stages = set(figures) - {"wall", "baseline"}
     assert {"parse (ingest)", "anomaly scores", "Python + Dagster start-up"} <= stages
     assert figures["wall"] >= sum(figures[stage] for stage in stages) - 1e-6
+
+
+def test_anomaly_benchmark_runs():
+    figures = anomalies.main(["--quick"])
+    assert figures["seconds"] > 0 and figures["baseline (s)"] > 0 and figures["ratio"] > 0

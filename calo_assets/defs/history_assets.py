@@ -15,6 +15,7 @@ from calo_assets.ledger import reconcile
 from calo_assets.ledger.anomalies import (
     DEFAULT_CONTAMINATION,
     DEFAULT_WINDOW_DAYS,
+    INPUT_COLUMNS,
     AnomalySettings,
     score_days,
 )
@@ -61,7 +62,9 @@ def anomaly_scores(context: dg.AssetExecutionContext, config: AnomalyConfig, cal
     days = [date.fromisoformat(day) for day in context.partition_keys]
     warehouse = calo.warehouse
     history = _days_between(days[0] - timedelta(days=settings.window_days - 1), days[-1])
-    transactions = warehouse.read_days("transactions", history).to_pandas()
+    transactions = (
+        warehouse.read_days("transactions", history).select(list(INPUT_COLUMNS)).to_pandas()
+    )
     scored = []
     frames = score_days(transactions, days, settings, calo.ingest_options.workers)
     for day, frame in zip(days, frames, strict=True):
