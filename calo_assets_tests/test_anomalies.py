@@ -237,3 +237,13 @@ def test_features_and_their_scaling_are_those_of_the_pandas_computation(history)
             StandardScaler().fit_transform(expected),
             equal_nan=True,  # a transaction without a user has no "amount_vs_user"
         )
+
+
+def test_a_missing_action_is_named_as_such():
+    from calo_assets.ledger.anomalies import _phrase
+
+    window = pd.DataFrame({"action": ["REFUND", None, None], "currency": ["BHD"] * 3})
+    transaction = pd.Series({"action": None, "currency": "BHD"})
+    assert _phrase("action_rarity", False, transaction, {}, window) == (
+        "rare action (none) (2 of 3 in the window)"
+    )

@@ -428,12 +428,10 @@ def _phrase(
     if feature in ("action_rarity", "source_rarity"):
         column = "action" if feature == "action_rarity" else "source"
         value = transaction[column]
-        count = (
-            int((window[column] == value).sum())
-            if value is not None
-            else int(window[column].isna().sum())
-        )
-        return f"rare {column} {value} ({count} of {len(window)} in the window)"
+        missing = value is None or pd.isna(value)
+        count = int(window[column].isna().sum() if missing else (window[column] == value).sum())
+        shown = "(none)" if missing else value
+        return f"rare {column} {shown} ({count} of {len(window)} in the window)"
     if feature == "negative_after":
         return "the new balance is below zero" if high else ""
     return ""
