@@ -163,3 +163,13 @@ def test_no_personal_data_reaches_the_warehouse(sample_run):
     assert "@example.com" not in text and "+973" not in text
     assert [name for name in FIRST_NAMES if name in text] == []
     assert "receiverName" in text and "***" in text
+
+
+def test_every_table_asset_declares_its_columns():
+    from calo_assets.definitions import defs
+    from calo_assets.tables.schema import SCHEMAS
+
+    graph = defs.resolve_asset_graph()
+    for table, schema in SCHEMAS.items():
+        declared = graph.get(dg.AssetKey(table)).metadata["dagster/column_schema"]
+        assert [column.name for column in declared.columns] == schema.names, table

@@ -13,7 +13,7 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets.defs.metadata import table_metadata, value_counts
+from calo_assets.defs.metadata import schema_metadata, table_metadata, value_counts
 from calo_assets.defs.partitions import daily_partitions, single_run
 from calo_assets.defs.resources import CaloResource
 from calo_assets.logs.export import discover
@@ -46,7 +46,12 @@ _DESCRIPTIONS = {
 @dg.multi_asset(
     name="ingest_logs",
     specs=[
-        dg.AssetSpec(name, description=_DESCRIPTIONS[name], group_name="logs")
+        dg.AssetSpec(
+            name,
+            description=_DESCRIPTIONS[name],
+            group_name="logs",
+            metadata=schema_metadata(name),
+        )
         for name in INGEST_TABLES
     ],
     check_specs=[
@@ -159,6 +164,7 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
             group_name="sync",
             deps=["log_events"],
             skippable=True,
+            metadata=schema_metadata(name),
         )
         for name in SYNC_TABLES
     ],

@@ -8,7 +8,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets.defs.metadata import markdown_table, table_metadata, value_counts
+from calo_assets.defs.metadata import (
+    markdown_table,
+    schema_metadata,
+    table_metadata,
+    value_counts,
+)
 from calo_assets.defs.partitions import daily_partitions, single_run
 from calo_assets.defs.resources import CaloResource
 from calo_assets.ledger import reconcile
@@ -36,6 +41,7 @@ class AnomalyConfig(dg.Config):
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     group_name="ledger",
+    metadata=schema_metadata("anomaly_scores"),
     deps=[
         dg.AssetDep(
             "transactions",
@@ -136,6 +142,7 @@ def _history_asset(name: str, deps: list[str], description: str, check_specs=())
             name=name,
             group_name="ledger",
             deps=deps,
+            metadata=schema_metadata(name),
             description=description,
             check_specs=list(check_specs),
         )

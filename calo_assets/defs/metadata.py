@@ -9,19 +9,31 @@ from typing import Any
 import dagster as dg
 import pyarrow as pa
 
+from calo_assets.tables.schema import SCHEMAS
+
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 
 
 def table_metadata(table: pa.Table, days: list[str], rows: int | None = None) -> dict[str, Any]:
-    """Standard metadata for a written table (``rows`` when ``table`` is only its first part)."""
+    """Standard metadata for a written table (``rows`` when ``table`` is only its first part).
+
+    Dagster stores it once per partition of the run (126 times for the real export's days), so it
+    stays small; the column schema, which never changes, is definition metadata (``schema_metadata``).
+    """
     return {
         "dagster/row_count": table.num_rows if rows is None else rows,
         "days": dg.MetadataValue.text(_days_text(days)),
         "preview": dg.MetadataValue.md(preview_markdown(table)),
+    }
+
+
+def schema_metadata(table: str) -> dict[str, Any]:
+    """Definition metadata of a warehouse table: its columns and types, from its schema."""
+    return {
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(field.name, str(field.type)) for field in table.schema]
-        ),
+            columns=[dg.TableColumn(field.name, str(field.type)) for field in SCHEMAS[table]]
+        )
     }
 
 
