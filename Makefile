@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.parse_vs_gzip
 	$(BIN)/python -m benchmarks.growth
 	$(BIN)/python -m benchmarks.anomalies
+	$(BIN)/python -m benchmarks.history --plot docs/stage_times.png
 	$(BIN)/python -m benchmarks.memory --bytes-per-day $(BENCH_MEMORY_DAY)
 
 ## The Dagster UI on http://127.0.0.1:3000 with runs kept in data/dagster_home.
