@@ -3,7 +3,7 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import growth, memory, parse_vs_gzip
+from benchmarks import growth, memory, parse_vs_gzip, report
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -20,3 +20,9 @@ def test_growth_benchmark_runs():
 def test_memory_benchmark_runs():
     figures = memory.main(["--quick"])
     assert figures["peak MiB"] > 0 and figures["seconds"] > 0
+
+
+def test_report_benchmark_runs():
+    figures = report.main(["--quick"])
+    assert figures["images"] == 8
+    assert set(figures) == {*report.STAGES, "csv baseline", "png baseline", "images"}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import struct
+import time
 from datetime import datetime
 from decimal import Decimal
 
@@ -13,6 +15,7 @@ import plotly.graph_objects as go
 import pytest
 
 from calo_assets.report import figures as figures_module
+from calo_assets.report import images as images_module
 from calo_assets.report import publish as publish_module
 from calo_assets.report import workbook as workbook_module
 from calo_assets.report.data import load
@@ -288,3 +291,21 @@ def test_without_a_browser_the_rest_is_still_written(sample_run, tmp_path, monke
     )
     assert result.images == [] and "no Chromium-family browser" in result.images_skipped
     assert (tmp_path / WORKBOOK).exists() and (tmp_path / HTML_PAGE).exists()
+
+
+def test_a_browser_that_does_not_start_in_time_is_abandoned(monkeypatch, tmp_path):
+    starts = []
+
+    async def hang(self) -> None:
+        starts.append(self)
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(images_module._OneTab, "open", hang)
+    monkeypatch.setattr(images_module, "OPEN_TIMEOUT", 0.2)
+    drawing = ChartImages(find_browser() or "chromium", BASIC_BUNDLE, 100, 100)
+    drawing.render({tmp_path / "never.png": go.Figure()})
+    began = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"did not start within 0\.2 s, 2 times"):
+        drawing.wait()
+    assert len(starts) == 2 and time.monotonic() - began < 5
+    assert not (tmp_path / "never.png").exists()

@@ -8,6 +8,7 @@ the figures and ``wait`` returns the files. All figures are drawn in one tab, on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 import kaleido
 import plotly.graph_objects as go
 
+OPEN_TIMEOUT, OPEN_ATTEMPTS = 30.0, 2  # seconds for the browser to start (1 to 4 s here), tries
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
@@ -85,7 +87,8 @@ class ChartImages:
             self._done.set_exception(exc)
 
     async def _draw(self) -> list[Path]:
-        async with _OneTab(**self._kaleido) as browser:
+        browser = await self._open()
+        try:
             self.opened_after = time.perf_counter() - self._began
             figures = await asyncio.wrap_future(self._work)
             written = []
@@ -96,5 +99,34 @@ class ChartImages:
                 temporary.write_bytes(image)
                 temporary.replace(path)
                 written.append(path)
+        finally:
+            await browser.close()
         self.finished_after = time.perf_counter() - self._began
         return written
+
+    async def _open(self) -> _OneTab:
+        """The browser with its tab ready; a start-up that fails or hangs is abandoned and tried again.
+
+        Kaleido waits for the page's load events without a time limit, and on an overloaded machine
+        one of them went missing once here: without a limit the report would hang.
+        """
+        failure: BaseException | None = None
+        for _ in range(OPEN_ATTEMPTS):
+            browser = _OneTab(**self._kaleido)
+            opening = asyncio.ensure_future(browser.open())
+            await asyncio.wait({opening}, timeout=OPEN_TIMEOUT)
+            if opening.done() and opening.exception() is None:
+                return browser
+            opening.cancel()
+            failure = (
+                opening.exception()
+                if opening.done() and not opening.cancelled()
+                else TimeoutError(f"not started in {OPEN_TIMEOUT:g} s")
+            )
+            # Closing a browser stopped half-way may fail too; what matters is the next try.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(browser.close(), OPEN_TIMEOUT)
+        raise RuntimeError(
+            f"the browser for the PNG charts did not start within {OPEN_TIMEOUT:g} s, "
+            f"{OPEN_ATTEMPTS} times (last: {failure!r})"
+        ) from failure
