@@ -25,4 +25,12 @@ def test_memory_benchmark_runs():
 def test_report_benchmark_runs():
     figures = report.main(["--quick"])
     assert figures["images"] == 8
-    assert set(figures) == {*report.STAGES, "csv baseline", "png baseline", "png alone", "images"}
+    assert set(figures) == {
+        *report.STAGES,
+        "csv baseline",
+        "png baseline",
+        "png alone",
+        "images",
+        "process CPU",
+        "browser CPU",
+    }
