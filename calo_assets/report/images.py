@@ -17,11 +17,12 @@ import time
 from collections.abc import Mapping
 from concurrent.futures import CancelledError, Future
 from pathlib import Path
+from typing import Any
 
 import kaleido
 import plotly.graph_objects as go
 
-OPEN_TIMEOUT, OPEN_ATTEMPTS = 30.0, 2  # seconds for the browser to start (1 to 4 s here), tries
+OPEN_TIMEOUT, OPEN_ATTEMPTS = 30.0, 2  # seconds for the browser to start (1 to 5 s here), tries
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
@@ -41,7 +42,7 @@ class _OneTab(kaleido.Kaleido):
     handed back.
     """
 
-    async def _return_kaleido_tab(self, tab) -> None:
+    async def _return_kaleido_tab(self, tab: Any) -> None:  # kaleido's private _KaleidoTab
         await self.tabs_ready.put(tab)
 
 
