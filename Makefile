@@ -49,7 +49,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 ## Benchmarks (not part of the tests; a quick run of each is): parse vs a bare gzip read, daily cost
-## on day 60 vs day 1, peak memory of a big day. BENCH_MEMORY_DAY sets the size of that day.
+## on day 60 vs day 1, peak memory of a big day, the report's publication stage by stage. BENCH_MEMORY_DAY sets the size of that day.
 BENCH_MEMORY_DAY ?= 1G
 bench: setup
 	$(BIN)/python -m benchmarks.parse_vs_gzip
@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.anomalies
 	$(BIN)/python -m benchmarks.history --plot docs/stage_times.png
 	$(BIN)/python -m benchmarks.memory --bytes-per-day $(BENCH_MEMORY_DAY)
+	$(BIN)/python -m benchmarks.report
 
 ## The Dagster UI on http://127.0.0.1:3000 with runs kept in data/dagster_home.
 dev: setup

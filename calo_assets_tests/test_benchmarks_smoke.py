@@ -3,7 +3,7 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import anomalies, growth, history, memory, parse_vs_gzip
+from benchmarks import anomalies, growth, history, memory, parse_vs_gzip, report
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -32,3 +32,17 @@ def test_whole_history_benchmark_runs(tmp_path):
 def test_anomaly_benchmark_runs():
     figures = anomalies.main(["--quick"])
     assert figures["seconds"] > 0 and figures["baseline (s)"] > 0 and figures["ratio"] > 0
+
+
+def test_report_benchmark_runs():
+    figures = report.main(["--quick"])
+    assert figures["images"] == 8
+    assert set(figures) == {
+        *report.STAGES,
+        "csv baseline",
+        "png baseline",
+        "png alone",
+        "images",
+        "process CPU",
+        "browser CPU",
+    }

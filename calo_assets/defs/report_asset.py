@@ -58,6 +58,9 @@ def balance_sync_report(
         "chart images skipped": result.images_skipped or "no",
         "sheets": dg.MetadataValue.json(result.sheets),
         "native Excel charts": len(result.charts),
+        "seconds per stage": dg.MetadataValue.json(
+            {stage: round(seconds, 2) for stage, seconds in result.seconds.items()}
+        ),
         "KPIs": dg.MetadataValue.md(
             markdown_table(pa.Table.from_pandas(result.kpis, preserve_index=False))
         ),

@@ -1,7 +1,8 @@
 """What the report shows, read from the warehouse with SQL for a window of days.
 
-Everything here is a pandas DataFrame built by one query each; the workbook, the chart images and the
-HTML page all draw from the same ``ReportData``, so they cannot disagree.
+Everything here is a pandas DataFrame built by one query each, all on one DuckDB connection; the
+workbook, the chart images and the HTML page all draw from the same ``ReportData``, so they cannot
+disagree. Rows are fully ordered, so the same warehouse gives the same report.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from calo_assets.warehouse import Warehouse
 _WINDOW = "day between $first and $last"
 _KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
 _KNOWN_TEXT = "'" + ", ".join(sorted(KNOWN_CURRENCIES)) + "'"
+_IN_MEMORY = "report_inputs"
 
 QUERIES: dict[str, str] = {
     "transactions": f"""
@@ -28,7 +30,8 @@ QUERIES: dict[str, str] = {
     "discrepancies": f"""
         select day, occurred_at, user_id, currency, subscription_balance, payment_balance, gap,
                transaction_id, action, request_id
-        from balance_discrepancies where {_WINDOW} order by occurred_at, user_id""",
+        from balance_discrepancies where {_WINDOW}
+        order by occurred_at, user_id, request_id, transaction_id, gap""",
     "exposure": """
         select user_id, currency, latest_gap, exposure_type, latest_subscription_balance,
                latest_payment_balance, first_seen, last_seen, times_logged, distinct_gaps,
@@ -41,7 +44,7 @@ QUERIES: dict[str, str] = {
     "overdrafts": f"""
         select kind, day, occurred_at, user_id, transaction_id, currency, action, balance_before, amount,
                balance_after, outcome
-        from overdrafts where {_WINDOW} order by kind, occurred_at""",
+        from overdrafts where {_WINDOW} order by kind, occurred_at, transaction_id, user_id""",
     "anomalies": f"""
         select a.day, a.occurred_at, a.transaction_id, a.user_id, a.currency, t.action, t.type, t.amount,
                t.old_balance, t.new_balance, round(a.score, 4) as score, a.reasons
@@ -64,10 +67,21 @@ QUERIES: dict[str, str] = {
                count(*) filter (where error not in ('balance discrepancy', 'negative balance rejection'))
                    as processing_errors,
                min(occurred_at) as first_error, max(occurred_at) as last_error,
-               mode(action) as action_that_failed_most,
+               any_value(a.action) as action_that_failed_most,
                any_value(x.currency) as currency, any_value(x.latest_gap) as latest_gap,
                any_value(x.exposure_type) as exposure_type
-        from errors e left join user_exposure x using (user_id)
+        from errors e
+        left join (  -- the action named in most of the user's errors (ties: the first by name)
+            select user_id, first(action order by errors desc, action) as action
+            from (select user_id, action, count(*) as errors from errors where action is not null group by all)
+            group by user_id
+        ) a using (user_id)
+        left join (  -- one row per user (the first currency by name, if a user has several)
+            select user_id, first(currency order by currency) as currency,
+                   first(latest_gap order by currency) as latest_gap,
+                   first(exposure_type order by currency) as exposure_type
+            from user_exposure group by user_id
+        ) x using (user_id)
         group by e.user_id order by errors desc, e.user_id""",
     "runtime_daily": f"""
         select day, count(*) as invocations, count(*) filter (where cold_start) as cold_starts,
@@ -79,7 +93,7 @@ QUERIES: dict[str, str] = {
         from invocations where {_WINDOW} group by day order by day""",
     "errors_by_type": f"""
         select kind, error_type, count(*) as errors, min(occurred_at) as first_seen, max(occurred_at) as last_seen
-        from processing_errors where {_WINDOW} group by 1, 2 order by errors desc""",
+        from processing_errors where {_WINDOW} group by 1, 2 order by errors desc, kind, error_type""",
     "daily": f"""
         with t as (
             select day, count(*) filter (where type = 'CREDIT') as credits,
@@ -98,13 +112,13 @@ QUERIES: dict[str, str] = {
                    as discrepancies,
                (select count(*) from processing_errors p where p.action is not distinct from t.action and p.{_WINDOW})
                    as processing_errors
-        from transactions t where t.{_WINDOW} group by t.action order by transactions desc""",
+        from transactions t where t.{_WINDOW} group by t.action order by transactions desc, 1""",
     "top_users": f"""
         select currency, user_id, volume, transactions from (
             select currency, user_id, sum(amount) as volume, count(*) as transactions,
                    row_number() over (partition by currency order by sum(amount) desc, user_id) as rank
             from transactions where {_WINDOW} and outcome = 'applied' group by 1, 2)
-        where rank <= 10 order by currency, volume desc""",
+        where rank <= 10 order by currency, volume desc, user_id""",
     "kpis": f"""
         with t as (select * from transactions where {_WINDOW})
         select currency,
@@ -122,7 +136,7 @@ QUERIES: dict[str, str] = {
         from t group by currency order by currency""",
     "quarantine": f"""
         select day, occurred_at, stream, file, line, unit, reason, excerpt from quarantine
-        where {_WINDOW} order by day, stream, line""",
+        where {_WINDOW} order by day, stream, line, file, unit, reason, excerpt""",
     "data_quality": f"""
         select (select count(distinct stream) from ingest_manifest where {_WINDOW}) as streams,
                (select coalesce(sum(records_read), 0) from ingest_manifest where {_WINDOW}) as records_read,
@@ -130,35 +144,37 @@ QUERIES: dict[str, str] = {
                (select count(*) from quarantine where {_WINDOW} and unit = 'record') as records_quarantined,
                (select count(*) from quarantine where {_WINDOW} and unit = 'file') as files_quarantined""",
     "checks": f"""
-        select 'records read = typed + quarantined, every day' as "check",
+        select "check", passed, detail from (
+        select 1 as position, 'records read = typed + quarantined, every day' as "check",
                count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) = 0 as passed,
                'days with a difference: ' || count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) as detail
         from (select day, sum(records_read) as records_read from ingest_manifest where {_WINDOW} group by day) m
         left join (select day, count(*) as typed from log_events where {_WINDOW} group by day) e using (day)
         left join (select day, count(*) as quarantined from quarantine where unit = 'record' and {_WINDOW} group by day) q using (day)
         union all
-        select 'transaction ids unique', count(*) = count(distinct transaction_id),
+        select 2 as position, 'transaction ids unique', count(*) = count(distinct transaction_id),
                'duplicated ids: ' || (count(*) - count(distinct transaction_id)) from transactions
         union all
-        select 'every transaction has an outcome', count(*) filter (where outcome is null) = 0,
+        select 3 as position, 'every transaction has an outcome', count(*) filter (where outcome is null) = 0,
                'without outcome: ' || count(*) filter (where outcome is null) from transactions where {_WINDOW}
         union all
-        select 'arithmetic rule: new = old +/- (amount - vat)', count(*) = 0,
+        select 4 as position, 'arithmetic rule: new = old +/- (amount - vat)', count(*) = 0,
                'breaks: ' || count(*) || ' (of which legacy: ' || count(*) filter (where type_inferred) || ')'
         from ledger_breaks where rule = 'arithmetic' and {_WINDOW}
         union all
-        select 'continuity: each applied sync starts where the previous ended', count(*) = 0, 'breaks: ' || count(*)
+        select 5 as position, 'continuity: each applied sync starts where the previous ended', count(*) = 0, 'breaks: ' || count(*)
         from ledger_breaks where rule = 'continuity' and {_WINDOW}
         union all
-        select 'every currency is known (' || {_KNOWN_TEXT} || ')',
+        select 6 as position, 'every currency is known (' || {_KNOWN_TEXT} || ')',
                count(*) filter (where currency is null or currency not in ({_KNOWN})) = 0,
                'transactions with another currency: '
                    || count(*) filter (where currency is null or currency not in ({_KNOWN}))
         from transactions where {_WINDOW}
         union all
-        select 'published events = applied transactions', sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for),
+        select 7 as position, 'published events = applied transactions', sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for),
                'days that do not add up: ' || count(*) filter (where published_without_transaction <> 0 or not all_accounted_for)
-        from sync_outcomes where {_WINDOW}""",
+        from sync_outcomes where {_WINDOW}
+        ) order by position""",
 }
 
 REPORT_INPUTS = (
@@ -192,9 +208,14 @@ class ReportData:
 
 
 def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
-    """Run every report query over the warehouse for ``first..last``."""
+    """Run every report query over the warehouse for ``first..last``.
+
+    The inputs are read from their Parquet files once, into memory, and every query runs on that copy
+    (most tables are read by several queries; a table is about a hundred small files).
+    """
     data = ReportData(first, last)
     with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
+        _read_inputs_once(connection)
         for name, sql in QUERIES.items():
             data.frames[name] = _query(connection, sql, first, last)
         totals = reconcile.exposure_totals(connection).to_pandas()
@@ -209,6 +230,16 @@ def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
             ]
         ]
     return data
+
+
+def _read_inputs_once(connection: duckdb.DuckDBPyConnection) -> None:
+    """Copy every input into an in-memory schema searched first (``log_events`` stays on disk: the
+    report only counts its rows, which Parquet metadata answers)."""
+    connection.execute(f"create schema {_IN_MEMORY}")
+    for table in REPORT_INPUTS:
+        if table != "log_events":
+            connection.execute(f'create table {_IN_MEMORY}."{table}" as select * from "{table}"')
+    connection.execute(f"set search_path = '{_IN_MEMORY},main'")
 
 
 def _query(

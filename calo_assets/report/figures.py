@@ -11,6 +11,7 @@ from plotly.subplots import make_subplots
 from calo_assets.report.data import ReportData
 
 WIDTH, HEIGHT = 1000, 520
+TRACE_TYPES = frozenset({"bar", "scatter"})  # every trace type the charts below use
 CREDIT_COLOUR, DEBIT_COLOUR, ALERT_COLOUR, NEUTRAL_COLOUR = (
     "#2a9d8f",
     "#e76f51",
@@ -216,5 +217,16 @@ CHARTS: dict[str, Callable[[ReportData], go.Figure]] = {
 
 
 def build_figures(data: ReportData) -> dict[str, go.Figure]:
-    """Every chart of the report, by file stem."""
-    return {name: make(data) for name, make in CHARTS.items()}
+    """Every chart of the report, by file stem; a trace type not in ``TRACE_TYPES`` is an error.
+
+    The browser that draws the PNGs is started before the figures exist, with a plotly.js bundle
+    chosen for ``TRACE_TYPES``, so that set must be complete.
+    """
+    figures = {name: make(data) for name, make in CHARTS.items()}
+    for name, figure in figures.items():
+        unknown = {trace.type for trace in figure.data} - TRACE_TYPES
+        if unknown:
+            raise ValueError(
+                f"chart {name} uses trace types {sorted(unknown)}: add them to TRACE_TYPES"
+            )
+    return figures

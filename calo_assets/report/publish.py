@@ -1,35 +1,37 @@
 """Write the whole report: workbook, chart images, one interactive HTML page and CSV files.
 
-PNGs are exported by kaleido in one batch with one browser (``plotly.io.write_images``). Kaleido needs
-a Chromium-family browser; without one, the workbook, the HTML page and the CSVs are still written and
-the result says that the PNGs were skipped and why.
+The PNGs are drawn by kaleido in a headless Chromium-family browser started first, in a background
+thread (``images.ChartImages``), so its start-up overlaps with the queries and the workbook. Without a
+browser the workbook, the HTML page and the CSVs are still written and the result says that the PNGs
+were skipped and why.
 """
 
 from __future__ import annotations
 
 import html
-import os
-import shutil
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
-import plotly.io as pio
+import plotly.graph_objects as go
 
 from calo_assets.money import format_money
 from calo_assets.report.data import ReportData, load
-from calo_assets.report.figures import HEIGHT, WIDTH, build_figures
-from calo_assets.report.workbook import build_workbook
+from calo_assets.report.figures import HEIGHT, TRACE_TYPES, WIDTH, build_figures
+from calo_assets.report.images import ChartImages, find_browser
+from calo_assets.report.plotlyjs import plotly_bundle
+from calo_assets.report.workbook import FORMULA_START, build_workbook
 from calo_assets.warehouse import Warehouse
 
 WORKBOOK = "balance_sync_analytics_report.xlsx"
 HTML_PAGE = "balance_sync_report.html"
 CHART_FOLDER = "charts"
 CSV_FOLDER = "csv"
-BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 CSV_TABLES = {
     "transactions": "transactions",
     "balance_discrepancies": "discrepancies",
@@ -39,7 +41,6 @@ CSV_TABLES = {
     "anomalies": "anomalies",
     "user_errors": "user_errors",
 }
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass
@@ -54,63 +55,87 @@ class Published:
     sheets: list[str] = field(default_factory=list)
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)
-
-
-def find_browser() -> str | None:
-    """A Chromium-family browser for kaleido: ``BROWSER_PATH`` or one on the PATH."""
-    configured = os.environ.get("BROWSER_PATH")
-    if configured:
-        return configured if Path(configured).exists() else None
-    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
 
 
 def publish(
     warehouse: Warehouse, output: Path, first: date, last: date, images: bool = True
 ) -> Published:
     """Build every output of the report for ``first..last`` into ``output``."""
+    began = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
-    data = load(warehouse, first, last)
-    figures = build_figures(data)
-    skipped = _images_skipped(images)
-    paths = [output / CHART_FOLDER / f"{name}.png" for name in figures]
-    with ThreadPoolExecutor(max_workers=1) as background:
-        # The browser renders the PNGs while this thread writes the workbook: the two overlap.
-        rendering = (
-            None if skipped else background.submit(_write_images, list(figures.values()), paths)
-        )
-        temporary = output / f".{WORKBOOK}.tmp"
-        contents = build_workbook(data, temporary)
-        temporary.replace(output / WORKBOOK)
-        result = Published(
-            workbook=output / WORKBOOK,
-            html_page=output / HTML_PAGE,
-            csv_files=write_csv_files(data, output / CSV_FOLDER),
-            sheets=contents["sheets"],
-            charts=contents["charts"],
-            kpis=kpi_table(data),
-            images_skipped=skipped,
-        )
-        _write_atomically(output / HTML_PAGE, html_page(data, figures, result.kpis))
-        if rendering is not None:
-            rendering.result()
-            result.images = paths
-    return result
+    bundle = plotly_bundle(TRACE_TYPES)
+    browser, skipped = _browser(images)
+    drawing = ChartImages(browser, bundle, WIDTH, HEIGHT) if browser else None
+    stages = _Stages()
+    try:
+        with stages("queries"):
+            data = load(warehouse, first, last)
+        with stages("figures"):
+            figures = build_figures(data)
+        if drawing is not None:
+            drawing.render(
+                {output / CHART_FOLDER / f"{name}.png": fig for name, fig in figures.items()}
+            )
+        with stages("workbook"):
+            temporary = output / f".{WORKBOOK}.tmp"
+            contents = build_workbook(data, temporary)
+            temporary.replace(output / WORKBOOK)
+        with stages("csv"):
+            csv_files = write_csv_files(data, output / CSV_FOLDER)
+        with stages("html"):
+            kpis = kpi_table(data)
+            _write_atomically(output / HTML_PAGE, html_page(data, figures, kpis, bundle))
+        with stages("waiting for the PNGs"):
+            written = drawing.wait() if drawing is not None else []
+    except BaseException:
+        if drawing is not None:
+            drawing.cancel()
+        raise
+    if drawing is not None:
+        stages.seconds |= {
+            "browser start-up": drawing.opened_after,
+            "PNGs done": drawing.finished_after,
+        }
+    stages.seconds["total"] = time.perf_counter() - began
+    return Published(
+        workbook=output / WORKBOOK,
+        html_page=output / HTML_PAGE,
+        csv_files=csv_files,
+        images=written,
+        images_skipped=skipped,
+        sheets=contents["sheets"],
+        charts=contents["charts"],
+        kpis=kpis,
+        seconds=stages.seconds,
+    )
 
 
-def _images_skipped(wanted: bool) -> str | None:
-    """Why the PNGs cannot be made, or None when they can (and kaleido is told which browser)."""
+class _Stages:
+    """Wall-clock seconds of each stage of the publication, by name."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = time.perf_counter() - began
+
+
+def _browser(wanted: bool) -> tuple[str | None, str | None]:
+    """The browser for the PNGs, or None and why they cannot be made."""
     if not wanted:
-        return "chart images turned off"
+        return None, "chart images turned off"
     browser = find_browser()
     if browser is None:
-        return "no Chromium-family browser found for kaleido (install Debian's chromium, or set BROWSER_PATH)"
-    os.environ.setdefault("BROWSER_PATH", browser)
-    return None
-
-
-def _write_images(figures: list, paths: list[Path]) -> None:
-    paths[0].parent.mkdir(parents=True, exist_ok=True)
-    pio.write_images(figures, paths, format="png", width=WIDTH, height=HEIGHT)
+        return None, (
+            "no Chromium-family browser found for kaleido (install Debian's chromium, or set BROWSER_PATH)"
+        )
+    return browser, None
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -121,9 +146,18 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def csv_safe(value: object) -> object:
     """Text that a spreadsheet would read as a formula gets a leading apostrophe."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
+    if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value
+
+
+def csv_safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``csv_safe`` on every cell, touching only the text columns."""
+    safe = frame.copy(deep=False)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            safe[column] = [csv_safe(value) for value in frame[column].tolist()]
+    return safe
 
 
 def write_csv_files(data: ReportData, folder: Path) -> list[Path]:
@@ -132,7 +166,7 @@ def write_csv_files(data: ReportData, folder: Path) -> list[Path]:
     paths = []
     for name, frame_name in CSV_TABLES.items():
         frame = data[frame_name] if frame_name in data.frames else pd.DataFrame()
-        safe = frame.map(csv_safe) if not frame.empty else frame
+        safe = csv_safe_frame(frame)
         path = folder / f"{name}.csv"
         temporary = path.with_name(path.name + ".tmp")
         safe.to_csv(temporary, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
@@ -164,24 +198,24 @@ def kpi_table(data: ReportData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def html_page(data: ReportData, figures: dict, kpis: pd.DataFrame) -> str:
-    """One self-contained page: plotly.js inlined once, then every chart."""
-    charts = []
-    for index, figure in enumerate(figures.values()):
-        charts.append(
-            figure.to_html(
-                full_html=False,
-                include_plotlyjs="inline" if index == 0 else False,
-                config={"displaylogo": False},
-            )
-        )
+def html_page(
+    data: ReportData, figures: dict[str, go.Figure], kpis: pd.DataFrame, plotly_js: Path
+) -> str:
+    """One self-contained page: the ``plotly_js`` bundle inlined once, then every chart."""
+    charts = [
+        figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
+        for figure in figures.values()
+    ]
+    library = plotly_js.read_text(encoding="utf-8")
     quality = data["data_quality"].iloc[0]
     table = kpis.to_html(index=False, border=0, classes="kpis", escape=True)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Balance sync report {data.first} to {data.last}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table.kpis{{border-collapse:collapse}}
 table.kpis td,table.kpis th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-table.kpis th{{background:#1f4e78;color:#fff}} .note{{color:#555}}</style></head><body>
+table.kpis th{{background:#1f4e78;color:#fff}} .note{{color:#555}}</style>
+<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
+<script>{library}</script></head><body>
 <h1>Balance sync report</h1>
 <p class="note">Period {data.first} to {data.last} (UTC days). Figures are per currency and never added across
 currencies. Exposure is the latest gap per user: positive = revenue at risk, negative = owed to the user.</p>
