@@ -9,14 +9,12 @@ A record outside any invocation keeps the day of its own timestamp.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from multiprocessing.context import BaseContext
 from typing import Any
 
 import orjson
@@ -44,8 +42,6 @@ _APP_KINDS = frozenset(APP_KINDS)
 # Files are read in batches of about this many compressed bytes (or files): per-file costs amortized.
 _BATCH_BYTES = 1 << 19
 _BATCH_FILES = 32
-# Above this much gzip, workers start from a small server process (see _worker_context).
-_FORKSERVER_BYTES = 64 << 20
 # Kinds whose text is machine-made (ids, figures, fixed messages): masking them would only cost time.
 _WITHOUT_PERSONAL_DATA = frozenset(
     {"start", "end", "report", "init_start", "init_report", "xray", "sqs_message", "sync_published"}
@@ -180,7 +176,7 @@ def _read_batches(
             yield read_batch(batch, options, wanted)
         return
     workers = min(options.workers, len(batches))
-    with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context(batches)) as pool:
+    with ProcessPoolExecutor(max_workers=workers) as pool:
         # A bounded number of batches in flight: results wait for the parent in order, and a
         # parent slower than its workers must not pile up a day's rows in memory.
         pending: deque[Future[BatchRows]] = deque()
@@ -190,20 +186,6 @@ def _read_batches(
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
-
-
-def _worker_context(batches: list[list[StreamPart]]) -> BaseContext:
-    """``fork`` for small reads (no start-up cost); for big ones, workers forked from a server that
-    loaded only the log library: a worker forked from the parent shares its pages (Dagster, pandas,
-    scikit-learn), but the RSS of each process counts them again."""
-    size = sum(
-        part.path.stat().st_size for batch in batches for part in batch if part.path.exists()
-    )
-    if size < _FORKSERVER_BYTES:
-        return multiprocessing.get_context("fork")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__])
-    return context
 
 
 def read_batch(parts: list[StreamPart], options: IngestOptions, wanted: set[str]) -> BatchRows:
