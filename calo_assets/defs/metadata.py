@@ -8,6 +8,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from calo_assets.tables.schema import SCHEMAS
 
@@ -63,7 +64,10 @@ def _days_text(days: list[str]) -> str:
 
 def value_counts(table: pa.Table, column: str) -> dict[str, int]:
     """How many rows hold each value of ``column`` (as text), sorted by value."""
-    return dict(sorted(Counter(str(value) for value in table[column].to_pylist()).items()))
+    counts: Counter[str] = Counter()
+    for item in pc.value_counts(table[column]).to_pylist():  # counted in Arrow: one row per value
+        counts[str(item["values"])] += item["counts"]
+    return dict(sorted(counts.items()))
 
 
 def markdown_table(

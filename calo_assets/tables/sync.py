@@ -90,7 +90,7 @@ def shared_transaction_ids(log_events_file: Path) -> frozenset[str]:
     Only these can be touched by a later part of the day (a redelivery, a rejection); DuckDB reads
     just the two columns it needs.
     """
-    with duckdb.connect() as connection:
+    with duckdb.connect(config={"memory_limit": "512MB"}) as connection:
         rows = connection.execute(SHARED_IDS_SQL, {"path": str(log_events_file)}).fetchall()
     return frozenset(row[0] for row in rows if row[0] is not None)
 
