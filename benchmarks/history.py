@@ -125,7 +125,8 @@ def plot(per_stage: dict[str, float], wall: float, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    from benchmarks.parse_vs_gzip import bare_read, best_of
+    from benchmarks.common import best_of
+    from benchmarks.parse_vs_gzip import bare_read
     from calo_assets.logs.export import discover
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

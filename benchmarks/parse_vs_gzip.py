@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import argparse
 import gzip
-import time
 from pathlib import Path
 
+from benchmarks.common import best_of
 from calo_assets.config import PROJECT_ROOT
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions, default_workers, read_days
@@ -29,15 +29,6 @@ def bare_read(paths: list[Path]) -> int:
             for _ in handle:
                 lines += 1
     return lines
-
-
-def best_of(repeat: int, work) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        began = time.perf_counter()
-        result = work()
-        best = min(best, time.perf_counter() - began)
-    return best, result
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

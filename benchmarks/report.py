@@ -20,13 +20,12 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
-import time
 from datetime import date, timedelta
 from pathlib import Path
 
 import plotly.io as pio
 
-from benchmarks.common import materialize
+from benchmarks.common import best_of, materialize
 from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
 from calo_assets.logs.export import discover
 from calo_assets.report.data import ReportData, load
@@ -97,15 +96,6 @@ def our_pngs(data: ReportData, folder: Path, browser: str) -> None:
     drawing.wait()
 
 
-def best_of(repeat: int, work) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        began = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - began)
-    return best
-
-
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -129,12 +119,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         ]
         best, cpu = min(runs, key=lambda run: run[0].seconds["total"])
         data = load(warehouse, first, last)
-        csv_baseline = best_of(args.repeat, lambda: csv_of_the_sheets(data, folder / "baseline"))
+        csv_baseline = best_of(args.repeat, lambda: csv_of_the_sheets(data, folder / "baseline"))[0]
         browser = find_browser()
         png_baseline = png_ours = float("nan")
         if browser:
-            png_baseline = best_of(args.repeat, lambda: stock_kaleido_pngs(data, folder / "stock"))
-            png_ours = best_of(args.repeat, lambda: our_pngs(data, folder / "ours", browser))
+            png_baseline = best_of(args.repeat, lambda: stock_kaleido_pngs(data, folder / "stock"))[
+                0
+            ]
+            png_ours = best_of(args.repeat, lambda: our_pngs(data, folder / "ours", browser))[0]
     rows = sum(len(frame) for frame in data.frames.values())
     print(
         f"publish() of {first}..{last} ({rows:,} rows in {len(best.sheets)} sheets, "
