@@ -29,13 +29,13 @@ def to_money(value: Any) -> Decimal | None:
     """
     if value is None:
         return None
-    if type(value) is Decimal or type(value) is int:  # the common cases, first
-        number = Decimal(value)
-    elif isinstance(value, bool):
+    if isinstance(value, bool):
         raise MoneyError(f"not a number: {value!r}")
+    if isinstance(value, Decimal | int):
+        number = Decimal(value)
     else:
         try:
-            number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+            number = Decimal(str(value).strip())
         except (InvalidOperation, ValueError):
             raise MoneyError(f"not a number: {str(value)[:40]!r}") from None
     if not number.is_finite():

@@ -173,7 +173,7 @@ class DayWriter:
 
     def write(self, piece: pa.Table) -> None:
         """Add rows (in the table's schema); a row group is written once enough rows are waiting."""
-        self._pending.append(piece.select(self.schema.names).cast(self.schema))
+        self._pending.append(_in_schema(self.schema, piece))
         self._pending_rows += piece.num_rows
         self.rows += piece.num_rows
         if self._pending_rows >= ROW_GROUP_ROWS:
@@ -210,7 +210,11 @@ def _read(path: Path) -> pa.Table:
 
 def _conform(table: str, data: pa.Table) -> pa.Table:
     schema = SCHEMAS.get(table)
-    return data if schema is None else data.select(schema.names).cast(schema)
+    return data if schema is None else _in_schema(schema, data)
+
+
+def _in_schema(schema: pa.Schema, data: pa.Table) -> pa.Table:
+    return data.select(schema.names).cast(schema)
 
 
 def _concat(table: str, parts: list[pa.Table]) -> pa.Table:

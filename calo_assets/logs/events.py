@@ -8,6 +8,7 @@ generic event (``app_message`` or ``unknown``) with its level, message and whate
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -104,25 +105,17 @@ def _classify_platform(name: str, body: str) -> Event:
 
 
 def _request_id(text: str) -> str | None:
-    """The request id of a START or END line (``RequestId: <id>[ Version: <v>]``), as in ``_platform_fields``."""
-    for item in text.split("\t"):
-        name, separator, value = item.partition(": ")
-        if separator and _FIELD_NAMES.get(name) == "request_id":
-            return value.strip().partition(" Version: ")[0]
+    """The request id of a START or END line, read as ``_platform_fields`` reads it."""
+    for key, value in _named_values(text):
+        if key == "request_id":
+            return value.partition(" Version: ")[0]
     return None
 
 
 def _platform_fields(text: str) -> dict[str, Any]:
     """``Key: value`` pairs separated by tabs; ``113.87 ms`` becomes ``duration_ms: Decimal``."""
     fields: dict[str, Any] = {}
-    for item in text.split("\t"):
-        name, separator, value = item.partition(": ")
-        if not separator:
-            continue
-        key = _FIELD_NAMES.get(name)
-        if key is None:
-            key = name.strip().lower().replace(" ", "_")
-        value = value.strip()
+    for key, value in _named_values(text):
         if key == "request_id":
             value, _, version = value.partition(" Version: ")
             if version:
@@ -133,6 +126,15 @@ def _platform_fields(text: str) -> dict[str, Any]:
                 key, value = f"{key}_{unit.lower()}", Decimal(number)
         fields[key] = value
     return fields
+
+
+def _named_values(text: str) -> Iterator[tuple[str, str]]:
+    """The tab-separated ``Name: value`` items of a platform line, names as snake_case keys."""
+    for item in text.split("\t"):
+        name, separator, value = item.partition(": ")
+        if separator:
+            key = _FIELD_NAMES.get(name) or name.strip().lower().replace(" ", "_")
+            yield key, value.strip()
 
 
 def _classify_app(message: str, level: str, request_id: str | None) -> Event:

@@ -74,13 +74,17 @@ def build_sync_tables_in_parts(
 
 
 SHARED_IDS_SQL = """
-select id from (
-    select json_extract_string(payload, '$.transaction.id') as id
-    from read_parquet($path) where kind = 'sync_started'
-) where id is not null group by id having count(*) > 1
-union
-select json_extract_string(payload, '$.data.transactionId')
-from read_parquet($path) where kind = 'negative_balance'
+with named as (
+    select
+        kind = 'negative_balance' as by_rejection,
+        if(by_rejection,
+           json_extract_string(payload, '$.data.transactionId'),
+           json_extract_string(payload, '$.transaction.id')) as id
+    from read_parquet($path)
+    where kind in ('sync_started', 'negative_balance')
+)
+select id from named where id is not null
+group by id having count(*) filter (where not by_rejection) > 1 or bool_or(by_rejection)
 """
 
 
@@ -92,7 +96,7 @@ def shared_transaction_ids(log_events_file: Path) -> frozenset[str]:
     """
     with duckdb.connect(config={"memory_limit": "512MB"}) as connection:
         rows = connection.execute(SHARED_IDS_SQL, {"path": str(log_events_file)}).fetchall()
-    return frozenset(row[0] for row in rows if row[0] is not None)
+    return frozenset(row[0] for row in rows)
 
 
 def _payload(event: Mapping[str, Any]) -> Any:
