@@ -28,7 +28,8 @@ import pyarrow as pa
 from sklearn.ensemble import IsolationForest
 from sklearn.preprocessing import StandardScaler
 
-from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
+from benchmarks.common import add_log_dir_argument
+from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.ledger.anomalies import (
     INPUT_COLUMNS,
     MIN_ROWS_TO_FIT,
@@ -77,9 +78,7 @@ def timed(work: Callable[[], Any]) -> tuple[float, float]:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
-    )
+    add_log_dir_argument(parser)
     parser.add_argument("--warehouse", type=Path, help="read the transactions from this warehouse")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=default_workers())

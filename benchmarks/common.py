@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import threading
 import time
@@ -10,11 +11,17 @@ from pathlib import Path
 
 import dagster as dg
 
+from calo_assets.config import REAL_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import CaloResource
 from calo_assets.synth.generator import SynthConfig, generate
 
 DAILY_GROUPS = ("logs", "sync")
+
+
+def add_log_dir_argument(parser: argparse.ArgumentParser) -> None:
+    """``--log-dir``: the export to read, the real one beside the project by default."""
+    parser.add_argument("--log-dir", type=Path, default=REAL_LOG_DIR)
 
 
 def synthetic_export(root: Path, start: date, days: int, **volume) -> Path:

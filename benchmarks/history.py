@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from calo_assets.config import PROJECT_ROOT
-
 REFERENCE_SECONDS = 11.0  # the fastest comparable tool that writes an Excel report with charts
 STAGES = {
     "ingest_logs": "parse (ingest)",
@@ -32,16 +30,16 @@ STAGES = {
 # Runs in the child process: import Dagster, load the definitions, materialize, print step times.
 _RUN = """
 import json, sys, time
-from datetime import date, timedelta
+from datetime import timedelta
 began = time.perf_counter()
 import dagster as dg
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import CaloResource
+from calo_assets.cli import export_window
 from calo_assets.logs.export import discover
 loaded = time.perf_counter()
 log_dir, warehouse, reports, images = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-found = discover(log_dir).days()  # as calo-report: the stream days plus the day after the last
-first, last = date.fromisoformat(found[0]), date.fromisoformat(found[-1]) + timedelta(days=1)
+first, last = export_window(discover(log_dir))  # the days calo-report materializes
 days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 resource = CaloResource(log_dir=log_dir, warehouse_dir=warehouse, report_dir=reports)
 result = dg.materialize(
@@ -93,9 +91,7 @@ def stages(figures: dict) -> dict[str, float]:
     for key, label in STAGES.items():
         result[label] = steps.pop(key, 0.0)
     result["reconciliation tables + checks"] = sum(steps.values())
-    result["run overhead (Dagster events, processes)"] = max(
-        0.0, figures["wall"] - sum(result.values())
-    )
+    result["run overhead (outside the steps)"] = max(0.0, figures["wall"] - sum(result.values()))
     return result
 
 
@@ -125,14 +121,12 @@ def plot(per_stage: dict[str, float], wall: float, path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    from benchmarks.common import best_of
+    from benchmarks.common import add_log_dir_argument, best_of
     from benchmarks.parse_vs_gzip import bare_read
     from calo_assets.logs.export import discover
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
-    )
+    add_log_dir_argument(parser)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--plot", type=Path, help="write the time-per-stage chart (PNG) here")
     parser.add_argument("--no-chart-images", action="store_true", help="skip the report's PNGs")

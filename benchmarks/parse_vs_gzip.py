@@ -12,8 +12,7 @@ import argparse
 import gzip
 from pathlib import Path
 
-from benchmarks.common import best_of
-from calo_assets.config import PROJECT_ROOT
+from benchmarks.common import add_log_dir_argument, best_of
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions, default_workers, read_days
 
@@ -33,9 +32,7 @@ def bare_read(paths: list[Path]) -> int:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
-    )
+    add_log_dir_argument(parser)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     found = discover(args.log_dir)

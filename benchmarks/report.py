@@ -25,7 +25,7 @@ from pathlib import Path
 
 import plotly.io as pio
 
-from benchmarks.common import best_of, materialize
+from benchmarks.common import add_log_dir_argument, best_of, materialize
 from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
 from calo_assets.logs.export import discover
 from calo_assets.report.data import ReportData, load
@@ -98,9 +98,7 @@ def our_pngs(data: ReportData, folder: Path, browser: str) -> None:
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--log-dir", type=Path, default=PROJECT_ROOT.parent / "shared" / "real-logs"
-    )
+    add_log_dir_argument(parser)
     parser.add_argument("--warehouse", type=Path, help="materialized warehouse to reuse or create")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a small smoke run (shipped sample)")

@@ -19,7 +19,7 @@ import dagster as dg
 from calo_assets.config import Settings
 from calo_assets.defs.resources import CaloResource
 from calo_assets.ledger import reconcile
-from calo_assets.logs.export import discover
+from calo_assets.logs.export import Discovery, discover
 from calo_assets.money import format_money
 from calo_assets.report.publish import CHART_FOLDER, CSV_FOLDER, HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
@@ -94,9 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             return fail(f"cannot create {folder}: {exc.strerror}")
         if not os.access(folder, os.W_OK):
             return fail(f"folder not writable: {folder}")
-    first = args.first_day or date.fromisoformat(found.days()[0])
-    # A stream may run past midnight: the day after the last stream folder can hold records too.
-    last = args.last_day or date.fromisoformat(found.days()[-1]) + timedelta(days=1)
+    first, last = export_window(found)
+    first, last = args.first_day or first, args.last_day or last
     if first > last:
         return fail(f"--first-day {first} is after --last-day {last}")
     if first.isoformat() < settings.first_day:
@@ -151,6 +150,13 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(Warehouse(settings.warehouse_dir), first.isoformat(), last.isoformat()))
     print(report_files(args.output_dir.resolve()))
     return 0
+
+
+def export_window(found: Discovery) -> tuple[date, date]:
+    """The days an export can hold records of: its stream days, and the day after the last one
+    (a stream may run past midnight)."""
+    days = found.days()
+    return date.fromisoformat(days[0]), date.fromisoformat(days[-1]) + timedelta(days=1)
 
 
 def report_files(output_dir: Path) -> str:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOG_DIR = PROJECT_ROOT / "data" / "sample-logs"
+REAL_LOG_DIR = PROJECT_ROOT.parent / "shared" / "real-logs"  # the real export, beside the project
 DEFAULT_FIRST_DAY = "2023-12-01"
 
 

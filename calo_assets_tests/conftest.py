@@ -7,12 +7,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
+from calo_assets.config import REAL_LOG_DIR, SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import CaloResource
 from calo_assets.warehouse import Warehouse
 
-REAL_LOGS = PROJECT_ROOT.parent / "shared" / "real-logs"
+REAL_LOGS = REAL_LOG_DIR
 REAL_FIRST_DAY, REAL_LAST_DAY = "2023-12-12", "2024-04-15"  # the last stream runs past midnight
 SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2024-03-01", "2024-03-08"
 ALL_ASSETS = [*defs.assets, *defs.asset_checks]
