@@ -63,6 +63,24 @@ def test_an_invocation_past_midnight_belongs_to_the_day_of_its_start(tmp_path):
     assert [row["records_read"] for row in days["2024-01-06"].manifest] == [4]
 
 
+def test_a_stream_of_the_day_before_is_parsed_only_when_it_logged_into_the_day(
+    tmp_path, monkeypatch
+):
+    from calo_assets.logs import ingest
+
+    crossing = StreamText(start="23:59:59").start("late").message("late")
+    crossing.millis += 990
+    crossing.start("after").message("after").end("after")
+    ended = StreamText(start="22:00:00").start("early").message("early").end("early")
+    classified = []
+    classify = ingest.classify
+    monkeypatch.setattr(ingest, "classify", lambda body: classified.append(body) or classify(body))
+    days = rows_of(tmp_path, crossing, ended, days=("2024-01-06",))
+    assert {event["request_id"] for event in days["2024-01-06"].events} == {"after"}
+    assert len(classified) == len(crossing.records)  # the stream that ended before midnight: unread
+    assert [row["records_read"] for row in days["2024-01-06"].manifest] == [4]
+
+
 def test_chunks_written_out_of_time_order_are_put_back_in_order(tmp_path):
     stream = StreamText()
     stream.start("r1").message("r1").sync("r1", "T1").published("r1").end("r1")

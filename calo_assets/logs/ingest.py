@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -194,7 +194,9 @@ def read_batch(parts: list[StreamPart], options: IngestOptions, wanted: set[str]
     quarantine: list[dict[str, Any]] = []
     manifest: list[dict[str, Any]] = []
     for part in parts:
-        rows = read_part(part, options)
+        # A file of an earlier day's folder (a stream that may cross midnight) is read for its
+        # records of the wanted days only.
+        rows = read_part(part, options, None if part.folder_day in wanted else wanted)
         days = rows.columns["day"]
         typed = [kind != QUARANTINED for kind in rows.columns["kind"]]
         for day in sorted(set(days) & wanted):
@@ -223,22 +225,28 @@ class IngestError(RuntimeError):
     """An unexpected failure while reading one file; the message names the file."""
 
 
-def read_part(part: StreamPart, options: IngestOptions) -> PartRows:
+def read_part(
+    part: StreamPart, options: IngestOptions, days: Collection[str] | None = None
+) -> PartRows:
     """Read one file: classify its records, attach each to its invocation and day.
 
+    With ``days``, a file with no line starting with one of their dates is not parsed: a row belongs
+    to a day only through a record timestamped on that day, so it has no rows of those days.
     Bad input never raises (it is quarantined); anything else that fails is re-raised as an
     ``IngestError`` naming the file, so a failed run says where it stopped.
     """
     try:
-        return _read_part(part, options)
+        return _read_part(part, options, days)
     except Exception as exc:
         raise IngestError(
             f"reading {part.path} (stream day {part.folder_day}) failed: {exc!r}"
         ) from exc
 
 
-def _read_part(part: StreamPart, options: IngestOptions) -> PartRows:
+def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] | None) -> PartRows:
     text, problems = read_text(part.path, options.max_bytes)
+    if days is not None and not any(_has_line_of(text, day) for day in days):
+        text = ""
     records, split_problems = split_records(text)
     bad_utf8 = any(problem.reason.startswith("invalid UTF-8") for problem in problems)
     # Where the text stops mid-line at damage (truncation, corruption, size limit), its last record is
@@ -328,6 +336,11 @@ def _read_part(part: StreamPart, options: IngestOptions) -> PartRows:
     for problem in problems:
         quarantine.append(_from_problem(problem, part.folder_day, stream, file, "file", mask_all))
     return PartRows(part, columns, quarantine, records_by_day, bytes_read)
+
+
+def _has_line_of(text: str, day: str) -> bool:
+    """Whether a line of ``text`` starts with a timestamp of ``day`` (as every record of it does)."""
+    return text.startswith(f"{day}T") or f"\n{day}T" in text
 
 
 def _assign_invocations(
