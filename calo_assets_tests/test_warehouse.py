@@ -60,3 +60,14 @@ def test_a_day_without_pieces_is_an_empty_table(tmp_path):
     assert table.num_rows == 0 and store.days("log_events") == ["2024-01-05"]
     assert list(store.read_day_in_parts("log_events", "2024-01-06")) == []
     assert store.day_rows("log_events", "2024-01-06") == 0
+
+
+def test_days_are_read_with_only_the_columns_asked_for(tmp_path):
+    store = Warehouse(tmp_path)
+    store.write_day("quarantine", "2024-01-05", piece(0, 2))
+    store.write_day("quarantine", "2024-01-07", piece(2, 1))
+    days = ["2024-01-07", "2024-01-06", "2024-01-05"]
+    table = store.read_days("quarantine", days, ["reason", "day"])
+    assert table.column_names == ["reason", "day"]
+    assert table.column("reason").to_pylist() == ["u2", "u0", "u1"]
+    assert store.read_days("quarantine", ["2024-01-06"], ["reason"]).column_names == ["reason"]

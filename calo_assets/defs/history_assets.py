@@ -68,9 +68,7 @@ def anomaly_scores(context: dg.AssetExecutionContext, config: AnomalyConfig, cal
     days = [date.fromisoformat(day) for day in context.partition_keys]
     warehouse = calo.warehouse
     history = _days_between(days[0] - timedelta(days=settings.window_days - 1), days[-1])
-    transactions = (
-        warehouse.read_days("transactions", history).select(list(INPUT_COLUMNS)).to_pandas()
-    )
+    transactions = warehouse.read_days("transactions", history, INPUT_COLUMNS).to_pandas()
     scored = []
     frames = score_days(transactions, days, settings, calo.ingest_options.workers)
     for day, frame in zip(days, frames, strict=True):
