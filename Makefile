@@ -49,11 +49,12 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 ## Benchmarks (not part of the tests; a quick run of each is): parse vs a bare gzip read, daily cost
-## on day 60 vs day 1, peak memory of a big day, the report's publication stage by stage. BENCH_MEMORY_DAY sets the size of that day.
+## on day 60 vs day 1, reconciliation over a year, peak memory of a big day, the report's publication stage by stage. BENCH_MEMORY_DAY sets the size of that day.
 BENCH_MEMORY_DAY ?= 1G
 bench: setup
 	$(BIN)/python -m benchmarks.parse_vs_gzip
 	$(BIN)/python -m benchmarks.growth
+	$(BIN)/python -m benchmarks.reconciliation
 	$(BIN)/python -m benchmarks.anomalies
 	$(BIN)/python -m benchmarks.history --plot docs/stage_times.png
 	$(BIN)/python -m benchmarks.memory --bytes-per-day $(BENCH_MEMORY_DAY)

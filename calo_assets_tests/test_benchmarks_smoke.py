@@ -3,7 +3,7 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import anomalies, growth, history, memory, parse_vs_gzip, report
+from benchmarks import anomalies, growth, history, memory, parse_vs_gzip, reconciliation, report
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -15,6 +15,18 @@ def test_parse_benchmark_runs():
 def test_growth_benchmark_runs():
     figures = growth.main(["--quick"])
     assert figures["ratio"] > 0 and figures["history (s)"] > 0
+
+
+def test_year_reconciliation_benchmark_runs():
+    figures = reconciliation.main(["--quick"])
+    assert set(figures) == {
+        "transactions a day",
+        "2 days (s)",
+        "4 days (s)",
+        "8 days (s)",
+        "time per day, longest / shortest history",
+    }
+    assert figures["transactions a day"] > 0
 
 
 def test_memory_benchmark_runs():
