@@ -72,12 +72,14 @@ def test_a_stream_of_the_day_before_is_parsed_only_when_it_logged_into_the_day(
     crossing.millis += 990
     crossing.start("after").message("after").end("after")
     ended = StreamText(start="22:00:00").start("early").message("early").end("early")
-    classified = []
-    classify = ingest.classify
-    monkeypatch.setattr(ingest, "classify", lambda body: classified.append(body) or classify(body))
+    split = []
+    split_records = ingest.split_records
+    monkeypatch.setattr(
+        ingest, "split_records", lambda text: split.append(text) or split_records(text)
+    )
     days = rows_of(tmp_path, crossing, ended, days=("2024-01-06",))
     assert {event["request_id"] for event in days["2024-01-06"].events} == {"after"}
-    assert len(classified) == len(crossing.records)  # the stream that ended before midnight: unread
+    assert sorted(split) == ["", crossing.text]  # the stream that ended before midnight: not parsed
     assert [row["records_read"] for row in days["2024-01-06"].manifest] == [4]
 
 
