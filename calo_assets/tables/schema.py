@@ -291,8 +291,11 @@ def to_rows(table: pa.Table) -> list[dict[str, Any]]:
 def with_corrections(
     table: pa.Table, corrections: Mapping[int, Mapping[str, Any]], first_row: int = 0
 ) -> pa.Table:
-    """``table`` with some cells replaced: ``corrections`` maps a row number (counted from
-    ``first_row``, the number of the table's first row) to the new values of some of its columns."""
+    """``table`` with some cells replaced, its rows and their order unchanged.
+
+    ``corrections`` maps a row number to the new values of some of its columns; rows are numbered
+    from ``first_row`` (the number of the table's first row, when it is a part of a bigger table).
+    """
     rows = {
         row - first_row: values
         for row, values in corrections.items()

@@ -144,6 +144,7 @@ class SyncDay:
         self.transactions: dict[str, dict[str, Any]] = {}  # those a later part can still change
         self.handed_out: dict[str, tuple[int, tuple[Any, ...]]] = {}  # their row and settled cells
         self.user_currency: dict[str, str] = {}  # the last currency seen for each user
+        # per table, the rows whose currency came from the user's: row, user, currency handed out
         self.filled: dict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
         self.rows: Counter[str] = Counter()  # rows handed out, per table
 
