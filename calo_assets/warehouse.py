@@ -16,15 +16,16 @@ import fcntl
 import logging
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from calo_assets.tables.schema import SCHEMAS
+from calo_assets.tables.schema import SCHEMAS, with_corrections
 
 log = logging.getLogger(__name__)
 
@@ -185,11 +186,18 @@ class DayWriter:
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
 
-    def close(self) -> Path:
-        """Write what is waiting and put the file in place (an empty table when nothing was written)."""
+    def close(self, corrections: Mapping[int, Mapping[str, Any]] | None = None) -> Path:
+        """Write what is waiting and put the file in place (an empty table when nothing was written).
+
+        ``corrections`` (row number -> new values of some columns, see ``with_corrections``) change
+        rows already written: the file is then rewritten row group by row group before it is put
+        in place.
+        """
         self._flush(final=True)
         assert self._writer is not None
         self._writer.close()
+        if corrections:
+            self._rewrite(corrections)
         self._temporary.replace(self.path)
         return self.path
 
@@ -198,6 +206,25 @@ class DayWriter:
         if self._writer is not None:
             self._writer.close()
         self._temporary.unlink(missing_ok=True)
+
+    def _rewrite(self, corrections: Mapping[int, Mapping[str, Any]]) -> None:
+        rewritten = self._temporary.with_suffix(".rewritten.tmp")
+        try:
+            with (
+                pq.ParquetFile(self._temporary) as source,
+                pq.ParquetWriter(rewritten, self.schema, compression="zstd") as writer,
+            ):
+                first_row = 0
+                for index in range(source.num_row_groups):
+                    group = source.read_row_group(index)
+                    writer.write_table(
+                        with_corrections(group, corrections, first_row),
+                        row_group_size=max(1, group.num_rows),
+                    )
+                    first_row += group.num_rows
+            rewritten.replace(self._temporary)
+        finally:
+            rewritten.unlink(missing_ok=True)
 
     def _flush(self, final: bool = False) -> None:
         if not self._pending and not (final and self._writer is None):

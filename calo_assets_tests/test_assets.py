@@ -173,3 +173,62 @@ def test_every_table_asset_declares_its_columns():
     for table, schema in SCHEMAS.items():
         declared = graph.get(dg.AssetKey(table)).metadata["dagster/column_schema"]
         assert [column.name for column in declared.columns] == schema.names, table
+
+
+def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
+    tmp_path, monkeypatch
+):
+    from calo_assets import warehouse as warehouse_module
+    from calo_assets.defs.metadata import preview_markdown, value_counts
+    from calo_assets.logs import ingest
+    from calo_assets.tables.schema import to_rows
+    from calo_assets.tables.sync import build_sync_tables
+    from calo_assets_tests.logtext import StreamText
+
+    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)  # a row group of log_events per stream file
+    monkeypatch.setattr(warehouse_module, "ROW_GROUP_ROWS", 2)
+    day = "2024-01-05"
+    streams = [StreamText(day, start=f"{10 + index}:00:00") for index in range(3)]
+    first, second, third = streams
+    first.start("r1").message("r1").sync("r1", "T1").end("r1")  # settled by a redelivery
+    first.start("r2").discrepancy("r2", "U2", "7", "3").end("r2")  # U2's currency comes later
+    first.start("r3").message("r3").sync("r3", "T2", old="3", new="-2").end("r3")
+    second.start("r4").message("r4").sync("r4", "T1").published("r4").end("r4")
+    second.start("r5").message("r5").rejection("r5", "u1", "T2", "3").end("r5")
+    for index in range(6):
+        request = f"q{index}"
+        third.start(request).message(request)
+        third.sync(request, f"U{index}", user="U2", currency="KWD").published(request).end(request)
+    for index, stream in enumerate(streams):
+        stream.write(tmp_path / "logs", f"{day}-[$LATEST]{index}")
+    result = materialize_range(
+        tmp_path / "logs", tmp_path / "warehouse", day, day, assets=[ingest_logs, sync_tables]
+    )
+    warehouse = Warehouse(tmp_path / "warehouse")
+    assert warehouse.day_row_groups("log_events", day) == 3
+    assert warehouse.day_row_groups("transactions", day) > 1
+    built = build_sync_tables(to_rows(warehouse.read_day("log_events", day)))
+    for name, table in built.items():
+        assert warehouse.read_day(name, day).equals(table), name
+    transactions = built["transactions"].to_pylist()
+    assert [(row["outcome"], row["times_logged"]) for row in transactions[:2]] == [
+        ("applied", 2),
+        ("rejected", 1),
+    ]
+    assert built["balance_discrepancies"]["currency"].to_pylist() == ["KWD"]
+    metadata = {
+        event.asset_key.to_user_string(): {
+            key: value.value
+            for key, value in event.step_materialization_data.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
+    for name, table in built.items():
+        assert metadata[name]["dagster/row_count"] == table.num_rows
+        assert metadata[name]["preview"] == preview_markdown(table)
+    assert metadata["transactions"]["outcomes"] == value_counts(built["transactions"], "outcome")
+    sums = built["transactions"].group_by("currency").aggregate([("amount", "sum")])
+    assert metadata["transactions"]["amount by currency"] == {
+        str(row["currency"]): str(row["amount_sum"].normalize()) for row in sums.to_pylist()
+    }
+    assert metadata["invocations"]["status"] == value_counts(built["invocations"], "status")

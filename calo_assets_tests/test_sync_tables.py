@@ -204,3 +204,60 @@ def test_redeliveries_and_rejections_across_parts_match_the_whole_day(tmp_path):
         for row in in_parts["transactions"].to_pylist()
     }
     assert outcomes == {"T1": ("applied", 2), "T2": ("rejected", 1), "T3": ("applied", 1)}
+
+
+def test_currencies_filled_from_a_later_part_match_the_whole_day(tmp_path):
+    from calo_assets.tables.sync import SyncDay, build_sync_tables_in_parts
+
+    first, second = StreamText(start="10:00:00"), StreamText(start="11:00:00")
+    first.start("r1").message("r1").sync("r1", "T1", user="U1", currency="BHD").published("r1")
+    first.end("r1")
+    first.start("r2").discrepancy("r2", "U1", "10", "5").discrepancy("r2", "U2", "7", "3")
+    first.rejection("r2", "U2", "T9", "1").end("r2")  # no transaction to take a currency from
+    second.start("r3").message("r3").sync("r3", "T2", user="U1", currency="AED").published("r3")
+    second.message("r3").sync("r3", "T3", user="U2", currency="KWD").published("r3").end("r3")
+    first.write(tmp_path / "logs", "2024-01-05-[$LATEST]a")
+    second.write(tmp_path / "logs", "2024-01-05-[$LATEST]b")
+    events = read_days(discover(tmp_path / "logs"), ["2024-01-05"], IngestOptions())[
+        "2024-01-05"
+    ].events
+    parts = [[e for e in events if e["request_id"] in part] for part in ({"r1", "r2"}, {"r3"})]
+    shared = frozenset({"T9"})
+    day = SyncDay(shared)
+    for part in parts:
+        day.add(part)
+    assert day.corrections() == {  # U1's last currency is AED, U2's only one KWD
+        "balance_discrepancies": {0: {"currency": "AED"}, 1: {"currency": "KWD"}},
+        "negative_balance_rejections": {0: {"currency": "KWD"}},
+    }
+    whole = build_sync_tables(events)
+    in_parts = build_sync_tables_in_parts(parts, shared)
+    for name, table in whole.items():
+        assert in_parts[name].equals(table), name
+    assert [row["currency"] for row in in_parts["balance_discrepancies"].to_pylist()] == [
+        "AED",
+        "KWD",
+    ]
+
+
+def test_a_day_handed_out_part_by_part_needs_no_correction_when_nothing_crosses_parts(tmp_path):
+    from calo_assets.tables.sync import SyncDay
+
+    first, second = StreamText(start="10:00:00"), StreamText(start="11:00:00")
+    first.start("r1").message("r1").sync("r1", "T1").published("r1").end("r1")
+    second.start("r2").message("r2").sync("r2", "T2", old="3", new="-2")
+    second.rejection("r2", "u1", "T2", "3").end("r2")
+    first.write(tmp_path / "logs", "2024-01-05-[$LATEST]a")
+    second.write(tmp_path / "logs", "2024-01-05-[$LATEST]b")
+    events = read_days(discover(tmp_path / "logs"), ["2024-01-05"], IngestOptions())[
+        "2024-01-05"
+    ].events
+    day = SyncDay(frozenset({"T2"}))
+    handed_out = [day.add([e for e in events if e["request_id"] == r]) for r in ("r1", "r2")]
+    assert [list(pieces) for pieces in handed_out] == [
+        ["invocations", "transactions"],
+        ["invocations", "transactions", "negative_balance_rejections"],
+    ]
+    assert handed_out[1]["transactions"].column("outcome").to_pylist() == ["rejected"]
+    assert day.corrections() == {}
+    assert list(day.transactions) == ["T2"]  # only a shared transaction is kept until the end

@@ -71,3 +71,24 @@ def test_days_are_read_with_only_the_columns_asked_for(tmp_path):
     assert table.column_names == ["reason", "day"]
     assert table.column("reason").to_pylist() == ["u2", "u0", "u1"]
     assert store.read_days("quarantine", ["2024-01-06"], ["reason"]).column_names == ["reason"]
+
+
+def test_corrections_rewrite_written_rows_in_place_before_the_day_lands(tmp_path, small_row_groups):
+    store = Warehouse(tmp_path)
+    store.write_day("quarantine", "2024-01-05", piece(100, 2))
+    writer = store.day_writer("quarantine", "2024-01-05")
+    for first, rows in ((0, 3), (3, 4), (7, 2)):
+        writer.write(piece(first, rows))
+    writer.close({1: {"reason": "one"}, 8: {"reason": "eight", "unit": "record"}})
+    parts = list(store.read_day_in_parts("quarantine", "2024-01-05"))
+    assert [part.num_rows for part in parts] == [7, 2]  # the row groups stay as written
+    table = pa.concat_tables(parts)
+    assert table.column("reason").to_pylist() == [
+        "u0",
+        "one",
+        *(f"u{i}" for i in range(2, 8)),
+        "eight",
+    ]
+    assert table.column("unit").to_pylist() == [None] * 8 + ["record"]
+    assert table.schema == store.read_day("quarantine", "2024-01-05").schema
+    assert list(store.day_file("quarantine", "2024-01-05").parent.glob(".*.tmp")) == []

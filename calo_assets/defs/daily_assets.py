@@ -13,7 +13,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets.defs.metadata import schema_metadata, table_metadata, value_counts
+from calo_assets.defs.metadata import (
+    TableSummary,
+    schema_metadata,
+    table_metadata,
+    value_counts,
+)
 from calo_assets.defs.partitions import daily_partitions, single_run
 from calo_assets.defs.resources import CaloResource
 from calo_assets.logs.export import discover
@@ -23,7 +28,7 @@ from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
 from calo_assets.tables.sync import (
     OUTCOMES,
     SYNC_TABLES,
-    build_sync_tables_in_parts,
+    SyncDay,
     shared_transaction_ids,
 )
 from calo_assets.warehouse import Warehouse
@@ -197,49 +202,75 @@ def nothing_lost_check(warehouse: Warehouse, days: list[str]) -> dg.AssetCheckRe
 def sync_tables(
     context: dg.AssetExecutionContext, calo: CaloResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Invocations, transactions, discrepancies, rejections and errors of each day, from its events."""
+    """Invocations, transactions, discrepancies, rejections and errors of each day, from its events.
+
+    Each table is written in row groups as the day's parts are read; the metadata is read back
+    from the written files, part by part.
+    """
     days = list(context.partition_keys)
     warehouse = calo.warehouse
-    written: dict[str, list[pa.Table]] = {name: [] for name in SYNC_TABLES}
+    selected = [name for name in SYNC_TABLES if dg.AssetKey(name) in context.selected_asset_keys]
     for day in days:
-        try:
-            parts = map(to_rows, warehouse.read_day_in_parts("log_events", day))
-            shared = (  # only a day in several parts needs to know what crosses them
-                shared_transaction_ids(warehouse.day_file("log_events", day))
-                if warehouse.day_row_groups("log_events", day) > 1
-                else None
-            )
-            tables = build_sync_tables_in_parts(parts, shared)
-        except Exception as exc:  # earlier days are written; this day keeps its previous version
-            raise dg.Failure(f"building the sync tables of {day} failed: {exc!r}") from exc
-        for name, table in tables.items():
-            if dg.AssetKey(name) in context.selected_asset_keys:
-                warehouse.write_day(name, day, table)
-                written[name].append(table)
+        write_sync_day(warehouse, day, selected)
     warehouse.refresh_views()
+    summaries = {name: _summary(warehouse, name, days) for name in selected}
     context.log.info(
         f"sync tables written for {len(days)} day(s): "
-        + ", ".join(
-            f"{name} {sum(t.num_rows for t in written[name]):,}"
-            for name in SYNC_TABLES
-            if written[name]
-        )
+        + ", ".join(f"{name} {summary.rows:,}" for name, summary in summaries.items())
     )
-    for name in SYNC_TABLES:
-        if not written[name]:
-            continue
-        table = pa.concat_tables(written[name])
-        metadata = table_metadata(table, days)
+    for name, summary in summaries.items():
+        metadata = summary.metadata(days)
         if name == "transactions":
-            metadata["outcomes"] = dg.MetadataValue.json(value_counts(table, "outcome"))
+            metadata["outcomes"] = dg.MetadataValue.json(summary.value_counts("outcome"))
             metadata["amount by currency"] = dg.MetadataValue.json(
-                _sum_by(table, "currency", "amount")
+                summary.sum_by("currency", "amount")
             )
         if name == "invocations":
-            metadata["status"] = dg.MetadataValue.json(value_counts(table, "status"))
+            metadata["status"] = dg.MetadataValue.json(summary.value_counts("status"))
         yield dg.MaterializeResult(asset_key=name, metadata=metadata)
     selected_checks = {key.name for key in context.selected_asset_check_keys}
     yield from sync_checks(warehouse, days, selected_checks, calo.max_discrepancy_rate)
+
+
+def write_sync_day(warehouse: Warehouse, day: str, tables: list[str]) -> None:
+    """Build the sync tables of one day from its ``log_events`` row groups and write ``tables``.
+
+    Each table is written in row groups as the parts are read; on failure the day keeps its
+    previous version (earlier days of the run are written).
+    """
+    writers = {name: warehouse.day_writer(name, day) for name in tables}
+    try:
+        shared = (  # only a day in several parts needs to know what crosses them
+            shared_transaction_ids(warehouse.day_file("log_events", day))
+            if warehouse.day_row_groups("log_events", day) > 1
+            else None
+        )
+        sync_day = SyncDay(shared)
+        for part in warehouse.read_day_in_parts("log_events", day):
+            for name, piece in sync_day.add(to_rows(part)).items():
+                if name in writers:
+                    writers[name].write(piece)
+        corrections = sync_day.corrections()
+        for name, writer in writers.items():
+            writer.close(corrections.get(name))
+    except BaseException as exc:
+        for writer in writers.values():
+            writer.abort()
+        if isinstance(exc, Exception):
+            raise dg.Failure(f"building the sync tables of {day} failed: {exc!r}") from exc
+        raise
+
+
+def _summary(warehouse: Warehouse, name: str, days: list[str]) -> TableSummary:
+    summary = TableSummary(name, _COUNTED.get(name, ()), _SUMMED.get(name, ()))
+    for day in days:
+        for part in warehouse.read_day_in_parts(name, day):
+            summary.add(part)
+    return summary
+
+
+_COUNTED = {"transactions": ("outcome",), "invocations": ("status",)}  # value counts shown
+_SUMMED = {"transactions": (("currency", "amount"),)}  # sums per key shown
 
 
 def sync_checks(
@@ -325,13 +356,3 @@ def latest_day_present(calo: CaloResource) -> dg.AssetCheckResult:
             "latest day in the warehouse": days[-1] if days else "none",
         },
     )
-
-
-def _sum_by(table: pa.Table, key: str, value: str) -> dict[str, str]:
-    grouped = table.group_by(key).aggregate([(value, "sum")])
-    return {
-        str(row[key]): str(
-            row[f"{value}_sum"].normalize() if row[f"{value}_sum"] is not None else None
-        )
-        for row in grouped.to_pylist()
-    }

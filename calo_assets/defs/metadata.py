@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import Any
 
 import dagster as dg
@@ -14,6 +14,7 @@ from calo_assets.tables.schema import SCHEMAS
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
+MAX_DIGITS = 80  # enough for any sum of Arrow's 38-digit decimals
 
 
 def table_metadata(table: pa.Table, days: list[str], rows: int | None = None) -> dict[str, Any]:
@@ -27,6 +28,51 @@ def table_metadata(table: pa.Table, days: list[str], rows: int | None = None) ->
         "days": dg.MetadataValue.text(_days_text(days)),
         "preview": dg.MetadataValue.md(preview_markdown(table)),
     }
+
+
+class TableSummary:
+    """What a table's metadata shows, gathered from its parts in order (never the whole table).
+
+    Rows, the first rows for the preview, the value counts of ``counted`` columns and, for each
+    ``(key, value)`` of ``summed``, the sum of ``value`` per ``key`` in the order keys first appear.
+    """
+
+    def __init__(
+        self, name: str, counted: tuple[str, ...] = (), summed: tuple[tuple[str, str], ...] = ()
+    ) -> None:
+        self.rows = 0
+        self.head = SCHEMAS[name].empty_table()
+        self.counts: dict[str, Counter[str]] = {column: Counter() for column in counted}
+        self.sums: dict[tuple[str, str], dict[str, Decimal | None]] = {pair: {} for pair in summed}
+
+    def add(self, part: pa.Table) -> None:
+        self.rows += part.num_rows
+        if self.head.num_rows < PREVIEW_ROWS:
+            more = part.slice(0, PREVIEW_ROWS - self.head.num_rows)
+            self.head = pa.concat_tables([self.head, more])
+        for column, counts in self.counts.items():
+            counts.update(value_counts(part, column))
+        for (key, value), sums in self.sums.items():
+            grouped = part.group_by(key, use_threads=False).aggregate([(value, "sum")])
+            for row in grouped.to_pylist():
+                total, known = row[f"{value}_sum"], sums.get(str(row[key]))
+                with localcontext(prec=MAX_DIGITS):  # exact, as Arrow sums a whole table
+                    sums[str(row[key])] = total if known is None else known + (total or 0)
+
+    def metadata(self, days: list[str]) -> dict[str, Any]:
+        """``table_metadata`` of the whole table."""
+        return table_metadata(self.head, days, self.rows)
+
+    def value_counts(self, column: str) -> dict[str, int]:
+        """``value_counts`` of the whole table."""
+        return dict(sorted(self.counts[column].items()))
+
+    def sum_by(self, key: str, value: str) -> dict[str, str]:
+        """The sum of ``value`` per ``key`` (as text, trailing zeros dropped) of the whole table."""
+        return {
+            group: str(total.normalize() if total is not None else None)
+            for group, total in self.sums[key, value].items()
+        }
 
 
 def schema_metadata(table: str) -> dict[str, Any]:

@@ -286,3 +286,27 @@ def to_rows(table: pa.Table) -> list[dict[str, Any]]:
         if any(check(field.type) for check in _PARSED_FROM_TEXT):
             table = table.set_column(index, field.name, pc.cast(table[field.name], TEXT))
     return table.to_pylist()
+
+
+def with_corrections(
+    table: pa.Table, corrections: Mapping[int, Mapping[str, Any]], first_row: int = 0
+) -> pa.Table:
+    """``table`` with some cells replaced, its rows and their order unchanged.
+
+    ``corrections`` maps a row number to the new values of some of its columns; rows are numbered
+    from ``first_row`` (the number of the table's first row, when it is a part of a bigger table).
+    """
+    rows = {
+        row - first_row: values
+        for row, values in corrections.items()
+        if first_row <= row < first_row + table.num_rows
+    }
+    for name in dict.fromkeys(name for values in rows.values() for name in values):
+        index = table.schema.get_field_index(name)
+        column = table[name].to_pylist()
+        for row, values in rows.items():
+            if name in values:
+                column[row] = values[name]
+        field = table.schema.field(index)
+        table = table.set_column(index, field, pa.array(column, field.type))
+    return table

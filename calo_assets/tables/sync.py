@@ -17,7 +17,7 @@ transaction's currency (or, without one, the currency of the user's other transa
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 
 from calo_assets.ledger.rules import direction, gap
 from calo_assets.money import to_money
-from calo_assets.tables.schema import to_table
+from calo_assets.tables.schema import to_table, with_corrections
 
 APPLIED, SKIPPED, REJECTED, FAILED, UNKNOWN = "applied", "skipped", "rejected", "failed", "unknown"
 OUTCOMES = (APPLIED, SKIPPED, REJECTED, FAILED, UNKNOWN)
@@ -52,25 +52,19 @@ def build_sync_tables(events: Iterable[Mapping[str, Any]]) -> dict[str, pa.Table
 def build_sync_tables_in_parts(
     parts: Iterable[Iterable[Mapping[str, Any]]], shared_ids: frozenset[str] | None = None
 ) -> dict[str, pa.Table]:
-    """The five sync tables of one day from its events in parts, each holding whole invocations.
-
-    Parts are the row groups of ``log_events``, which never split a stream file. With ``shared_ids``
-    (the transaction ids that more than one invocation names: see ``shared_transaction_ids``), the
-    rows of a part are moved to Arrow when the part is done, so a big day is never held as Python
-    rows; without it, every transaction stays in memory until the end of the day.
-    """
-    builder = _DayBuilder(shared_ids)
+    """The five sync tables of one day from its events in parts, whole (see ``SyncDay``)."""
+    day = SyncDay(shared_ids)
+    pieces: dict[str, list[pa.Table]] = defaultdict(list)
     for events in parts:
-        by_request: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
-        for event in events:
-            by_request[event["request_id"]].append(event)
-        for request_id, sequence in by_request.items():
-            if request_id is not None:
-                builder.invocation(request_id, sequence)
-            else:
-                builder.orphans(sequence)
-        builder.end_part()
-    return builder.tables()
+        for name, piece in day.add(events).items():
+            pieces[name].append(piece)
+    corrections = day.corrections()
+    return {
+        name: with_corrections(
+            pa.concat_tables([*pieces[name], to_table(name, [])]), corrections.get(name, {})
+        )
+        for name in SYNC_TABLES
+    }
 
 
 SHARED_IDS_SQL = """
@@ -123,41 +117,105 @@ def _where(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-class _DayBuilder:
+class SyncDay:
+    """Builds the five sync tables of one day part by part, handing each part's rows out as it ends.
+
+    A part holds whole invocations (the row groups of ``log_events`` never split a stream file).
+    ``add`` returns the rows of a part, in the order of the day's tables, as soon as the part is read,
+    so a big day is never held whole. Two things can still change rows handed out earlier:
+
+    - a transaction named again by a later part (an SQS redelivery, a rejection) changes its
+      outcome or its times logged. ``shared_ids`` (see ``shared_transaction_ids``) names the
+      transactions that can; without it, any transaction can, and each is kept until the day ends;
+    - a discrepancy or rejection without a currency takes the user's last currency of the day,
+      which a later part can change.
+
+    ``corrections()``, once the day is read, gives the cells of those rows that changed, by table
+    and row number: apply them with ``with_corrections`` (the rows' order never changes).
+    """
+
     def __init__(self, shared_ids: frozenset[str] | None = None) -> None:
         self.shared_ids = shared_ids
         self.invocations: list[dict[str, Any]] = []
-        self.transactions: dict[str, dict[str, Any]] = {}
         self.discrepancies: list[dict[str, Any]] = []
         self.rejections: list[dict[str, Any]] = []
         self.errors: list[dict[str, Any]] = []
-        self.done: dict[str, list[pa.Table]] = defaultdict(list)  # rows already moved to Arrow
-        self.positions: list[int] = []  # first-seen order of the transactions moved to Arrow
+        self.new: list[dict[str, Any]] = []  # the transactions first logged in the current part
+        self.transactions: dict[str, dict[str, Any]] = {}  # those a later part can still change
+        self.handed_out: dict[str, tuple[int, tuple[Any, ...]]] = {}  # their row and settled cells
         self.user_currency: dict[str, str] = {}  # the last currency seen for each user
-        self.created = 0
+        # per table, the rows whose currency came from the user's: row, user, currency handed out
+        self.filled: dict[str, list[tuple[int, str, str | None]]] = defaultdict(list)
+        self.rows: Counter[str] = Counter()  # rows handed out, per table
 
-    def end_part(self) -> None:
-        """Move the rows no later part can touch to Arrow (only when the shared ids are known)."""
-        if self.shared_ids is None:
-            return
+    def add(self, events: Iterable[Mapping[str, Any]]) -> dict[str, pa.Table]:
+        """Read one part's events; return its rows of each table (tables without rows left out)."""
+        by_request: dict[str | None, list[Mapping[str, Any]]] = defaultdict(list)
+        for event in events:
+            by_request[event["request_id"]].append(event)
+        for request_id, sequence in by_request.items():
+            if request_id is not None:
+                self.invocation(request_id, sequence)
+            else:
+                self.orphans(sequence)
+        return self._end_part()
+
+    def corrections(self) -> dict[str, dict[int, dict[str, Any]]]:
+        """Once every part is added: the cells that changed after their rows were handed out."""
+        result: dict[str, dict[int, dict[str, Any]]] = {}
+        transactions = {
+            row: dict(zip(_SETTLED, settled, strict=True))
+            for transaction_id, (row, handed_out) in self.handed_out.items()
+            if (settled := _settled(self.transactions[transaction_id])) != handed_out
+        }
+        if transactions:
+            result["transactions"] = transactions
+        for name, filled in self.filled.items():
+            currencies = {
+                row: {"currency": currency}
+                for row, user_id, handed_out in filled
+                if (currency := self.user_currency.get(user_id)) != handed_out
+            }
+            if currencies:
+                result[name] = currencies
+        return result
+
+    def _end_part(self) -> dict[str, pa.Table]:
+        pieces: dict[str, pa.Table] = {}
         for name, rows in (
             ("invocations", self.invocations),
             ("balance_discrepancies", self.discrepancies),
             ("negative_balance_rejections", self.rejections),
             ("processing_errors", self.errors),
         ):
+            if name in _CURRENCY_FROM_USER:
+                self._fill_currency(name, rows)
             if rows:
-                self.done[name].append(to_table(name, rows))
+                pieces[name] = to_table(name, rows)
+                self.rows[name] += len(rows)
                 rows.clear()
-        finished = [
-            transaction
-            for transaction_id, transaction in self.transactions.items()
-            if transaction_id not in self.shared_ids
-        ]
-        if finished:
-            self.done["transactions"].append(self._transaction_table(finished))
-            for transaction in finished:
-                del self.transactions[transaction["transaction_id"]]
+        if self.new:
+            first = self.rows["transactions"]
+            for row, transaction in enumerate(self.new, start=first):
+                transaction_id = transaction["transaction_id"]
+                if self.shared_ids is None or transaction_id in self.shared_ids:
+                    self.handed_out[transaction_id] = (row, _settled(transaction))
+                else:  # no later part names it: it is settled
+                    del self.transactions[transaction_id]
+            table = to_table("transactions", self.new)
+            index = table.schema.get_field_index("outcome")
+            outcome = pc.fill_null(table["outcome"], UNKNOWN)
+            pieces["transactions"] = table.set_column(index, table.schema.field(index), outcome)
+            self.rows["transactions"] += len(self.new)
+            self.new = []
+        return {name: pieces[name] for name in SYNC_TABLES if name in pieces}
+
+    def _fill_currency(self, name: str, rows: list[dict[str, Any]]) -> None:
+        """Rows without a currency take the user's last currency so far (corrected at the day's end)."""
+        for row_number, row in enumerate(rows, start=self.rows[name]):
+            if row["currency"] is None:
+                row["currency"] = self.user_currency.get(row["user_id"])
+                self.filled[name].append((row_number, row["user_id"], row["currency"]))
 
     def invocation(self, request_id: str, sequence: list[Mapping[str, Any]]) -> None:
         row: dict[str, Any] = {
@@ -292,11 +350,10 @@ class _DayBuilder:
             "outcome_detail": None,
             "times_logged": 1,
         }
-        row["position"] = self.created
-        self.created += 1
         if row["currency"]:
             self.user_currency[row["user_id"]] = row["currency"]
         self.transactions[transaction_id] = row
+        self.new.append(row)
         return row
 
     @staticmethod
@@ -371,45 +428,12 @@ class _DayBuilder:
         self.errors.append(row)
         return row
 
-    def _transaction_table(self, transactions: list[dict[str, Any]]) -> pa.Table:
-        for transaction in transactions:
-            if transaction["outcome"] is None:
-                transaction["outcome"] = UNKNOWN
-            self.positions.append(transaction.pop("position"))
-        return to_table("transactions", transactions)
 
-    def tables(self) -> dict[str, pa.Table]:
-        remaining = list(self.transactions.values())
-        tables = {
-            "invocations": self.invocations,
-            "balance_discrepancies": self.discrepancies,
-            "negative_balance_rejections": self.rejections,
-            "processing_errors": self.errors,
-        }
-        result = {}
-        for name, rows in tables.items():
-            result[name] = pa.concat_tables([*self.done[name], to_table(name, rows)])
-        transactions = pa.concat_tables(
-            [*self.done["transactions"], self._transaction_table(remaining)]
-        )
-        # Transactions in the order they were first logged, wherever they were moved to Arrow.
-        result["transactions"] = transactions.take(
-            pc.sort_indices(pa.array(self.positions, pa.int64()))
-        )
-        for name in ("balance_discrepancies", "negative_balance_rejections"):
-            result[name] = _fill_currency(result[name], self.user_currency)
-        return {name: result[name] for name in SYNC_TABLES}
+_SETTLED = ("outcome", "outcome_detail", "times_logged")  # what a later part can change
+_CURRENCY_FROM_USER = ("balance_discrepancies", "negative_balance_rejections")
 
 
-def _fill_currency(table: pa.Table, user_currency: dict[str, str]) -> pa.Table:
-    """Rows without a currency take the currency of the user's transactions that day."""
-    if table.num_rows == 0 or table["currency"].null_count == 0:
-        return table
-    currencies = [
-        currency if currency is not None else user_currency.get(user_id)
-        for currency, user_id in zip(
-            table["currency"].to_pylist(), table["user_id"].to_pylist(), strict=True
-        )
-    ]
-    index = table.schema.get_field_index("currency")
-    return table.set_column(index, table.schema.field(index), pa.array(currencies, pa.string()))
+def _settled(transaction: Mapping[str, Any]) -> tuple[Any, ...]:
+    """A transaction's cells that a later part can change, as they would be written now."""
+    outcome = transaction["outcome"] if transaction["outcome"] is not None else UNKNOWN
+    return outcome, transaction["outcome_detail"], transaction["times_logged"]
