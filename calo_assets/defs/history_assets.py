@@ -23,6 +23,7 @@ from calo_assets.ledger.anomalies import (
     INPUT_COLUMNS,
     AnomalySettings,
     score_days,
+    transactions_frame,
 )
 from calo_assets.tables.schema import SCHEMAS
 from calo_assets.warehouse import Warehouse
@@ -68,7 +69,7 @@ def anomaly_scores(context: dg.AssetExecutionContext, config: AnomalyConfig, cal
     days = [date.fromisoformat(day) for day in context.partition_keys]
     warehouse = calo.warehouse
     history = _days_between(days[0] - timedelta(days=settings.window_days - 1), days[-1])
-    transactions = warehouse.read_days("transactions", history, INPUT_COLUMNS).to_pandas()
+    transactions = transactions_frame(warehouse.read_days("transactions", history, INPUT_COLUMNS))
     scored = []
     frames = score_days(transactions, days, settings, calo.ingest_options.workers)
     for day, frame in zip(days, frames, strict=True):

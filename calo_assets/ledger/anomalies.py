@@ -23,9 +23,12 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import sklearn
 from sklearn.preprocessing import StandardScaler
 from sklearn.tree import ExtraTreeRegressor
@@ -88,6 +91,22 @@ class AnomalySettings:
     seed: int = RANDOM_SEED
 
 
+def transactions_frame(table: pa.Table) -> pd.DataFrame:
+    """``INPUT_COLUMNS`` of a ``transactions`` table as a frame, exact decimals kept in Arrow
+    (no Python ``Decimal`` per cell; one is made when a flagged transaction is explained)."""
+    return table.select(list(INPUT_COLUMNS)).to_pandas(
+        types_mapper=lambda kind: pd.ArrowDtype(kind) if pa.types.is_decimal(kind) else None
+    )
+
+
+def _as_float(values: pd.Series) -> pd.Series:
+    """Exact decimals as the nearest floats, as ``float(Decimal)`` gives them."""
+    if isinstance(values.dtype, pd.ArrowDtype):  # printed exactly, then parsed correctly rounded
+        floats = pc.cast(pc.cast(pa.array(values), pa.string()), pa.float64())
+        return pd.Series(floats.to_numpy(zero_copy_only=False), index=values.index)
+    return values.astype(float)
+
+
 def _signed_log(values: pd.Series) -> pd.Series:
     return np.sign(values) * np.log1p(values.abs())
 
@@ -114,9 +133,9 @@ class History:
             .sort_values(["occurred_at", "transaction_id"], kind="stable")
             .reset_index(drop=True)
         )
-        amount = frame["amount"].astype(float)
-        vat = frame["vat"].fillna(0).astype(float)
-        new_balance = frame["new_balance"].astype(float)
+        amount = _as_float(frame["amount"])
+        vat = _as_float(frame["vat"]).fillna(0.0)
+        new_balance = _as_float(frame["new_balance"])
         hours = frame["occurred_at"].dt.hour + frame["occurred_at"].dt.minute / 60
         fixed = {
             "vat_share": (vat / amount.where(amount != 0)).fillna(0.0),
@@ -127,7 +146,7 @@ class History:
         }
         logs = {
             "amount": _signed_log(amount),
-            "old_balance": _signed_log(frame["old_balance"].astype(float)),
+            "old_balance": _signed_log(_as_float(frame["old_balance"])),
             "new_balance": _signed_log(new_balance),
         }
         codes = {
@@ -416,7 +435,7 @@ def _phrase(
 ) -> str:
     currency = transaction["currency"]
     if feature == "amount_vs_currency":
-        amount = format_money(transaction["amount"], currency)
+        amount = format_money(_present(transaction["amount"]), currency)
         return f"amount {amount} is unusually {'large' if high else 'small'} for {currency}"
     if feature == "amount_vs_user":
         return f"amount is {math.exp(abs(raw[feature])):.1f}x {'above' if high else 'below'} this user's usual"
@@ -425,7 +444,7 @@ def _phrase(
     if feature in ("balance_before_vs_currency", "balance_after_vs_currency"):
         which = "before" if feature.endswith("before_vs_currency") else "after"
         value = transaction["old_balance" if which == "before" else "new_balance"]
-        return f"balance {which} ({format_money(value, currency)}) is unusually {'high' if high else 'low'}"
+        return f"balance {which} ({format_money(_present(value), currency)}) is unusually {'high' if high else 'low'}"
     if feature in ("hour_sin", "hour_cos"):
         return f"logged at {transaction['occurred_at']:%H:%M} UTC, an unusual hour"
     if feature == "is_credit":
@@ -440,3 +459,7 @@ def _phrase(
     if feature == "negative_after":
         return "the new balance is below zero" if high else ""
     return ""
+
+
+def _present(value: Any) -> Any:
+    return None if pd.isna(value) else value
