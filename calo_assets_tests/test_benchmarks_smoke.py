@@ -3,7 +3,16 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
-from benchmarks import anomalies, growth, history, memory, parse_vs_gzip, reconciliation, report
+from benchmarks import (
+    anomalies,
+    dagster_events,
+    growth,
+    history,
+    memory,
+    parse_vs_gzip,
+    reconciliation,
+    report,
+)
 from calo_assets.config import SAMPLE_LOG_DIR
 
 
@@ -27,6 +36,11 @@ def test_year_reconciliation_benchmark_runs():
         "time per day, longest / shortest history",
     }
     assert figures["transactions a day"] > 0
+
+
+def test_dagster_event_benchmark_runs():
+    figures = dagster_events.main(["--quick"])
+    assert figures["many (s)"] > 0 and figures["one day (s)"] > 0
 
 
 def test_memory_benchmark_runs():
