@@ -130,6 +130,21 @@ def test_deep_nesting_is_refused_without_recursion():
     assert nested == []
 
 
+def test_a_string_that_looks_like_the_placeholder_marker_stays_a_string():
+    # Found by Hypothesis: placeholders are marked with a prefix while chompjs reads the literal; a
+    # string that holds that prefix must not be taken for one.
+    marker = "__calo_literal__:"
+    assert value(f"{{ A: null, A0: [ '{marker}', [Object] ] }}") == {
+        "A": None,
+        "A0": [marker, Placeholder("[Object]")],
+    }
+    assert value(f"[ '{marker}[Array]', [Array], '_{marker}' ]") == [
+        f"{marker}[Array]",
+        Placeholder("[Array]"),
+        f"_{marker}",
+    ]
+
+
 # -- property: what Node prints, the parser reads back ----------------------------------------------
 
 _keys = st.one_of(

@@ -114,7 +114,8 @@ def parse_literal(text: str) -> Literal:
     """Parse one literal that starts at ``text[0]`` (``{`` or ``[``); keep the trailing text."""
     if not text or text[0] not in _PAIRS:
         raise LiteralError("no object literal: text does not start with '{' or '['")
-    end, replacements = _scan(text)
+    sentinel = _sentinel_for(text)
+    end, replacements = _scan(text, sentinel)
     body = text[:end]
     if replacements:
         body = _substitute(body, replacements)
@@ -125,7 +126,7 @@ def parse_literal(text: str) -> Literal:
     except (ValueError, RecursionError) as exc:
         raise LiteralError(f"malformed object literal: {exc}") from None
     if replacements:
-        value = _restore(value)
+        value = _restore(value, sentinel)
     return Literal(value=value, trailing=text[end:].strip())
 
 
@@ -137,10 +138,19 @@ def parse_json(text: str) -> Any:
         raise LiteralError(f"malformed JSON: {exc}") from None
 
 
-def _scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
+def _sentinel_for(text: str) -> str:
+    """The prefix that marks substituted tokens: one that no string of ``text`` holds (Node prints
+    such a string as it is, none of its characters being escaped)."""
+    sentinel = _SENTINEL
+    while sentinel in text:
+        sentinel = "_" + sentinel
+    return sentinel
+
+
+def _scan(text: str, sentinel: str) -> tuple[int, list[tuple[int, int, str]]]:
     """Find the end of the literal starting at 0 and the special tokens to substitute."""
     end = _fast_end(text)
-    return (end, []) if end is not None else _full_scan(text)
+    return (end, []) if end is not None else _full_scan(text, sentinel)
 
 
 def _fast_end(text: str) -> int | None:
@@ -185,7 +195,7 @@ _FAST_DEPTH = 5
 _BALANCED = _balanced_pattern(_FAST_DEPTH)
 
 
-def _full_scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
+def _full_scan(text: str, sentinel: str) -> tuple[int, list[tuple[int, int, str]]]:
     stack: list[str] = []
     replacements: list[tuple[int, int, str]] = []
     for match in _TOKEN.finditer(text):
@@ -211,7 +221,7 @@ def _full_scan(text: str) -> tuple[int, list[tuple[int, int, str]]]:
         elif kind == "key":  # a keyword used as a key (``{ false: 1 }``) is quoted for chompjs
             replacements.append((match.start(), match.end(), json.dumps(match.group())))
         elif stack:
-            replacements.append((match.start(), match.end(), json.dumps(_SENTINEL + match.group())))
+            replacements.append((match.start(), match.end(), json.dumps(sentinel + match.group())))
     raise LiteralError(
         f"object literal not closed: {len(stack)} bracket(s) still open at end of text"
     )
@@ -228,14 +238,14 @@ def _substitute(body: str, replacements: list[tuple[int, int, str]]) -> str:
     return "".join(parts)
 
 
-def _restore(value: Any) -> Any:
+def _restore(value: Any, sentinel: str) -> Any:
     if isinstance(value, str):
-        if not value.startswith(_SENTINEL):
+        if not value.startswith(sentinel):
             return value
-        token = value[len(_SENTINEL) :]
+        token = value[len(sentinel) :]
         return _SPECIAL_VALUES[token] if token in _SPECIAL_VALUES else Placeholder(token)
     if isinstance(value, dict):
-        return {key: _restore(item) for key, item in value.items()}
+        return {key: _restore(item, sentinel) for key, item in value.items()}
     if isinstance(value, list):
-        return [_restore(item) for item in value]
+        return [_restore(item, sentinel) for item in value]
     return value
