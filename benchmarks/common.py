@@ -16,7 +16,12 @@ from calo_assets.definitions import defs
 from calo_assets.defs.resources import CaloResource
 from calo_assets.synth.generator import SynthConfig, generate
 
-DAILY_GROUPS = ("logs", "sync")
+# Asset selections the benchmarks materialize.
+INGEST_AND_SYNC = "group:logs or group:sync"
+DAILY = f"{INGEST_AND_SYNC} or key:anomaly_scores"  # every daily asset
+HISTORY = (  # the five reconciliation tables over the whole history
+    "key:ledger_breaks or key:user_exposure or key:overdrafts or key:sync_outcomes or key:user_summary"
+)
 
 
 def add_log_dir_argument(parser: argparse.ArgumentParser) -> None:

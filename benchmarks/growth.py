@@ -14,11 +14,8 @@ import tempfile
 from datetime import date, timedelta
 from pathlib import Path
 
-from benchmarks.common import materialize, synthetic_export
+from benchmarks.common import DAILY, HISTORY, materialize, synthetic_export
 from calo_assets.ledger.anomalies import DEFAULT_WINDOW_DAYS
-
-DAILY = "group:logs or group:sync or key:anomaly_scores"
-HISTORY = "key:ledger_breaks or key:user_exposure or key:overdrafts or key:sync_outcomes or key:user_summary"
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

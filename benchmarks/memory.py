@@ -14,11 +14,9 @@ import tempfile
 from datetime import date
 from pathlib import Path
 
-from benchmarks.common import PeakMemory, materialize, synthetic_export
+from benchmarks.common import INGEST_AND_SYNC, PeakMemory, materialize, synthetic_export
 from calo_assets.logs.export import discover
 from calo_assets.synth.cli import _size
-
-DAILY = "group:logs or group:sync"
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -42,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             text_bytes = args.bytes_per_day
         with PeakMemory() as memory:
             seconds = materialize(
-                logs, Path(folder) / "warehouse", day.isoformat(), day.isoformat(), DAILY
+                logs, Path(folder) / "warehouse", day.isoformat(), day.isoformat(), INGEST_AND_SYNC
             )
     peak = memory.peak / 2**20
     print(

@@ -30,13 +30,11 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from benchmarks.common import best_of, materialize, synthetic_export
+from benchmarks.common import DAILY, HISTORY, best_of, materialize, synthetic_export
 from calo_assets.logs.export import discover
 from calo_assets.synth.cli import _size
 from calo_assets.warehouse import Warehouse
 
-DAILY = "group:logs or group:sync or key:anomaly_scores"
-HISTORY = "key:ledger_breaks or key:user_exposure or key:overdrafts or key:sync_outcomes or key:user_summary"
 # The daily tables the history assets read.
 INPUTS = (
     "transactions",
