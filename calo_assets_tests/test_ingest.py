@@ -160,3 +160,21 @@ def test_an_unexpected_failure_names_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(ingest, "classify", broken)
     with pytest.raises(ingest.IngestError, match=str(path).replace("[", r"\[").replace("$", r"\$")):
         read_days(discover(tmp_path), ["2024-01-05"], IngestOptions())
+
+
+def test_the_files_of_one_stream_stay_in_one_batch(tmp_path, monkeypatch):
+    from calo_assets.logs import ingest
+
+    # An invocation can run from 000000.gz into 000001.gz: both must reach the sync tables together.
+    first = StreamText().start("r1").message("r1")
+    second = StreamText(start="10:00:01").sync("r1", "T1").published("r1").end("r1")
+    path = second.write(tmp_path, name="2024-01-05-[$LATEST]one")
+    path.rename(path.with_name("000001.gz"))
+    first.write(tmp_path, name="2024-01-05-[$LATEST]one")
+    StreamText().start("r2").end("r2").write(tmp_path, name="2024-01-05-[$LATEST]two")
+    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)
+    batches = ingest._batches(discover(tmp_path).parts)
+    assert [[part.label for part in batch] for batch in batches] == [
+        ["2024-01-05-[$LATEST]one/000000.gz", "2024-01-05-[$LATEST]one/000001.gz"],
+        ["2024-01-05-[$LATEST]two/000000.gz"],
+    ]

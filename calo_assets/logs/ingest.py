@@ -155,12 +155,19 @@ def stream_days(
 
 
 def _batches(parts: list[StreamPart]) -> list[list[StreamPart]]:
-    """Consecutive files in groups of about ``_BATCH_BYTES``: fewer, larger tables and tasks."""
+    """Consecutive files in groups of about ``_BATCH_BYTES``: fewer, larger tables and tasks.
+
+    The files of one stream (``000000.gz``, ``000001.gz``, ...) stay in one batch: an invocation can
+    run from one into the next, and the sync tables are built a batch's rows (a row group) at a time.
+    """
     batches: list[list[StreamPart]] = []
     size = 0
     for part in parts:
         part_size = part.path.stat().st_size if part.path.exists() else 0
-        if not batches or size + part_size > _BATCH_BYTES or len(batches[-1]) >= _BATCH_FILES:
+        if not batches or (
+            batches[-1][-1].stream != part.stream
+            and (size + part_size > _BATCH_BYTES or len(batches[-1]) >= _BATCH_FILES)
+        ):
             batches.append([])
             size = 0
         batches[-1].append(part)
