@@ -166,7 +166,8 @@ class DayWriter:
 
     A piece is never split across row groups, so rows written together stay together (a file's
     invocations, for the sync tables). The file is written under a temporary name and renamed over the
-    old version at ``close()``; ``abort()`` (or a crash) leaves the old version whole.
+    old version at ``commit()`` (``finish()`` writes it out first, ``close()`` does both); ``abort()``
+    (or a crash) leaves the old version whole.
     """
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
@@ -187,17 +188,24 @@ class DayWriter:
             self._flush()
 
     def close(self, corrections: Mapping[int, Mapping[str, Any]] | None = None) -> Path:
-        """Write what is waiting and put the file in place (an empty table when nothing was written).
+        """``finish``, then ``commit``."""
+        self.finish(corrections)
+        return self.commit()
+
+    def finish(self, corrections: Mapping[int, Mapping[str, Any]] | None = None) -> None:
+        """Write what is waiting (an empty table when nothing was written); not in place yet.
 
         ``corrections`` (row number -> new values of some columns, see ``with_corrections``) change
-        rows already written: the file is then rewritten row group by row group before it is put
-        in place.
+        rows already written: the file is then rewritten row group by row group.
         """
         self._flush(final=True)
         assert self._writer is not None
         self._writer.close()
         if corrections:
             self._rewrite(corrections)
+
+    def commit(self) -> Path:
+        """Put the finished file in place of the previous version (an atomic rename)."""
         self._temporary.replace(self.path)
         return self.path
 

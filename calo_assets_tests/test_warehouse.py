@@ -92,3 +92,21 @@ def test_corrections_rewrite_written_rows_in_place_before_the_day_lands(tmp_path
     assert table.column("unit").to_pylist() == [None] * 8 + ["record"]
     assert table.schema == store.read_day("quarantine", "2024-01-05").schema
     assert list(store.day_file("quarantine", "2024-01-05").parent.glob(".*.tmp")) == []
+
+
+def test_a_finished_day_lands_only_when_committed(tmp_path):
+    store = Warehouse(tmp_path)
+    store.write_day("quarantine", "2024-01-05", piece(0, 2))
+    before = store.day_file("quarantine", "2024-01-05").read_bytes()
+    for commit in (False, True):
+        writer = store.day_writer("quarantine", "2024-01-05")
+        writer.write(piece(10, 3))
+        writer.finish()
+        assert store.day_file("quarantine", "2024-01-05").read_bytes() == before
+        if commit:
+            writer.commit()
+        else:
+            writer.abort()  # e.g. another table of the same day failed to finish
+    table = store.read_day("quarantine", "2024-01-05")
+    assert table.column("reason").to_pylist() == ["u10", "u11", "u12"]
+    assert list(store.day_file("quarantine", "2024-01-05").parent.glob(".*.tmp")) == []

@@ -87,21 +87,30 @@ def ingest_logs(context: dg.AssetExecutionContext, calo: CaloResource) -> Iterat
     manifest: dict[str, list[dict]] = {day: [] for day in days}
     kinds: Counter[str] = Counter()
     preview: pa.Table | None = None
+    unfinished = list(days)  # in order
     try:
         for piece in stream_days(found, days, calo.ingest_options):
             if piece.events is not None:
                 writers[piece.day].write(piece.events)
                 kinds.update(value_counts(piece.events, "kind"))
                 preview = preview if preview is not None else piece.events
+                # Files come in stream-folder order and a day's rows only from its folder and the
+                # one before: once day X has rows, the days before X - 1 are complete. Their last
+                # rows go to disk now, not at the end of a long backfill.
+                complete = (date.fromisoformat(piece.day) - timedelta(days=1)).isoformat()
+                while unfinished and unfinished[0] < complete:
+                    writers[unfinished.pop(0)].finish()
             quarantine[piece.day].extend(piece.quarantine)
             manifest[piece.day].extend(piece.manifest)
+        for day in unfinished:
+            writers[day].finish()
     except BaseException:
         for writer in writers.values():
             writer.abort()
         raise
     written: dict[str, list[pa.Table]] = {"quarantine": [], "ingest_manifest": []}
     for day in days:
-        writers[day].close()
+        writers[day].commit()
         written["quarantine"].append(
             warehouse.write_day("quarantine", day, to_table("quarantine", quarantine[day]))
         )
@@ -252,13 +261,15 @@ def write_sync_day(warehouse: Warehouse, day: str, tables: list[str]) -> None:
                     writers[name].write(piece)
         corrections = sync_day.corrections()
         for name, writer in writers.items():
-            writer.close(corrections.get(name))
+            writer.finish(corrections.get(name))
     except BaseException as exc:
         for writer in writers.values():
             writer.abort()
         if isinstance(exc, Exception):
             raise dg.Failure(f"building the sync tables of {day} failed: {exc!r}") from exc
         raise
+    for writer in writers.values():  # every table is complete: the day's files are swapped together
+        writer.commit()
 
 
 def _summary(warehouse: Warehouse, name: str, days: list[str]) -> TableSummary:
