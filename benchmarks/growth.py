@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         materialize(logs, warehouse, start.isoformat(), last, DAILY)  # the history, once
         # Day 1, the first day with a full anomaly window, and day N in turn, best of each: a machine
         # that slows down for a while (it is shared) then weighs on all, not on whichever ran then.
-        full = start + timedelta(days=min(DEFAULT_WINDOW_DAYS, args.days - 1))
+        full = start + timedelta(days=min(DEFAULT_WINDOW_DAYS - 1, args.days - 1))  # the day counts
         probes = {"day 1": start, f"day {(full - start).days + 1} (full window)": full}
         probes[f"day {args.days}"] = start + timedelta(days=args.days - 1)
         runs: dict[str, list[float]] = {label: [] for label in probes}

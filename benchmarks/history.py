@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from calo_assets.config import PROJECT_ROOT
+
 REFERENCE_SECONDS = 11.0  # the fastest comparable tool that writes an Excel report with charts
 STAGES = {
     "ingest_logs": "parse (ingest)",
@@ -30,22 +32,21 @@ STAGES = {
 # Runs in the child process: import Dagster, load the definitions, materialize, print step times.
 _RUN = """
 import json, sys, time
-from datetime import timedelta
 began = time.perf_counter()
 import dagster as dg
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import CaloResource
 from calo_assets.cli import export_window
 from calo_assets.logs.export import discover
+from benchmarks.common import step_seconds
 loaded = time.perf_counter()
 log_dir, warehouse, reports, images = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 first, last = export_window(discover(log_dir))  # the days calo-report materializes
-days = [(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)]
 resource = CaloResource(log_dir=log_dir, warehouse_dir=warehouse, report_dir=reports)
 result = dg.materialize(
     [*defs.assets, *defs.asset_checks],
     resources={"calo": resource},
-    tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+    tags={"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()},
     instance=dg.DagsterInstance.ephemeral(),
     run_config={
         "loggers": {"console": {"config": {"log_level": "ERROR"}}},
@@ -53,12 +54,8 @@ result = dg.materialize(
     },
 )
 assert result.success
-steps = {
-    event.step_key: event.event_specific_data.duration_ms / 1000
-    for event in result.all_events
-    if event.event_type_value == "STEP_SUCCESS"
-}
-print(json.dumps({"import": loaded - began, "total": time.perf_counter() - began, "steps": steps, "days": len(days)}))
+days = (last - first).days + 1
+print(json.dumps({"import": loaded - began, "total": time.perf_counter() - began, "steps": step_seconds(result), "days": days}))
 """
 
 
@@ -75,7 +72,9 @@ def run_once(log_dir: Path, images: bool) -> dict:
             "1" if images else "0",
         ]
         began = time.perf_counter()
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            command, capture_output=True, text=True, check=False, cwd=PROJECT_ROOT
+        )
         wall = time.perf_counter() - began
     if done.returncode != 0:
         raise SystemExit(f"the run failed:\n{done.stderr[-3000:]}")

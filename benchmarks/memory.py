@@ -3,7 +3,7 @@ its daily tables written. Usage::
 
     python -m benchmarks.memory [--bytes-per-day 1G] [--log-dir EXPORT] [--quick]
 
-``--log-dir`` reuses an export of one day made by ``calo-synth-logs --days 1 --bytes-per-day 1G``
+``--log-dir`` reuses an export of one day made by ``calo-synth-logs DIR --days 1 --bytes-per-day 1G --compression-level 1``
 (generating a gigabyte takes minutes).
 """
 
@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     day = date(2024, 3, 1)
     with tempfile.TemporaryDirectory() as folder:
         if args.log_dir is not None:
-            logs = args.log_dir
-            day = date.fromisoformat(discover(logs).days()[0])
-            text_bytes = sum(_text_size(part.path) for part in discover(logs).parts)
+            logs, found = args.log_dir, discover(args.log_dir)
+            day = date.fromisoformat(found.days()[0])  # the day materialized: its files only
+            text_bytes = sum(
+                _text_size(part.path) for part in found.parts_for_days([day.isoformat()], 0)
+            )
         else:
             logs = synthetic_export(
                 Path(folder) / "logs", day, 1, bytes_per_day=args.bytes_per_day, compression_level=1

@@ -20,12 +20,13 @@ from __future__ import annotations
 import argparse
 import resource
 import tempfile
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import plotly.io as pio
 
 from benchmarks.common import add_log_dir_argument, best_of, materialize
+from calo_assets.cli import export_window
 from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
 from calo_assets.logs.export import discover
 from calo_assets.report.data import ReportData, load
@@ -52,9 +53,8 @@ def warehouse_of(log_dir: Path, warehouse_dir: Path) -> Warehouse:
     """The export materialized once into ``warehouse_dir`` (reused when it already holds it)."""
     warehouse = Warehouse(warehouse_dir)
     if not warehouse.days("log_events"):
-        days = discover(log_dir).days()
-        last = date.fromisoformat(days[-1]) + timedelta(days=1)  # a stream can run past midnight
-        seconds = materialize(log_dir, warehouse_dir, days[0], last.isoformat())
+        first, last = export_window(discover(log_dir))
+        seconds = materialize(log_dir, warehouse_dir, first.isoformat(), last.isoformat())
         print(f"warehouse materialized in {seconds:.1f} s: {warehouse_dir}")
     return warehouse
 

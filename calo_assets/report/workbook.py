@@ -50,11 +50,6 @@ def excel_text(value: str) -> str:
     return _ILLEGAL.sub("\ufffd", value)
 
 
-def money_format(currency: Any) -> str:
-    """The number format of an amount in ``currency``: its minor unit of decimals."""
-    return "#,##0." + "0" * minor_unit(currency if isinstance(currency, str) else None)
-
-
 class ReportBook:
     """An XlsxWriter workbook with the report's cell formats, created once."""
 
