@@ -10,15 +10,22 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) system-packages
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml calo_assets/logs/_native.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
+	@$(PYTHON) -c 'import sysconfig, pathlib, sys; h = pathlib.Path(sysconfig.get_paths()["include"], "Python.h"); sys.exit(0 if h.exists() else f"{h} is missing: install Python 3.11 development headers (Debian: python3-dev)")'
+	@command -v cc >/dev/null || command -v gcc >/dev/null || { \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing a C compiler (gcc) for the compiled part of the parse"; \
+	        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null; \
+	    else echo "a C compiler (cc or gcc) is needed to build calo_assets/logs/_native.c" >&2; exit 1; fi; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
 ## System packages the project needs, installed with Debian's apt when missing (and running as root):
-## chromium for the chart images (kaleido), postgresql for the deployment tests.
+## chromium for the chart images (kaleido), postgresql for the deployment tests. (A C compiler and
+## Python's headers, for the compiled part of the parse, are checked before the install: see $(STAMP).)
 system-packages:
 	@missing=""; \
 	if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null \

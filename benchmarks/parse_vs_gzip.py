@@ -3,13 +3,14 @@
 Both are measured in this process, in the same run, best of ``--repeat``; the figure that matters is
 the ratio (these machines are shared and noisy). Usage::
 
-    python benchmarks/parse_vs_gzip.py [--log-dir ../shared/real-logs] [--repeat 3]
+    python -m benchmarks.parse_vs_gzip [--log-dir ../shared/real-logs] [--repeat 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import statistics
 from pathlib import Path
 
 from benchmarks.common import add_log_dir_argument, best_of
@@ -33,27 +34,44 @@ def bare_read(paths: list[Path]) -> int:
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_log_dir_argument(parser)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     found = discover(args.log_dir)
     days = found.days()
     paths = [part.path for part in found.parts]
     size = sum(path.stat().st_size for path in paths)
     print(f"{len(paths)} files, {size / 1e6:.1f} MB compressed, {len(days)} stream-folder days")
-    baseline, lines = best_of(args.repeat, lambda: bare_read(paths))
-    print(f"baseline  gzip read + line iteration: {baseline:6.3f} s  ({lines:,} lines)")
-    ratios = {}
+    contenders = {"baseline": lambda: bare_read(paths)}
     for workers in sorted({1, default_workers()}):
         options = IngestOptions(workers=workers)
-        seconds, rows = best_of(
-            args.repeat, lambda options=options: read_days(found, days, options)
+        contenders[f"{workers} process(es)"] = lambda options=options: read_days(
+            found, days, options
         )
-        records = sum(day.records_read for day in rows.values())
+    # Rounds, each timing every contender once: a machine that slows down for a while slows all of
+    # them, so the ratio of the best times is fairer than timing one contender's repeats, then the next.
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    results: dict[str, object] = {}
+    for _ in range(args.repeat):
+        for name, work in contenders.items():
+            seconds, results[name] = best_of(1, work)
+            times[name].append(seconds)
+    baseline = min(times["baseline"])
+    print(
+        f"baseline  gzip read + line iteration: {baseline:6.3f} s  ({results['baseline']:,} lines)"
+    )
+    ratios = {}
+    for name in list(contenders)[1:]:
+        best = min(times[name])
+        round_ratios = sorted(
+            mine / base for mine, base in zip(times[name], times["baseline"], strict=True)
+        )
+        records = sum(day.records_read for day in results[name].values())
         print(
-            f"parse     {workers} process(es):               {seconds:6.3f} s  ({records:,} records)"
-            f"  ratio {seconds / baseline:4.2f}x"
+            f"parse     {name}: {best:6.3f} s  ({records:,} records)  ratio {best / baseline:4.2f}x"
+            f"  (per round: {round_ratios[0]:.2f}x to {round_ratios[-1]:.2f}x,"
+            f" median {statistics.median(round_ratios):.2f}x)"
         )
-        ratios[f"{workers} process(es)"] = seconds / baseline
+        ratios[name] = best / baseline
     return ratios
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
@@ -15,6 +16,8 @@ MONEY_TYPE = pa.decimal128(38, 18)
 _QUANTUM = Decimal(1).scaleb(-MONEY_TYPE.scale)
 _INTEGER_DIGITS = MONEY_TYPE.precision - MONEY_TYPE.scale
 _LIMIT = Decimal(10) ** _INTEGER_DIGITS
+# Plain decimal text that fits ``MONEY_TYPE``: what ``to_money`` accepts, decided without a Decimal.
+_PLAIN_MONEY = re.compile(rf"-?\d{{1,{_INTEGER_DIGITS}}}(?:\.\d{{1,{MONEY_TYPE.scale}}})?")
 
 
 class MoneyError(ValueError):
@@ -48,6 +51,19 @@ def to_money(value: Any) -> Decimal | None:
     if not fits:
         raise MoneyError(f"{value} does not fit {MONEY_TYPE} exactly")
     return number
+
+
+def check_money(value: Any) -> None:
+    """Raise ``MoneyError`` where ``to_money`` would; plain decimal text and integers are checked fast."""
+    kind = type(value)
+    if kind is str and _PLAIN_MONEY.fullmatch(value):
+        return
+    if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
+        return
+    to_money(value)
+
+
+_INT_LIMIT = 10**_INTEGER_DIGITS
 
 
 def minor_unit(currency: str | None) -> int:

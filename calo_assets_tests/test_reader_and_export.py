@@ -56,14 +56,14 @@ def test_invalid_utf8_is_reported_and_replaced(tmp_path):
 def test_records_join_continuation_lines_and_split_xray():
     records, problems = split_records(TEXT)
     assert problems == []
-    assert [(record.line, record.occurred_at) for record in records] == [
+    assert list(zip(records.lines, records.stamps, strict=True)) == [
         (1, "2024-01-01T10:00:00.000Z"),
         (3, "2024-01-01T10:00:00.100Z"),
         (7, "2024-01-01T10:00:00.200Z"),
         (8, "2024-01-01T10:00:00.200Z"),
     ]
-    assert records[1].body.endswith("transaction: { id: 'T1' }\n}")
-    assert records[3].body.startswith("XRAY TraceId: 1-abc")
+    assert records.bodies[1].endswith("transaction: { id: 'T1' }\n}")
+    assert records.bodies[3].startswith("XRAY TraceId: 1-abc")
 
 
 def test_text_before_the_first_record_is_a_problem():

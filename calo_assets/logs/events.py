@@ -3,18 +3,28 @@
 Every record becomes an ``Event`` of one ``kind``. A record of a known family whose payload cannot be
 parsed raises ``RecordError`` (the caller quarantines it); a record of an unknown family is kept as a
 generic event (``app_message`` or ``unknown``) with its level, message and whatever payload parses.
+A payload is kept as the JSON the warehouse stores (``inspect_literal.to_json``): object literals go
+straight from log text to that JSON, and are decoded only where a family's fields must be checked.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from calo_assets.logs.inspect_literal import UNDEFINED, LiteralError, find_literal, parse_json
-from calo_assets.money import MoneyError, to_money
+import orjson
+
+from calo_assets.logs.inspect_literal import (
+    LiteralError,
+    LiteralJson,
+    find_literal_json,
+    parse_json,
+    to_json,
+)
+from calo_assets.money import MoneyError, check_money
 
 
 class RecordError(ValueError):
@@ -23,13 +33,13 @@ class RecordError(ValueError):
 
 @dataclass(slots=True)
 class Event:
-    """One typed log record. ``payload`` holds parsed values (``Decimal`` for fractional numbers)."""
+    """One typed log record. ``payload`` is compact JSON (fractional numbers as exact decimal text)."""
 
     kind: str
     level: str | None = None
     request_id: str | None = None
     message: str = ""
-    payload: Any = None
+    payload: str | None = None
     trailing: str | None = None
 
 
@@ -60,6 +70,9 @@ ALL_KINDS = (*PLATFORM_KINDS, *APP_KINDS, "unknown")
 
 _APP_LINE = re.compile(r"(\d{4}-\d\d-\d\dT[\d:.]+Z)\t([^\t\n]+)\t([A-Z]+)\t(.*)", re.S)
 _PLATFORM = re.compile(r"(INIT_START|START|END|REPORT|INIT_REPORT|XRAY) ")
+# Names of platform fields and their keys; other names are added as they are met (Lambda has a handful;
+# the bound keeps odd input from growing the table).
+_MAX_FIELD_NAMES = 64
 _FIELD_NAMES = {
     "RequestId": "request_id",
     "Duration": "duration",
@@ -87,10 +100,13 @@ def classify(body: str) -> Event:
     if runtime is not None:
         error_type = runtime.group(2).strip() or None
         return Event(
-            "runtime_error", "ERROR", message=runtime.group(1), payload={"error_type": error_type}
+            "runtime_error",
+            "ERROR",
+            message=runtime.group(1),
+            payload=to_json({"error_type": error_type}),
         )
-    head, value, trailing = _try_literal(body)
-    return Event("unknown", message=head, payload=value, trailing=trailing)
+    head, literal = _try_literal(body)
+    return Event("unknown", message=head, payload=_payload(literal), trailing=_trailing(literal))
 
 
 def _classify_platform(name: str, body: str) -> Event:
@@ -101,31 +117,39 @@ def _classify_platform(name: str, body: str) -> Event:
         return Event(kind, request_id=_request_id(text), message=_first_line(body))
     fields = _platform_fields(text)
     request_id = fields.pop("request_id", None)
-    return Event(kind, request_id=request_id, message=_first_line(body), payload=fields)
+    return Event(kind, request_id=request_id, message=_first_line(body), payload=to_json(fields))
 
 
 def _request_id(text: str) -> str | None:
     """The request id of a START or END line, read as ``_platform_fields`` reads it."""
+    if text.startswith("RequestId: "):  # the usual shape: the first of the named values
+        return _split_version(text[11:].partition("\t")[0].strip())[0]
     for key, value in _named_values(text):
         if key == "request_id":
-            return value.partition(" Version: ")[0]
+            return _split_version(value)[0]
     return None
 
 
-def _platform_fields(text: str) -> dict[str, Any]:
-    """``Key: value`` pairs separated by tabs; ``113.87 ms`` becomes ``duration_ms: Decimal``."""
-    fields: dict[str, Any] = {}
+def _platform_fields(text: str) -> dict[str, str]:
+    """``Key: value`` pairs separated by tabs; ``113.87 ms`` becomes ``duration_ms: "113.87"``."""
+    fields: dict[str, str] = {}
     for key, value in _named_values(text):
         if key == "request_id":
-            value, _, version = value.partition(" Version: ")
+            value, version = _split_version(value)
             if version:
-                fields["version"] = version.strip()
+                fields["version"] = version
         elif value.endswith((" ms", " MB")):
             number, _, unit = value.rpartition(" ")
-            if _NUMBER.match(number):
-                key, value = f"{key}_{unit.lower()}", Decimal(number)
+            if _NUMBER.match(number):  # kept as its exact text, as stored JSON keeps every decimal
+                key, value = f"{key}_{unit.lower()}", number
         fields[key] = value
     return fields
+
+
+def _split_version(value: str) -> tuple[str, str]:
+    """A START line's ``<request id> Version: $LATEST`` as the id and the version."""
+    request_id, _, version = value.partition(" Version: ")
+    return request_id, version.strip()
 
 
 def _named_values(text: str) -> Iterator[tuple[str, str]]:
@@ -133,56 +157,73 @@ def _named_values(text: str) -> Iterator[tuple[str, str]]:
     for item in text.split("\t"):
         name, separator, value = item.partition(": ")
         if separator:
-            key = _FIELD_NAMES.get(name) or name.strip().lower().replace(" ", "_")
+            key = _FIELD_NAMES.get(name)
+            if key is None:
+                key = name.strip().lower().replace(" ", "_")
+                if len(_FIELD_NAMES) < _MAX_FIELD_NAMES:
+                    _FIELD_NAMES[name] = key
             yield key, value.strip()
 
 
 def _classify_app(message: str, level: str, request_id: str | None) -> Event:
     def event(
-        kind: str, payload: Any = None, trailing: str | None = None, text: str | None = None
+        kind: str, payload: str | None = None, trailing: str | None = None, text: str | None = None
     ) -> Event:
         return Event(
             kind, level, request_id, text if text is not None else message, payload, trailing
         )
 
     if message.startswith("Processing message"):
-        return event("sqs_message", {"message_id": message[len("Processing message") :].strip()})
+        message_id = message[len("Processing message") :].strip()
+        return event("sqs_message", to_json({"message_id": message_id}))
     if message.startswith("Start syncing the balance"):
-        head, literal, trailing = _literal(message, "transaction to sync")
-        transaction = literal.get("transaction") if isinstance(literal, dict) else None
-        _check_transaction(transaction)
-        return event("sync_started", literal, trailing, head)
+        head, literal = _literal(message, "transaction to sync")
+        value = _decoded(literal)
+        _check_transaction(value.get("transaction") if isinstance(value, dict) else None)
+        return event("sync_started", literal.json, _trailing(literal), head)
     if message.startswith("SubscriptionBalanceUpdated event published"):
         return event("sync_published")
     if message.startswith("Skipping") or "already synced" in message:
-        head, value, trailing = _try_literal(message)
-        return event("sync_skipped", {"reason": head, "detail": value}, trailing, head)
+        head, literal = _try_literal(message)
+        detail = _payload(literal) or "null"
+        return event(
+            "sync_skipped",
+            f'{{"reason":{to_json(head)},"detail":{detail}}}',
+            _trailing(literal),
+            head,
+        )
     if message.startswith("Subscription balance and payment balance are not in sync"):
-        head, literal, trailing = _literal(message, "balance discrepancy")
-        if not isinstance(literal, dict) or not literal.get("userId"):
+        head, literal = _literal(message, "balance discrepancy")
+        value = _decoded(literal)
+        if not isinstance(value, dict) or not value.get("userId"):
             raise RecordError("balance discrepancy without userId")
-        _check_money(literal, ("subscriptionBalance", "paymentBalance"), "balance discrepancy")
-        return event("balance_discrepancy", literal, trailing, head)
+        _check_money(value, ("subscriptionBalance", "paymentBalance"), "balance discrepancy")
+        return event("balance_discrepancy", literal.json, _trailing(literal), head)
     if message.startswith("Uncaught Exception"):
         head, _, rest = message.partition("\t")
         rest = rest.strip()
-        payload = _json(rest) if rest.startswith("{") else {"error": rest}
+        payload = _json(rest) if rest.startswith("{") else to_json({"error": rest})
         return event("uncaught_exception", payload, text=head.strip())
     for prefix in ("transaction ", "record.body ", "record "):
         if message.startswith(prefix) and message[len(prefix) :].lstrip()[:1] in "{[":
             rest = message[len(prefix) :].lstrip()
-            payload = _json(rest) if rest.startswith('{"') else _literal(rest, "SQS record")[1]
+            payload = _json(rest) if rest.startswith('{"') else _literal(rest, "SQS record")[1].json
             return event("sqs_body", payload, text=prefix.strip())
     if message.startswith("Sending slack notification"):
-        head, value, trailing = _try_literal(message)
-        return event("slack_notification", value, trailing, head)
-    head, payload, trailing = _try_literal(message)
-    if isinstance(payload, dict) and _NEGATIVE_BALANCE in str(payload.get("message", "")):
-        data = payload.get("data")
-        if not isinstance(data, dict) or not data.get("transactionId"):
-            raise RecordError("negative-balance message without data.transactionId")
-        return event("negative_balance", payload, trailing, str(payload["message"]))
-    return event("app_message", payload, trailing, head)
+        head, literal = _try_literal(message)
+        return event("slack_notification", _payload(literal), _trailing(literal), head)
+    head, literal = _try_literal(message)
+    # The substring test first: decoding every generic payload to look for it would cost time.
+    if literal is not None and _NEGATIVE_BALANCE in literal.json:
+        value = _decoded(literal)
+        if isinstance(value, dict) and _NEGATIVE_BALANCE in str(value.get("message", "")):
+            data = value.get("data")
+            if not isinstance(data, dict) or not data.get("transactionId"):
+                raise RecordError("negative-balance message without data.transactionId")
+            return event(
+                "negative_balance", literal.json, _trailing(literal), str(value["message"])
+            )
+    return event("app_message", _payload(literal), _trailing(literal), head)
 
 
 def _check_transaction(transaction: Any) -> None:
@@ -202,40 +243,62 @@ OPTIONAL_MONEY = ("vat", "paymentBalance")
 def _check_money(values: dict, keys: tuple[str, ...], what: str, required: bool = True) -> None:
     for key in keys:
         value = values.get(key)
-        if value is None or value is UNDEFINED:
+        if value is None:  # absent, null or undefined
             if required:
                 raise RecordError(f"{what}: missing {key}")
             continue
         try:
-            to_money(value)
+            check_money(value)
         except MoneyError as exc:
             raise RecordError(f"{what}: {key} {exc}") from None
 
 
-def _literal(message: str, what: str) -> tuple[str, Any, str | None]:
+def _literal(message: str, what: str) -> tuple[str, LiteralJson]:
     try:
-        head, literal = find_literal(message)
+        head, literal = find_literal_json(message)
     except LiteralError as exc:
         raise RecordError(f"{what}: {exc}") from None
     if literal is None:
         raise RecordError(f"{what}: no object in the message")
-    return head, literal.value, literal.trailing or None
+    return head, literal
 
 
-def _try_literal(message: str) -> tuple[str, Any, str | None]:
-    """Leading text, value and trailing text of an object in the message; the whole text if none parses."""
+def _try_literal(message: str) -> tuple[str, LiteralJson | None]:
+    """Leading text and the object in the message; the whole text and None if none parses."""
     try:
-        head, literal = find_literal(message)
+        head, literal = find_literal_json(message)
     except LiteralError:
-        return message, None, None
+        return message, None
     if literal is None:
-        return message, None, None
-    return head, literal.value, literal.trailing or None
+        return message, None
+    return head, literal
 
 
-def _json(text: str) -> Any:
+def _payload(literal: LiteralJson | None) -> str | None:
+    return None if literal is None else literal.json
+
+
+def _trailing(literal: LiteralJson | None) -> str | None:
+    return (literal.trailing or None) if literal is not None else None
+
+
+# Stored JSON holds no fractional numbers (they are text). orjson reads its integers exactly up to 64
+# bits; text with a run of 19 digits or more (where a longer integer may be) goes to the standard decoder.
+_EXACT_JSON = json.JSONDecoder()
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _decoded(literal: LiteralJson) -> Any:
+    """The stored JSON of a literal as Python values, for checking a family's fields."""
+    if _LONG_DIGITS.search(literal.json):
+        return _EXACT_JSON.decode(literal.json)
+    return orjson.loads(literal.json)
+
+
+def _json(text: str) -> str:
+    """A JSON payload from the log, re-written in the stored form."""
     try:
-        return parse_json(text)
+        return to_json(parse_json(text))
     except LiteralError as exc:
         raise RecordError(str(exc)) from None
 

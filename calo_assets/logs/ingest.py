@@ -8,25 +8,21 @@ A record outside any invocation keeps the day of its own timestamp.
 
 from __future__ import annotations
 
-import json
 import os
 from collections import Counter, deque
 from collections.abc import Collection, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from calo_assets.logs.events import APP_KINDS, RecordError, classify
 from calo_assets.logs.export import Discovery, StreamPart
-from calo_assets.logs.inspect_literal import UNDEFINED
 from calo_assets.logs.reader import (
     DEFAULT_MAX_BYTES,
     Problem,
-    Record,
+    Records,
     excerpt,
     read_text,
     split_records,
@@ -262,7 +258,7 @@ def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] |
         (problem.reason for problem in problems if problem.reason.startswith(_CUT_OFF)), None
     )
     cut_off = damage if damage and not text.endswith("\n") else None
-    last_line = records[-1].line if records and cut_off else None
+    last_line = records.lines[-1] if records and cut_off else None
     bytes_read = len(text)
     del text
     mask_all = mask_text if options.mask_personal_data else _identity
@@ -275,9 +271,8 @@ def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] |
     messages: list[str | None] = []
     payloads: list[str | None] = []
     trailings: list[str | None] = []
-    for record in records:
-        body = record.body
-        if record.line == last_line:
+    for line, body in zip(records.lines, records.bodies, strict=True):
+        if line == last_line:
             kind, level, request_id, trailing = QUARANTINED, None, None, None
             message = f"last record cut off where the file is damaged ({cut_off.split(':')[0]})"
             payload = mask_all(excerpt(body))
@@ -295,7 +290,7 @@ def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] |
                 mask = _identity if event.kind in _WITHOUT_PERSONAL_DATA else mask_all
                 kind, level, request_id = event.kind, event.level, event.request_id
                 message = mask(event.message)
-                payload = None if event.payload is None else mask(to_json(event.payload))
+                payload = None if event.payload is None else mask(event.payload)
                 trailing = mask(event.trailing) if event.trailing else None
         kinds.append(kind)
         levels.append(level)
@@ -303,8 +298,7 @@ def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] |
         messages.append(message)
         payloads.append(payload)
         trailings.append(trailing)
-    occurred = [record.occurred_at for record in records]
-    lines = [record.line for record in records]
+    occurred, lines = records.stamps, records.lines
     days = _assign_invocations(kinds, request_ids, occurred)
     records_by_day = Counter(days)
     quarantine = [
@@ -387,41 +381,23 @@ def _assign_invocations(
     return days
 
 
-def _in_time_order(records: list[Record]) -> list[Record]:
+def _in_time_order(records: Records) -> Records:
     """Records by time, then line: an export writes a stream in chunks not always in time order."""
-    stamps = [record.occurred_at for record in records]
+    stamps = records.stamps
     if set(map(len, stamps)) <= {_CANONICAL_TIMESTAMP_LENGTH} and stamps == sorted(stamps):
         return records  # the usual case, checked at C speed
-    return sorted(records, key=_record_order)
+    keys = [_instant(stamp) for stamp in stamps]
+    return records.reordered(
+        sorted(range(len(records)), key=lambda index: (keys[index], records.lines[index]))
+    )
 
 
-def _record_order(record: Record) -> tuple[str, int]:
-    timestamp = record.occurred_at
-    if (
-        len(timestamp) != _CANONICAL_TIMESTAMP_LENGTH
-    ):  # e.g. no or more fraction digits: sort as instants
-        seconds, _, fraction = timestamp[:-1].partition(".")
-        timestamp = f"{seconds}.{fraction.ljust(3, '0')}Z"
-    return timestamp, record.line
-
-
-def to_json(value: Any) -> str:
-    """Compact JSON of a parsed payload; exact decimals are written as strings, ``undefined`` as null."""
-    try:
-        return orjson.dumps(value, default=_json_default).decode()
-    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
-        return _ENCODER.encode(value)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)
-    if value is UNDEFINED:
-        return None
-    return str(value)
-
-
-_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
+def _instant(timestamp: str) -> str:
+    """A timestamp that sorts as its instant: no or more fraction digits are padded to three."""
+    if len(timestamp) == _CANONICAL_TIMESTAMP_LENGTH:
+        return timestamp
+    seconds, _, fraction = timestamp[:-1].partition(".")
+    return f"{seconds}.{fraction.ljust(3, '0')}Z"
 
 
 def _identity(text: str) -> str:

@@ -9,6 +9,10 @@ The grammar itself is parsed by ``chompjs`` (C code, fast). This module adds wha
 - a class-name prefix (``Rr {``, ``<ref *1> {``) is reported instead of dropped;
 - numbers with a fraction or exponent become ``Decimal`` built from the logged text (never a float);
 - nesting deeper than ``MAX_DEPTH`` is refused before it reaches the C parser.
+
+Ingest stores a literal as JSON (``to_json``). ``find_literal_json`` gets that JSON for the common
+case from the compiled ``_native`` module in one pass, without building Python objects; the
+path above serves the rest, and property tests hold the two to the same output.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 import chompjs
+import orjson
+
+from calo_assets.logs._native import literal_json as _compiled_literal_json
 
 MAX_DEPTH = 200
 
@@ -88,16 +95,51 @@ class Literal(NamedTuple):
     trailing: str = ""
 
 
+class LiteralJson(NamedTuple):
+    """A literal as stored: its compact JSON (``to_json``), class name and the text after it."""
+
+    json: str
+    class_name: str | None
+    trailing: str
+
+
 def find_literal(message: str) -> tuple[str, Literal | None]:
     """Split a log message into its leading text and the object literal that follows, if any.
 
     Raises ``LiteralError`` when an object starts but is not well formed.
     """
+    head, start, class_name = _split_head(message)
+    if start < 0:
+        return message, None
+    literal = parse_literal(message[start:])
+    return head, literal._replace(class_name=class_name) if class_name else literal
+
+
+def find_literal_json(message: str) -> tuple[str, LiteralJson | None]:
+    """``find_literal``, with the value as the compact JSON of ``to_json``.
+
+    The common case is read by the compiled ``literal_json`` in one pass; anything it does not know
+    takes ``parse_literal``, so the result is the same either way.
+    """
+    head, start, class_name = _split_head(message)
+    if start < 0:
+        return message, None
+    text = message[start:]
+    fast = _compiled_literal_json(text)
+    if fast is not None:
+        end, json_text = fast
+        return head, LiteralJson(json_text, class_name, text[end:].strip())
+    literal = parse_literal(text)
+    return head, LiteralJson(to_json(literal.value), class_name, literal.trailing)
+
+
+def _split_head(message: str) -> tuple[str, int, str | None]:
+    """The text before a literal, where the literal starts (-1: none) and its class-name prefix."""
     start = message.find("{")
     if message.startswith("["):
         start = 0
     if start < 0:
-        return message, None
+        return message, -1, None
     head = message[:start].rstrip()
     class_name = None
     before, _, word = head.rpartition(" ")
@@ -106,8 +148,7 @@ def find_literal(message: str) -> tuple[str, Literal | None]:
     if head.endswith(">"):
         before, ref, _ = head.rpartition("<ref *")
         head = before.rstrip() if ref else head
-    literal = parse_literal(message[start:])
-    return head, literal._replace(class_name=class_name) if class_name else literal
+    return head, start, class_name
 
 
 def parse_literal(text: str) -> Literal:
@@ -136,6 +177,26 @@ def parse_json(text: str) -> Any:
         return _DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         raise LiteralError(f"malformed JSON: {exc}") from None
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON of a parsed value as the warehouse stores it: fractional numbers as strings of
+    their exact digits, ``undefined`` as null, placeholders as their text, keys in order."""
+    try:
+        return orjson.dumps(value, default=_json_default).decode()
+    except (orjson.JSONEncodeError, TypeError):  # integers beyond 64 bits, lone surrogates
+        return _ENCODER.encode(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if value is UNDEFINED:
+        return None
+    return str(value)
+
+
+_ENCODER = json.JSONEncoder(default=_json_default, ensure_ascii=False, separators=(",", ":"))
 
 
 def _sentinel_for(text: str) -> str:

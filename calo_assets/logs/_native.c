@@ -1,0 +1,477 @@
+/* The compiled hot path of the parse: two functions, each one pass over text.
+ *
+ * `split_records(text)` cuts a stream file's text into records (see reader.split_records).
+ *
+ * `literal_json(text)` goes from a Node `util.inspect` object literal to the compact JSON stored in
+ * `log_events.payload`. It reads the literal that starts at text[0] ('{' or '[') and returns
+ * `(end, json)`: the index just past its closing bracket and its JSON, written as
+ * `inspect_literal.to_json(parse_literal(text).value)` writes it (fractional numbers as strings of
+ * their exact digits, keys in order, orjson's escapes). It returns None for anything outside the
+ * common subset it knows (undefined, NaN, placeholders, class names, exponents, unusual escapes,
+ * duplicate keys, deep nesting, malformed text); the caller then takes the general Python path,
+ * which handles or explains those. It never raises for bad input.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+#define MAX_KEYS 64
+
+typedef struct {
+    char *data;
+    Py_ssize_t size;
+    Py_ssize_t capacity;
+} Buffer;
+
+typedef struct {
+    const unsigned char *text;
+    Py_ssize_t length;
+    Py_ssize_t pos;
+    Buffer out;
+} Parser;
+
+/* 0: give up (not in the fast subset, or out of memory); 1: done. */
+static int parse_value(Parser *p, int depth);
+
+static int reserve(Buffer *b, Py_ssize_t extra) {
+    if (b->size + extra <= b->capacity) return 1;
+    Py_ssize_t capacity = b->capacity * 2 + extra;
+    char *data = PyMem_Realloc(b->data, (size_t)capacity);
+    if (data == NULL) return 0;
+    b->data = data;
+    b->capacity = capacity;
+    return 1;
+}
+
+static int put(Buffer *b, const char *bytes, Py_ssize_t n) {
+    if (!reserve(b, n)) return 0;
+    memcpy(b->data + b->size, bytes, (size_t)n);
+    b->size += n;
+    return 1;
+}
+
+static int put_char(Buffer *b, char c) { return put(b, &c, 1); }
+
+static void skip_space(Parser *p) {
+    while (p->pos < p->length) {
+        unsigned char c = p->text[p->pos];
+        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return;
+        p->pos++;
+    }
+}
+
+static int is_identifier_start(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '$';
+}
+
+static int is_identifier_char(unsigned char c) {
+    return is_identifier_start(c) || (c >= '0' && c <= '9');
+}
+
+static int hex_value(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+static int read_hex(Parser *p, int digits, Py_UCS4 *value) {
+    if (p->pos + digits > p->length) return 0;
+    *value = 0;
+    for (int i = 0; i < digits; i++) {
+        int v = hex_value(p->text[p->pos + i]);
+        if (v < 0) return 0;
+        *value = *value * 16 + (Py_UCS4)v;
+    }
+    p->pos += digits;
+    return 1;
+}
+
+/* A code point as JSON string content, escaped as orjson escapes it. */
+static int put_code_point(Buffer *b, Py_UCS4 c) {
+    char bytes[8];
+    switch (c) {
+        case '"': return put(b, "\\\"", 2);
+        case '\\': return put(b, "\\\\", 2);
+        case '\b': return put(b, "\\b", 2);
+        case '\t': return put(b, "\\t", 2);
+        case '\n': return put(b, "\\n", 2);
+        case '\f': return put(b, "\\f", 2);
+        case '\r': return put(b, "\\r", 2);
+        default: break;
+    }
+    if (c < 0x20) {
+        snprintf(bytes, sizeof bytes, "\\u%04x", (unsigned)c);
+        return put(b, bytes, 6);
+    }
+    if (c < 0x80) return put_char(b, (char)c);
+    if (c < 0x800) {
+        bytes[0] = (char)(0xC0 | (c >> 6));
+        bytes[1] = (char)(0x80 | (c & 0x3F));
+        return put(b, bytes, 2);
+    }
+    if (c >= 0xD800 && c <= 0xDFFF) return 0; /* a lone surrogate: the general path decides */
+    if (c < 0x10000) {
+        bytes[0] = (char)(0xE0 | (c >> 12));
+        bytes[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+        bytes[2] = (char)(0x80 | (c & 0x3F));
+        return put(b, bytes, 3);
+    }
+    bytes[0] = (char)(0xF0 | (c >> 18));
+    bytes[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+    bytes[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+    bytes[3] = (char)(0x80 | (c & 0x3F));
+    return put(b, bytes, 4);
+}
+
+/* A quoted string ('...', "..." or `...`) at p->pos, written as a JSON string. */
+static int parse_string(Parser *p) {
+    unsigned char quote = p->text[p->pos++];
+    if (!put_char(&p->out, '"')) return 0;
+    while (p->pos < p->length) {
+        unsigned char c = p->text[p->pos];
+        if (c == quote) {
+            p->pos++;
+            return put_char(&p->out, '"');
+        }
+        if (c >= 0x80) { /* UTF-8 sequences are copied as they are (the text came from a str) */
+            Py_ssize_t start = p->pos++;
+            while (p->pos < p->length && (p->text[p->pos] & 0xC0) == 0x80) p->pos++;
+            if (!put(&p->out, (const char *)p->text + start, p->pos - start)) return 0;
+            continue;
+        }
+        if (c < 0x20) return 0; /* Node escapes control characters; raw ones are not JSON */
+        p->pos++;
+        if (c != '\\') {
+            if (!put_code_point(&p->out, c)) return 0;
+            continue;
+        }
+        if (p->pos >= p->length) return 0;
+        unsigned char escaped = p->text[p->pos++];
+        Py_UCS4 code;
+        switch (escaped) {
+            case 'n': code = '\n'; break;
+            case 't': code = '\t'; break;
+            case 'r': code = '\r'; break;
+            case 'b': code = '\b'; break;
+            case 'f': code = '\f'; break;
+            case '\\': case '\'': case '"': case '`': code = escaped; break;
+            case 'x':
+                if (!read_hex(p, 2, &code)) return 0;
+                break;
+            case 'u':
+                if (!read_hex(p, 4, &code)) return 0;
+                break;
+            default:
+                return 0;
+        }
+        if (!put_code_point(&p->out, code)) return 0;
+    }
+    return 0; /* not closed */
+}
+
+/* A number: integers as they are, fractions as strings of their digits (Python's str(Decimal)). */
+static int parse_number(Parser *p) {
+    const unsigned char *t = p->text;
+    Py_ssize_t start = p->pos, i = p->pos;
+    if (i < p->length && t[i] == '-') i++;
+    Py_ssize_t integer_start = i;
+    while (i < p->length && t[i] >= '0' && t[i] <= '9') i++;
+    Py_ssize_t integer_digits = i - integer_start;
+    if (integer_digits == 0) return 0;
+    int zero_integer = t[integer_start] == '0';
+    if (zero_integer && integer_digits > 1) return 0; /* leading zeros */
+    int fraction = 0;
+    Py_ssize_t fraction_digits = 0, leading_zeros = 0;
+    if (i < p->length && t[i] == '.') {
+        fraction = 1;
+        i++;
+        Py_ssize_t fraction_start = i;
+        while (i < p->length && t[i] >= '0' && t[i] <= '9') i++;
+        fraction_digits = i - fraction_start;
+        if (fraction_digits == 0) return 0;
+        while (leading_zeros < fraction_digits && t[fraction_start + leading_zeros] == '0')
+            leading_zeros++;
+    }
+    if (i < p->length && (is_identifier_char(t[i]) || t[i] == '.')) return 0; /* 1e5, 10n, ... */
+    if (!fraction) {
+        if (zero_integer && t[start] == '-') return 0; /* -0 is 0 once read as an integer */
+        p->pos = i;
+        return put(&p->out, (const char *)t + start, i - start);
+    }
+    /* str(Decimal) switches to exponent notation below 1e-6: leave those to the general path. */
+    if (zero_integer) {
+        Py_ssize_t adjusted =
+            leading_zeros == fraction_digits ? -fraction_digits : -(leading_zeros + 1);
+        if (adjusted < -6) return 0;
+    }
+    p->pos = i;
+    return put_char(&p->out, '"') && put(&p->out, (const char *)t + start, i - start) &&
+           put_char(&p->out, '"');
+}
+
+static int parse_key(Parser *p) {
+    unsigned char c = p->text[p->pos];
+    if (c == '\'' || c == '"') return parse_string(p);
+    if (!is_identifier_start(c)) return 0;
+    Py_ssize_t start = p->pos;
+    while (p->pos < p->length && is_identifier_char(p->text[p->pos])) p->pos++;
+    return put_char(&p->out, '"') &&
+           put(&p->out, (const char *)p->text + start, p->pos - start) && put_char(&p->out, '"');
+}
+
+static int parse_object(Parser *p, int depth) {
+    Py_ssize_t key_start[MAX_KEYS], key_length[MAX_KEYS];
+    int keys = 0;
+    p->pos++; /* '{' */
+    if (!put_char(&p->out, '{')) return 0;
+    skip_space(p);
+    if (p->pos < p->length && p->text[p->pos] == '}') {
+        p->pos++;
+        return put_char(&p->out, '}');
+    }
+    for (;;) {
+        if (p->pos >= p->length || keys == MAX_KEYS) return 0;
+        Py_ssize_t start = p->out.size;
+        if (!parse_key(p)) return 0;
+        Py_ssize_t length = p->out.size - start;
+        for (int k = 0; k < keys; k++) { /* a repeated key: Python keeps one, JSON text both */
+            if (key_length[k] == length &&
+                memcmp(p->out.data + key_start[k], p->out.data + start, (size_t)length) == 0)
+                return 0;
+        }
+        key_start[keys] = start;
+        key_length[keys++] = length;
+        skip_space(p);
+        if (p->pos >= p->length || p->text[p->pos] != ':') return 0;
+        p->pos++;
+        skip_space(p);
+        if (!put_char(&p->out, ':') || !parse_value(p, depth + 1)) return 0;
+        skip_space(p);
+        if (p->pos >= p->length) return 0;
+        unsigned char c = p->text[p->pos++];
+        if (c == '}') return put_char(&p->out, '}');
+        if (c != ',' || !put_char(&p->out, ',')) return 0;
+        skip_space(p);
+    }
+}
+
+static int parse_array(Parser *p, int depth) {
+    p->pos++; /* '[' */
+    if (!put_char(&p->out, '[')) return 0;
+    skip_space(p);
+    if (p->pos < p->length && p->text[p->pos] == ']') {
+        p->pos++;
+        return put_char(&p->out, ']');
+    }
+    for (;;) {
+        if (!parse_value(p, depth + 1)) return 0;
+        skip_space(p);
+        if (p->pos >= p->length) return 0;
+        unsigned char c = p->text[p->pos++];
+        if (c == ']') return put_char(&p->out, ']');
+        if (c != ',' || !put_char(&p->out, ',')) return 0;
+        skip_space(p);
+    }
+}
+
+static int parse_keyword(Parser *p) {
+    static const char *const words[] = {"true", "false", "null"};
+    for (size_t w = 0; w < sizeof words / sizeof *words; w++) {
+        Py_ssize_t n = (Py_ssize_t)strlen(words[w]);
+        if (p->pos + n <= p->length && memcmp(p->text + p->pos, words[w], (size_t)n) == 0 &&
+            (p->pos + n == p->length || !is_identifier_char(p->text[p->pos + n]))) {
+            p->pos += n;
+            return put(&p->out, words[w], n);
+        }
+    }
+    return 0; /* undefined, NaN, Infinity, a class name, a placeholder word */
+}
+
+static int parse_value(Parser *p, int depth) {
+    if (depth > MAX_DEPTH || p->pos >= p->length) return 0;
+    unsigned char c = p->text[p->pos];
+    if (c == '{') return parse_object(p, depth);
+    if (c == '[') return parse_array(p, depth);
+    if (c == '\'' || c == '"' || c == '`') return parse_string(p);
+    if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p);
+    return parse_keyword(p);
+}
+
+static PyObject *literal_json(PyObject *module, PyObject *text) {
+    (void)module;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "literal_json() takes a str");
+        return NULL;
+    }
+    Py_ssize_t length;
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
+    if (utf8 == NULL) { /* lone surrogates cannot be UTF-8: the general path decides */
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    if (length == 0 || (utf8[0] != '{' && utf8[0] != '[')) Py_RETURN_NONE;
+    Parser p = {(const unsigned char *)utf8, length, 0, {NULL, 0, 0}};
+    p.out.capacity = length + 16;
+    p.out.data = PyMem_Malloc((size_t)p.out.capacity);
+    if (p.out.data == NULL) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    if (parse_value(&p, 0)) {
+        Py_ssize_t end = p.pos;
+        if (!PyUnicode_IS_ASCII(text)) { /* a byte offset into UTF-8 -> an index of code points */
+            end = 0;
+            for (Py_ssize_t i = 0; i < p.pos; i++) end += (utf8[i] & 0xC0) != 0x80;
+        }
+        PyObject *json = PyUnicode_DecodeUTF8(p.out.data, p.out.size, "strict");
+        if (json != NULL) {
+            result = Py_BuildValue("(nN)", end, json);
+        }
+    } else {
+        result = Py_NewRef(Py_None);
+    }
+    PyMem_Free(p.out.data);
+    return result;
+}
+
+
+/* ---- records ------------------------------------------------------------------------------------ */
+
+#define XRAY "XRAY TraceId: "
+#define XRAY_LENGTH 14
+
+static int is_digit_at(int kind, const void *data, Py_ssize_t n, Py_ssize_t i) {
+    if (i >= n) return 0;
+    Py_UCS4 c = PyUnicode_READ(kind, data, i);
+    return c >= '0' && c <= '9';
+}
+
+static int is_char_at(int kind, const void *data, Py_ssize_t n, Py_ssize_t i, Py_UCS4 c) {
+    return i < n && PyUnicode_READ(kind, data, i) == c;
+}
+
+/* Whether a record starts at `i` (a line start): an ISO timestamp and a space, or `XRAY TraceId: `.
+ * Returns 1 for a timestamp (the space at *space), 2 for XRAY, 0 for neither. */
+static int record_start(int kind, const void *data, Py_ssize_t n, Py_ssize_t i, Py_ssize_t *space) {
+    /* yyyy-mm-ddThh:mm:ss: digits at these offsets, these characters at the others */
+    static const char shape[] = "dddd-dd-ddTdd:dd:dd";
+    if (is_char_at(kind, data, n, i, 'X')) {
+        for (Py_ssize_t k = 0; k < XRAY_LENGTH; k++)
+            if (!is_char_at(kind, data, n, i + k, (Py_UCS4)XRAY[k])) return 0;
+        return 2;
+    }
+    for (Py_ssize_t k = 0; k < (Py_ssize_t)sizeof shape - 1; k++) {
+        if (shape[k] == 'd' ? !is_digit_at(kind, data, n, i + k)
+                            : !is_char_at(kind, data, n, i + k, (Py_UCS4)shape[k]))
+            return 0;
+    }
+    Py_ssize_t j = i + (Py_ssize_t)sizeof shape - 1;
+    if (is_char_at(kind, data, n, j, '.')) {
+        Py_ssize_t digits = 0;
+        while (is_digit_at(kind, data, n, j + 1 + digits)) digits++;
+        if (digits < 1 || digits > 9) return 0;
+        j += 1 + digits;
+    }
+    if (!is_char_at(kind, data, n, j, 'Z') || !is_char_at(kind, data, n, j + 1, ' ')) return 0;
+    *space = j + 1;
+    return 1;
+}
+
+static Py_ssize_t find_newline(int kind, const void *data, Py_ssize_t n, Py_ssize_t i) {
+    if (kind == PyUnicode_1BYTE_KIND) {
+        const char *found = memchr((const char *)data + i, '\n', (size_t)(n - i));
+        return found == NULL ? -1 : found - (const char *)data;
+    }
+    for (; i < n; i++)
+        if (PyUnicode_READ(kind, data, i) == '\n') return i;
+    return -1;
+}
+
+typedef struct {
+    PyObject *text, *lines, *stamps, *bodies;
+    PyObject *previous; /* the last timestamp: XRAY lines take it (borrowed from `stamps`) */
+} Records;
+
+/* Append the record in text[start:end) (its separating newline excluded) starting on `line`. */
+static int add_record(Records *r, int kind, const void *data, Py_ssize_t start, Py_ssize_t end,
+                      int shape, Py_ssize_t space, Py_ssize_t line) {
+    while (end > start) { /* trailing newlines and carriage returns are not part of the body */
+        Py_UCS4 c = PyUnicode_READ(kind, data, end - 1);
+        if (c != '\n' && c != '\r') break;
+        end--;
+    }
+    PyObject *stamp, *body;
+    if (shape == 2) {
+        stamp = Py_NewRef(r->previous != NULL ? r->previous : Py_None);
+        body = PyUnicode_Substring(r->text, start, end);
+    } else {
+        stamp = PyUnicode_Substring(r->text, start, space);
+        body = PyUnicode_Substring(r->text, space + 1, end > space + 1 ? end : space + 1);
+        r->previous = stamp;
+    }
+    PyObject *number = PyLong_FromSsize_t(line);
+    int ok = stamp != NULL && body != NULL && number != NULL &&
+             PyList_Append(r->lines, number) == 0 && PyList_Append(r->stamps, stamp) == 0 &&
+             PyList_Append(r->bodies, body) == 0;
+    Py_XDECREF(stamp);
+    Py_XDECREF(body);
+    Py_XDECREF(number);
+    return ok;
+}
+
+static PyObject *split_records(PyObject *module, PyObject *text) {
+    (void)module;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "split_records() takes a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Records r = {text, PyList_New(0), PyList_New(0), PyList_New(0), NULL};
+    PyObject *result = NULL;
+    if (r.lines == NULL || r.stamps == NULL || r.bodies == NULL) goto done;
+    Py_ssize_t head_end = n, start = -1, start_line = 0, space = 0, line = 1, position = 0;
+    int shape = 0;
+    for (;;) {
+        Py_ssize_t next_space = 0;
+        int next_shape = record_start(kind, data, n, position, &next_space);
+        if (next_shape) {
+            if (start < 0) {
+                head_end = position;
+            } else if (!add_record(&r, kind, data, start, position - 1, shape, space, start_line)) {
+                goto done;
+            }
+            start = position, start_line = line, shape = next_shape, space = next_space;
+        }
+        Py_ssize_t newline = find_newline(kind, data, n, position);
+        if (newline < 0) break;
+        position = newline + 1;
+        line++;
+    }
+    if (start >= 0 && !add_record(&r, kind, data, start, n, shape, space, start_line)) goto done;
+    result = Py_BuildValue("(nOOO)", head_end, r.lines, r.stamps, r.bodies);
+done:
+    Py_XDECREF(r.lines);
+    Py_XDECREF(r.stamps);
+    Py_XDECREF(r.bodies);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"split_records", split_records, METH_O,
+     "split_records(text, /)\n--\n\n"
+     "(head_end, lines, timestamps, bodies): where the first record starts, and each record's first\n"
+     "line number, export timestamp (an XRAY line's is the one before it, None if none) and text."},
+    {"literal_json", literal_json, METH_O,
+     "literal_json(text, /)\n--\n\n"
+     "(end, json) for the Node object literal at the start of text, or None outside the fast subset."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_native", "The compiled hot path of the parse: records and literals.", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
