@@ -149,3 +149,11 @@ def test_unknown_application_message_is_kept_generically():
 def test_broken_transactions_are_record_errors(transaction, reason):
     with pytest.raises(RecordError, match=reason):
         app(f"Start syncing the balance {{ transaction: {transaction} }}")
+
+
+def test_integers_beyond_64_bits_are_checked_exactly():
+    started = "Start syncing the balance {{ transaction: {{ id: 'T', userId: 'u', amount: {}, oldBalance: 0, newBalance: 1 }} }}"
+    largest = 10**20 - 1  # the largest whole amount the warehouse type holds
+    assert payload(app(started.format(largest)))["transaction"]["amount"] == largest
+    with pytest.raises(RecordError, match="does not fit"):
+        app(started.format(largest + 1))

@@ -1,5 +1,5 @@
-"""The compiled hot path: records cut as a regular expression cuts them; literals to the same JSON as
-the Python path, or None (then Python decides)."""
+"""The compiled hot path: records cut as a regular expression cuts them; the commonest records typed as
+``classify`` types them; literals to the same JSON as the Python path, or None (then Python decides)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calo_assets.config import SAMPLE_LOG_DIR
+from calo_assets.logs import reader
 from calo_assets.logs._native import literal_json, split_records
+from calo_assets.logs.events import classify, classify_common
+from calo_assets.logs.export import discover
 from calo_assets.logs.inspect_literal import (
     LiteralError,
     LiteralJson,
@@ -58,7 +62,10 @@ def assert_agrees(text: str) -> bool:
             "{ a: 'tab\\tnew\\nline \\\\ \\' \\x0b \\x7f \\xe9 \\u20ac é' }",
             '{"a":"tab\\tnew\\nline \\\\ \' \\u000b \x7f é € é"}',
         ),
-        ("{ n: 123456789012345678901234567890 }", '{"n":123456789012345678901234567890}'),
+        (
+            "{ n: 123456789012345678, m: -123456789012345678 }",
+            '{"n":123456789012345678,"m":-123456789012345678}',
+        ),
         ("{ true: 1, null: 2 }", '{"true":1,"null":2}'),
     ],
 )
@@ -77,6 +84,7 @@ def test_common_literals_become_stored_json(text, expected):
         "{ a: [Circular *1] }",
         "{ a: Decimal128 { x: 1 } }",
         "{ a: 1e21 }",
+        "{ a: 1234567890123456789 }",
         "{ a: 1.5e-7 }",
         "{ a: -0 }",
         "{ a: 0.0000001 }",
@@ -122,7 +130,7 @@ def test_find_literal_json_keeps_head_class_name_and_trailing_text():
     message = "Sending slack notification Rr { a: 1.5 } arn:aws:sns:x"
     assert find_literal_json(message) == (
         "Sending slack notification",
-        LiteralJson('{"a":"1.5"}', "Rr", "arn:aws:sns:x"),
+        LiteralJson('{"a":"1.5"}', "Rr", "arn:aws:sns:x", compiled=True),
     )
     head, literal = find_literal(message)
     assert (head, to_json(literal.value)) == ("Sending slack notification", '{"a":"1.5"}')
@@ -244,3 +252,104 @@ _LINE_PIECES = st.sampled_from(
 @given(st.lists(_LINE_PIECES, max_size=30).map("".join))
 def test_records_are_cut_as_the_reference_cuts_them(text):
     assert split_records(text) == reference_split(text)
+
+
+# -- the commonest records: typed as events.classify types them ---------------------------------------
+
+_BODY_PIECES = st.sampled_from(
+    [
+        "START ",
+        "END ",
+        "START",
+        "RequestId: ",
+        "RequestId:",
+        "r-1",
+        " Version: ",
+        "$LATEST",
+        "\t",
+        "\n",
+        " ",
+        "\x0b",
+        "\x1c",
+        "\x85",
+        "2024-01-05T10:00:00.000Z\t",
+        "2024-01-05T10:00:00Z",
+        "2024-01-05T:Z\t",
+        "undefined\t",
+        "r1\t",
+        "INFO\t",
+        "Info\t",
+        "\t\t",
+        "Processing message",
+        "SubscriptionBalanceUpdated event published",
+        "Start syncing the balance { a: 1 }",
+        '"',
+        "\\",
+        "\x01",
+        "é",
+        "\ufffd",
+        "x",
+    ]
+)
+_LINES = st.one_of(
+    st.lists(_BODY_PIECES, max_size=12).map("".join),
+    st.builds(
+        "{}RequestId: {}{}{}".format,
+        st.sampled_from(["START ", "END "]),
+        st.text(st.sampled_from("ab1- \t\x0b"), max_size=6),
+        st.sampled_from(["", " Version: $LATEST", " Version: ", "\tVersion: 1"]),
+        st.sampled_from(["", "\n", "\nmore", " "]),
+    ),
+    st.builds(
+        "2024-01-05T10:00:00.000Z\t{}\t{}\t{}{}".format,
+        st.sampled_from(["r1", "undefined", "a b", "x\ny"]),
+        st.sampled_from(["INFO", "ERROR", "", "info"]),
+        st.sampled_from(
+            [
+                "Processing message",
+                "SubscriptionBalanceUpdated event published",
+                "Processing",
+                "Other",
+            ]
+        ),
+        st.text(st.sampled_from(' x\t\n"\\\x01\x1f\x7f'), max_size=8),
+    ),
+)
+
+
+def assert_typed_as_classify_types(bodies: list[str]) -> int:
+    """Every record ``classify_common`` types is typed as ``classify`` types it; returns how many."""
+    columns = classify_common(bodies)
+    typed = 0
+    for index, body in enumerate(bodies):
+        if columns.kinds[index] is None:
+            assert index in columns.others
+            continue
+        assert index not in columns.others
+        event = classify(body)
+        assert (event.kind, event.level, event.request_id, event.message, event.payload) == (
+            columns.kinds[index],
+            columns.levels[index],
+            columns.request_ids[index],
+            columns.messages[index],
+            columns.payloads[index],
+        )
+        assert event.trailing is None
+        typed += 1
+    return typed
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_LINES, max_size=8))
+def test_common_records_are_typed_as_classify_types_them(bodies):
+    assert_typed_as_classify_types(bodies)
+
+
+def test_the_shipped_sample_is_typed_alike_and_mostly_by_the_compiled_pass():
+    bodies = [
+        body
+        for part in discover(SAMPLE_LOG_DIR).parts
+        for body in reader.split_records(reader.read_text(part.path)[0])[0].bodies
+    ]
+    typed = assert_typed_as_classify_types(bodies)
+    assert typed > len(bodies) / 3  # the shapes are common: the pass is worth having

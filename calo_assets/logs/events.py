@@ -13,10 +13,11 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
+from calo_assets.logs import _native
 from calo_assets.logs.inspect_literal import (
     LiteralError,
     LiteralJson,
@@ -83,6 +84,25 @@ _RUNTIME_ERROR = re.compile(
     r"(Unknown application error occurred|Task timed out after [\d.]+ seconds)(.*)", re.S
 )
 _NEGATIVE_BALANCE = "negative balance"
+
+
+class CommonColumns(NamedTuple):
+    """The records typed by ``classify_common``, as columns; ``others`` lists the records left out."""
+
+    kinds: list[str | None]
+    levels: list[str | None]
+    request_ids: list[str | None]
+    messages: list[str | None]
+    payloads: list[str | None]
+    others: list[int]
+
+
+def classify_common(bodies: list[str]) -> CommonColumns:
+    """Type the records of the commonest shapes (``START``, ``END``, ``Processing message``,
+    ``SubscriptionBalanceUpdated event published``: half of a day's records) in one compiled pass,
+    exactly as ``classify`` types them. A record of any other shape has kind None here and its index in
+    ``others``: ``classify`` is the rule, this a faster route to the same result (property-tested)."""
+    return CommonColumns(*_native.classify_common(bodies))
 
 
 def classify(body: str) -> Event:
@@ -282,17 +302,14 @@ def _trailing(literal: LiteralJson | None) -> str | None:
     return (literal.trailing or None) if literal is not None else None
 
 
-# Stored JSON holds no fractional numbers (they are text). orjson reads its integers exactly up to 64
-# bits; text with a run of 19 digits or more (where a longer integer may be) goes to the standard decoder.
+# Stored JSON holds no fractional numbers (they are text). orjson reads integers exactly up to 64 bits
+# (compiled JSON has no longer ones); the standard decoder reads any JSON exactly.
 _EXACT_JSON = json.JSONDecoder()
-_LONG_DIGITS = re.compile(r"\d{19}")
 
 
 def _decoded(literal: LiteralJson) -> Any:
     """The stored JSON of a literal as Python values, for checking a family's fields."""
-    if _LONG_DIGITS.search(literal.json):
-        return _EXACT_JSON.decode(literal.json)
-    return orjson.loads(literal.json)
+    return orjson.loads(literal.json) if literal.compiled else _EXACT_JSON.decode(literal.json)
 
 
 def _json(text: str) -> str:

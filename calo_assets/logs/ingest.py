@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from calo_assets.logs.events import APP_KINDS, RecordError, classify
+from calo_assets.logs.events import APP_KINDS, RecordError, classify, classify_common
 from calo_assets.logs.export import Discovery, StreamPart
 from calo_assets.logs.reader import (
     DEFAULT_MAX_BYTES,
@@ -264,15 +264,17 @@ def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] |
     mask_all = mask_text if options.mask_personal_data else _identity
     stream, file = part.stream, part.path.name
     records = _in_time_order(records)
-    # Columns of the file's rows; quarantined records stay in them until their day is known.
-    kinds: list[str] = []
-    levels: list[str | None] = []
-    request_ids: list[str | None] = []
-    messages: list[str | None] = []
-    payloads: list[str | None] = []
-    trailings: list[str | None] = []
-    for line, body in zip(records.lines, records.bodies, strict=True):
-        if line == last_line:
+    bodies = records.bodies
+    # Columns of the file's rows; quarantined records stay in them until their day is known. The
+    # commonest shapes are typed in one compiled pass (machine-made text: nothing to mask); the other
+    # records, one by one below.
+    kinds, levels, request_ids, messages, payloads, others = classify_common(bodies)
+    trailings: list[str | None] = [None] * len(bodies)
+    if last_line is not None and kinds[cut_index := records.lines.index(last_line)] is not None:
+        others.append(cut_index)
+    for index in others:
+        body = bodies[index]
+        if records.lines[index] == last_line:
             kind, level, request_id, trailing = QUARANTINED, None, None, None
             message = f"last record cut off where the file is damaged ({cut_off.split(':')[0]})"
             payload = mask_all(excerpt(body))
@@ -292,12 +294,12 @@ def _read_part(part: StreamPart, options: IngestOptions, days: Collection[str] |
                 message = mask(event.message)
                 payload = None if event.payload is None else mask(event.payload)
                 trailing = mask(event.trailing) if event.trailing else None
-        kinds.append(kind)
-        levels.append(level)
-        request_ids.append(request_id)
-        messages.append(message)
-        payloads.append(payload)
-        trailings.append(trailing)
+        kinds[index] = kind
+        levels[index] = level
+        request_ids[index] = request_id
+        messages[index] = message
+        payloads[index] = payload
+        trailings[index] = trailing
     occurred, lines = records.stamps, records.lines
     days = _assign_invocations(kinds, request_ids, occurred)
     records_by_day = Counter(days)

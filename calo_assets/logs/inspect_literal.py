@@ -96,11 +96,16 @@ class Literal(NamedTuple):
 
 
 class LiteralJson(NamedTuple):
-    """A literal as stored: its compact JSON (``to_json``), class name and the text after it."""
+    """A literal as stored: its compact JSON (``to_json``), class name and the text after it.
+
+    ``compiled``: the JSON came from the compiled pass, whose integers have at most 18 digits (any
+    64-bit JSON reader, such as orjson, reads them exactly).
+    """
 
     json: str
     class_name: str | None
     trailing: str
+    compiled: bool = False
 
 
 def find_literal(message: str) -> tuple[str, Literal | None]:
@@ -128,7 +133,7 @@ def find_literal_json(message: str) -> tuple[str, LiteralJson | None]:
     fast = _compiled_literal_json(text)
     if fast is not None:
         end, json_text = fast
-        return head, LiteralJson(json_text, class_name, text[end:].strip())
+        return head, LiteralJson(json_text, class_name, text[end:].strip(), compiled=True)
     literal = parse_literal(text)
     return head, LiteralJson(to_json(literal.value), class_name, literal.trailing)
 
