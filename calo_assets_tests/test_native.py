@@ -291,8 +291,46 @@ _BODY_PIECES = st.sampled_from(
         "x",
     ]
 )
+_PLATFORM_ITEMS = st.sampled_from(
+    [
+        "RequestId: r1",
+        "RequestId: r1 Version: $LATEST",
+        "RequestId:  r2 Version:  ",
+        " RequestId: x",
+        "Request Id: y",
+        "Duration: 108.07 ms",
+        "Billed Duration: 109 ms",
+        "Memory Size: 1024 MB",
+        "Init Duration: -1.5 ms",
+        "Duration: 1 2 ms",
+        "Duration: 1. ms",
+        "Duration: ms",
+        " ms",
+        "Size: 7 mb",
+        "Version: 9",
+        "Status: error",
+        "Error Type: Runtime.ExitError",
+        "TraceId: 1-abc",
+        "Sampled: true",
+        "Name:",
+        ": ",
+        "a: b: c",
+        'Quote: "x\\',
+        "",
+        " ",
+        "Runtime Version: nodejs:20.v15",
+        "MIXED Case: V",
+        "\x0b",
+        "é: 1",
+    ]
+)
 _LINES = st.one_of(
     st.lists(_BODY_PIECES, max_size=12).map("".join),
+    st.builds(
+        "{}{}".format,
+        st.sampled_from(["REPORT ", "INIT_START ", "INIT_REPORT ", "XRAY ", "REPORT", "START "]),
+        st.lists(_PLATFORM_ITEMS, max_size=6).map("\t".join),
+    ),
     st.builds(
         "{}RequestId: {}{}{}".format,
         st.sampled_from(["START ", "END "]),

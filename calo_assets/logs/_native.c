@@ -2,8 +2,9 @@
  *
  * `split_records(text)` cuts a stream file's text into records (see reader.split_records).
  *
- * `classify_common(bodies)` types the records of the four commonest shapes (half of all records,
- * each a few microseconds of Python) as `events.classify` does, and leaves every other to it.
+ * `classify_common(bodies)` types the records of the commonest shapes (platform lines, two
+ * application messages: two thirds of all records, each a few microseconds of Python) as
+ * `events.classify` does, and leaves every other record to it.
  *
  * `literal_json(text)` goes from a Node `util.inspect` object literal to the compact JSON stored in
  * `log_events.payload`. It reads the literal that starts at text[0] ('{' or '[') and returns
@@ -482,9 +483,28 @@ typedef struct {
     const char *kind; /* an interned kind name, NULL: leave the record to events.classify */
     const char *level, *request_id, *message;
     Py_ssize_t level_length, request_id_length, message_length;
-    const char *message_id; /* sqs_message: its payload's one value */
-    Py_ssize_t message_id_length;
+    Buffer *payload; /* its JSON when has_payload (a buffer reused from record to record) */
+    int has_payload;
 } Common;
+
+/* A JSON string of ASCII text, escaped as orjson escapes it. */
+static int put_json_text(Buffer *b, const char *s, Py_ssize_t n) {
+    int ok = put_char(b, '"');
+    for (Py_ssize_t i = 0; ok && i < n; i++) ok = put_code_point(b, (unsigned char)s[i]);
+    return ok && put_char(b, '"');
+}
+
+static void strip(const char **start, const char **end) {
+    while (*start < *end && is_py_space(**start)) (*start)++;
+    while (*end > *start && is_py_space((*end)[-1])) (*end)--;
+}
+
+/* Where " Version: " starts in [s, end), NULL if nowhere (events._split_version). */
+static const char *find_version(const char *s, const char *end) {
+    for (const char *v = s; v + 10 <= end; v++)
+        if (memcmp(v, " Version: ", 10) == 0) return v;
+    return NULL;
+}
 
 /* START and END: `RequestId: <id>[ Version: <v>]`, read as events._request_id reads it. */
 static int platform_line(const char *s, Py_ssize_t n, Common *c) {
@@ -497,16 +517,134 @@ static int platform_line(const char *s, Py_ssize_t n, Common *c) {
     const char *value = s + skip + 11, *end = s + n;
     const char *tab = find_char(value, end - value, '\t');
     if (tab) end = tab;
-    while (value < end && is_py_space(*value)) value++;
-    while (end > value && is_py_space(end[-1])) end--;
-    for (const char *v = value; v + 10 <= end; v++) { /* " Version: " */
-        if (memcmp(v, " Version: ", 10) == 0) {
-            end = v;
-            break;
-        }
-    }
+    strip(&value, &end);
+    const char *version = find_version(value, end);
     c->request_id = value;
-    c->request_id_length = end - value;
+    c->request_id_length = (version ? version : end) - value;
+    return 1;
+}
+
+#define MAX_FIELDS 32
+#define MAX_KEY 64
+
+/* Whether the key just written at b->data[start:] repeats one of keys[0:count] (then Python's dict
+ * would keep one value where JSON text keeps two: the record is left to events.classify). */
+static int repeated_key(Buffer *b, Py_ssize_t start, Py_ssize_t *keys, Py_ssize_t *lengths,
+                        int count) {
+    Py_ssize_t length = b->size - start;
+    for (int k = 0; k < count; k++)
+        if (lengths[k] == length && memcmp(b->data + keys[k], b->data + start, (size_t)length) == 0)
+            return 1;
+    return 0;
+}
+
+static int is_number_text(const char *s, const char *end) { /* events._NUMBER: -?\d+(\.\d+)? */
+    if (s < end && *s == '-') s++;
+    const char *digits = s;
+    while (s < end && *s >= '0' && *s <= '9') s++;
+    if (s == digits) return 0;
+    if (s < end && *s == '.') {
+        const char *fraction = ++s;
+        while (s < end && *s >= '0' && *s <= '9') s++;
+        if (s == fraction) return 0;
+    }
+    return s == end;
+}
+
+/* REPORT, INIT_START, INIT_REPORT and XRAY lines: tab-separated `Name: value` items, read as
+ * events._platform_fields reads them, into the JSON payload. */
+static int platform_fields(const char *s, Py_ssize_t n, Common *c) {
+    static const char *const names[] = {"REPORT ", "INIT_START ", "INIT_REPORT ", "XRAY "};
+    static const char *const kinds[] = {"report", "init_start", "init_report", "xray"};
+    int which = -1;
+    for (int k = 0; k < 4 && which < 0; k++)
+        if (starts_with(s, n, names[k])) which = k;
+    if (which < 0) return 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\t') return 0; /* one line, nothing unusual */
+    Buffer *b = c->payload;
+    Py_ssize_t keys[MAX_FIELDS], lengths[MAX_FIELDS];
+    int count = 0, seen_request_id = 0;
+    b->size = 0;
+    if (!put_char(b, '{')) return 0;
+    const char *item = s + strlen(names[which]), *end = s + n;
+    while (item <= end) {
+        const char *item_end = find_char(item, end - item, '\t');
+        if (item_end == NULL) item_end = end;
+        const char *separator = NULL;
+        for (const char *p = item; p + 1 < item_end; p++) {
+            if (p[0] == ':' && p[1] == ' ') {
+                separator = p;
+                break;
+            }
+        }
+        if (separator != NULL) {
+            const char *name = item, *name_end = separator;
+            const char *value = separator + 2, *value_end = item_end;
+            char key[MAX_KEY + 4];
+            Py_ssize_t key_length = 0;
+            if (name_end - name == 9 && memcmp(name, "RequestId", 9) == 0) {
+                memcpy(key, "request_id", 10);
+                key_length = 10;
+            } else {
+                strip(&name, &name_end);
+                if (name_end - name > MAX_KEY) return 0;
+                for (const char *p = name; p < name_end; p++)
+                    key[key_length++] = *p == ' ' ? '_' : (char)Py_TOLOWER(*p);
+            }
+            strip(&value, &value_end);
+            if (key_length == 10 && memcmp(key, "request_id", 10) == 0) {
+                if (seen_request_id++) return 0;
+                const char *version = find_version(value, value_end);
+                c->request_id = value;
+                c->request_id_length = (version ? version : value_end) - value;
+                if (version != NULL) { /* "version": what follows " Version: ", stripped */
+                    const char *v = version + 10, *v_end = value_end;
+                    strip(&v, &v_end);
+                    if (v < v_end) {
+                        if (count == MAX_FIELDS) return 0;
+                        if (count && !put_char(b, ',')) return 0;
+                        keys[count] = b->size;
+                        if (!put(b, "\"version\"", 9)) return 0;
+                        lengths[count] = 9;
+                        if (repeated_key(b, keys[count], keys, lengths, count)) return 0;
+                        count++;
+                        if (!put_char(b, ':') || !put_json_text(b, v, v_end - v)) return 0;
+                    }
+                }
+            } else {
+                const char *space = NULL;
+                if (value_end - value >= 3 && (memcmp(value_end - 3, " ms", 3) == 0 ||
+                                               memcmp(value_end - 3, " MB", 3) == 0)) {
+                    for (const char *p = value_end - 1; p >= value; p--)
+                        if (*p == ' ') {
+                            space = p;
+                            break;
+                        }
+                }
+                if (space != NULL && is_number_text(value, space)) {
+                    key[key_length++] = '_';
+                    key[key_length++] = (char)Py_TOLOWER(space[1]);
+                    key[key_length++] = (char)Py_TOLOWER(space[2]);
+                    value_end = space;
+                }
+                if (count == MAX_FIELDS) return 0;
+                if (count && !put_char(b, ',')) return 0;
+                keys[count] = b->size;
+                if (!put_json_text(b, key, key_length)) return 0;
+                lengths[count] = b->size - keys[count];
+                if (repeated_key(b, keys[count], keys, lengths, count)) return 0;
+                count++;
+                if (!put_char(b, ':') || !put_json_text(b, value, value_end - value)) return 0;
+            }
+        }
+        item = item_end + 1;
+    }
+    if (!put_char(b, '}')) return 0;
+    c->kind = kinds[which];
+    c->message = s;
+    c->message_length = n;
+    c->has_payload = 1;
     return 1;
 }
 
@@ -536,12 +674,12 @@ static int app_line(const char *s, Py_ssize_t n, Common *c) {
     c->message_length = n - i - 1;
     if (starts_with(c->message, c->message_length, "Processing message")) {
         const char *value = c->message + 18, *end = c->message + c->message_length;
-        while (value < end && is_py_space(*value)) value++;
-        while (end > value && is_py_space(end[-1])) end--;
+        strip(&value, &end);
         c->kind = "sqs_message";
-        c->message_id = value;
-        c->message_id_length = end - value;
-        return 1;
+        c->payload->size = 0;
+        c->has_payload = put(c->payload, "{\"message_id\":", 14) &&
+                         put_json_text(c->payload, value, end - value) && put_char(c->payload, '}');
+        return c->has_payload;
     }
     if (starts_with(c->message, c->message_length, "SubscriptionBalanceUpdated event published")) {
         c->kind = "sync_published";
@@ -552,17 +690,6 @@ static int app_line(const char *s, Py_ssize_t n, Common *c) {
 
 static PyObject *ascii_text(const char *s, Py_ssize_t n) {
     return PyUnicode_FromStringAndSize(s, n); /* ASCII: bodies are claimed only when all ASCII */
-}
-
-static PyObject *message_id_json(const char *s, Py_ssize_t n) {
-    Buffer b = {PyMem_Malloc((size_t)n + 32), 0, n + 32};
-    if (b.data == NULL) return PyErr_NoMemory();
-    int ok = put(&b, "{\"message_id\":\"", 15);
-    for (Py_ssize_t i = 0; ok && i < n; i++) ok = put_code_point(&b, (unsigned char)s[i]);
-    ok = ok && put(&b, "\"}", 2);
-    PyObject *json = ok ? PyUnicode_FromStringAndSize(b.data, b.size) : PyErr_NoMemory();
-    PyMem_Free(b.data);
-    return json;
 }
 
 /* Put a new reference in a list slot that holds None. */
@@ -582,20 +709,31 @@ static PyObject *classify_common(PyObject *module, PyObject *bodies) {
     Py_ssize_t count = PyList_GET_SIZE(bodies);
     PyObject *columns[5] = {NULL};
     PyObject *others = PyList_New(0), *result = NULL;
+    Buffer payload = {NULL, 0, 0};
     if (others == NULL) return NULL;
     for (int k = 0; k < 5; k++) {
         columns[k] = PyList_New(count);
         if (columns[k] == NULL) goto done;
         for (Py_ssize_t i = 0; i < count; i++) PyList_SET_ITEM(columns[k], i, Py_NewRef(Py_None));
     }
+    payload.capacity = 256;
+    payload.data = PyMem_Malloc((size_t)payload.capacity);
+    if (payload.data == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *body = PyList_GET_ITEM(bodies, i);
-        Common c = {0};
+        const Common fresh = {.payload = &payload};
+        Common c = fresh;
         int claimed = 0;
         if (PyUnicode_Check(body) && PyUnicode_IS_ASCII(body)) {
             const char *s = (const char *)PyUnicode_DATA(body);
             Py_ssize_t n = PyUnicode_GET_LENGTH(body);
-            claimed = platform_line(s, n, &c) || app_line(s, n, &c);
+            /* an attempt given up half-way may have set fields: each one starts afresh */
+            claimed = platform_line(s, n, &c);
+            if (!claimed) c = fresh, claimed = platform_fields(s, n, &c);
+            if (!claimed) c = fresh, claimed = app_line(s, n, &c);
         }
         if (!claimed) {
             PyObject *index = PyLong_FromSsize_t(i);
@@ -609,13 +747,14 @@ static PyObject *classify_common(PyObject *module, PyObject *bodies) {
             (c.request_id != NULL &&
              !replace_none(columns[2], i, ascii_text(c.request_id, c.request_id_length))) ||
             !replace_none(columns[3], i, ascii_text(c.message, c.message_length)) ||
-            (c.message_id != NULL &&
-             !replace_none(columns[4], i, message_id_json(c.message_id, c.message_id_length))))
+            (c.has_payload &&
+             !replace_none(columns[4], i, ascii_text(payload.data, payload.size))))
             goto done;
     }
     result = Py_BuildValue("(OOOOOO)", columns[0], columns[1], columns[2], columns[3], columns[4],
                            others);
 done:
+    PyMem_Free(payload.data);
     for (int k = 0; k < 5; k++) Py_XDECREF(columns[k]);
     Py_DECREF(others);
     return result;
@@ -625,8 +764,9 @@ static PyMethodDef methods[] = {
     {"classify_common", classify_common, METH_O,
      "classify_common(bodies, /)\n--\n\n"
      "(kinds, levels, request_ids, messages, payloads, others) for the records of the commonest\n"
-     "shapes (START, END, Processing message, SubscriptionBalanceUpdated event published), exactly as\n"
-     "events.classify types them; a record of any other shape has kind None and its index in others."},
+     "shapes (START, END, REPORT, INIT_START, INIT_REPORT, XRAY, Processing message,\n"
+     "SubscriptionBalanceUpdated event published), exactly as events.classify types them; a record\n"
+     "of any other shape has kind None and its index in others."},
     {"split_records", split_records, METH_O,
      "split_records(text, /)\n--\n\n"
      "(head_end, lines, timestamps, bodies): where the first record starts, and each record's first\n"
@@ -638,8 +778,11 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_native", "The compiled hot path of the parse: records, common shapes and literals.", -1,
-    methods,
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_native",
+    .m_doc = "The compiled hot path of the parse: records, common shapes and literals.",
+    .m_size = -1,
+    .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
