@@ -157,3 +157,12 @@ def test_integers_beyond_64_bits_are_checked_exactly():
     assert payload(app(started.format(largest)))["transaction"]["amount"] == largest
     with pytest.raises(RecordError, match="does not fit"):
         app(started.format(largest + 1))
+
+
+def test_a_discrepancy_is_one_whatever_text_its_object_holds():
+    gap = app(
+        "Subscription balance and payment balance are not in sync { userId: 'u', note: 'already synced',"
+        " subscriptionBalance: 1, paymentBalance: 2 }",
+        "ERROR",
+    )
+    assert gap.kind == "balance_discrepancy"

@@ -5,12 +5,14 @@ formula neutralisation hold against adversarial strings."""
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from calo_assets import privacy
 from calo_assets.logs.events import RecordError, classify
 from calo_assets.logs.inspect_literal import (
     LiteralError,
@@ -129,3 +131,51 @@ def test_masking_leaves_ordinary_figures_alone():
 @pytest.mark.parametrize("text", ["=1+1", "+SUM(A1)", "-2", "@cmd", "\t=x", "\r=x"])
 def test_csv_values_that_look_like_formulas_are_neutralised(text):
     assert csv_safe(text) == "'" + text
+
+
+# The masking pattern as it was before its search started at the key's last word: the same values masked.
+_KEY_FROM_ITS_FIRST_LETTER = re.compile(
+    r"""(?P<key>(?:\\*["'])?(?:[A-Za-z]*(?:[Nn]ame|[Ee]mail|[Pp]hone(?:Number)?)|actor|sender|receiver|recipient)"""
+    r"""(?:\\*["'])?\s*[:=]\s*)(?P<quote>\\*["'`])(?P<value>(?:\\.|.)*?)(?P=quote)""",
+    re.DOTALL,
+)
+_MASKING_PIECES = st.sampled_from(
+    [
+        "userName",
+        "name",
+        "Name",
+        "firstName",
+        "email",
+        "phoneNumber",
+        "phone",
+        "actor",
+        "reactor",
+        "sender",
+        "recipient",
+        "nameName",
+        "user",
+        ":",
+        "=",
+        " ",
+        "'",
+        '"',
+        "`",
+        "\\",
+        '\\"',
+        "x",
+        "1",
+        "{",
+        "}",
+        ",",
+        "\n",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(_MASKING_PIECES, max_size=30).map("".join))
+def test_masking_masks_what_a_search_from_every_letter_masked(text):
+    assert privacy._PERSONAL_KEY.sub(privacy._mask_value, text) == _KEY_FROM_ITS_FIRST_LETTER.sub(
+        privacy._mask_value, text
+    )

@@ -152,7 +152,8 @@ def test_an_unexpected_failure_names_the_file(tmp_path, monkeypatch):
 
     from calo_assets.logs import ingest
 
-    path = StreamText().start("r1").end("r1").write(tmp_path)
+    # START and END are typed by the compiled pass; the application line goes through classify.
+    path = StreamText().start("r1").app("r1", "INFO", "Something new").end("r1").write(tmp_path)
 
     def broken(body):
         raise ZeroDivisionError("a bug")

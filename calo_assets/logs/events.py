@@ -203,6 +203,14 @@ def _classify_app(message: str, level: str, request_id: str | None) -> Event:
         return event("sync_started", literal.json, _trailing(literal), head)
     if message.startswith("SubscriptionBalanceUpdated event published"):
         return event("sync_published")
+    if message.startswith("Subscription balance and payment balance are not in sync"):
+        head, literal = _literal(message, "balance discrepancy")
+        value = _decoded(literal)
+        if not isinstance(value, dict) or not value.get("userId"):
+            raise RecordError("balance discrepancy without userId")
+        _check_money(value, ("subscriptionBalance", "paymentBalance"), "balance discrepancy")
+        return event("balance_discrepancy", literal.json, _trailing(literal), head)
+    # After the discrepancy: a discrepancy's object may hold any text, "already synced" too.
     if message.startswith("Skipping") or "already synced" in message:
         head, literal = _try_literal(message)
         detail = _payload(literal) or "null"
@@ -212,13 +220,6 @@ def _classify_app(message: str, level: str, request_id: str | None) -> Event:
             _trailing(literal),
             head,
         )
-    if message.startswith("Subscription balance and payment balance are not in sync"):
-        head, literal = _literal(message, "balance discrepancy")
-        value = _decoded(literal)
-        if not isinstance(value, dict) or not value.get("userId"):
-            raise RecordError("balance discrepancy without userId")
-        _check_money(value, ("subscriptionBalance", "paymentBalance"), "balance discrepancy")
-        return event("balance_discrepancy", literal.json, _trailing(literal), head)
     if message.startswith("Uncaught Exception"):
         head, _, rest = message.partition("\t")
         rest = rest.strip()
