@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-packages run test lint format bench dev clean
+.PHONY: setup system-packages run test lint format bench dev clean sanitize
 
 setup: $(STAMP) system-packages
 
@@ -46,6 +46,25 @@ run: setup
 ## Lint, then the whole test suite (unit, Dagster, end to end on ../shared/real-logs).
 test: setup lint
 	$(BIN)/python -m pytest -q
+
+## The compiled module under AddressSanitizer and UBSan: a copy of the package with an instrumented build,
+## then the tests that exercise it (any memory error or undefined behaviour stops the run).
+SANITIZE_DIR ?= /tmp/calo_sanitize
+sanitize: setup
+	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
+	cp -r calo_assets calo_assets_tests pyproject.toml $(SANITIZE_DIR)/ && ln -s $(CURDIR)/data $(SANITIZE_DIR)/data
+	rm -f $(SANITIZE_DIR)/calo_assets/logs/_native*.so
+	cc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+	    -I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+	    calo_assets/logs/_native.c \
+	    -o $(SANITIZE_DIR)/calo_assets/logs/_native$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	cd $(SANITIZE_DIR) && export PYTHONPATH=$(SANITIZE_DIR) ASAN_OPTIONS=detect_leaks=0 \
+	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	    LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
+	&& $(CURDIR)/$(BIN)/python -c 'import calo_assets.logs._native as n, sys; sys.exit(0 if n.__file__.startswith("$(SANITIZE_DIR)") else f"not the instrumented build: {n.__file__}")' \
+	&& $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=$(SANITIZE_DIR) \
+	    calo_assets_tests/test_native.py calo_assets_tests/test_events.py \
+	    calo_assets_tests/test_fuzz.py calo_assets_tests/test_reader_and_export.py
 
 lint: setup
 	$(BIN)/ruff check .
