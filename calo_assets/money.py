@@ -16,6 +16,7 @@ MONEY_TYPE = pa.decimal128(38, 18)
 _QUANTUM = Decimal(1).scaleb(-MONEY_TYPE.scale)
 _INTEGER_DIGITS = MONEY_TYPE.precision - MONEY_TYPE.scale
 _LIMIT = Decimal(10) ** _INTEGER_DIGITS
+_INT_LIMIT = 10**_INTEGER_DIGITS
 # Plain decimal text that fits ``MONEY_TYPE``: what ``to_money`` accepts, decided without a Decimal.
 _PLAIN_MONEY = re.compile(rf"-?\d{{1,{_INTEGER_DIGITS}}}(?:\.\d{{1,{MONEY_TYPE.scale}}})?")
 
@@ -61,9 +62,6 @@ def check_money(value: Any) -> None:
     if kind is int and -_INT_LIMIT < value < _INT_LIMIT:
         return
     to_money(value)
-
-
-_INT_LIMIT = 10**_INTEGER_DIGITS
 
 
 def minor_unit(currency: str | None) -> int:

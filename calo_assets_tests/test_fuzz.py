@@ -21,6 +21,7 @@ from calo_assets.logs.inspect_literal import (
     parse_literal,
 )
 from calo_assets.logs.reader import split_records
+from calo_assets.money import MoneyError, check_money, to_money
 from calo_assets.privacy import mask_text
 from calo_assets.report.publish import csv_safe
 
@@ -179,3 +180,23 @@ def test_masking_masks_what_a_search_from_every_letter_masked(text):
     assert privacy._PERSONAL_KEY.sub(privacy._mask_value, text) == _KEY_FROM_ITS_FIRST_LETTER.sub(
         privacy._mask_value, text
     )
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.integers(min_value=-(10**21), max_value=10**21),
+        st.from_regex(r"-?[0-9]{1,22}(\.[0-9]{0,20})?", fullmatch=True),
+        st.text(st.sampled_from("0123456789.-+eE ٢x"), max_size=24),
+        st.decimals(allow_nan=True, allow_infinity=True),
+        st.booleans(),
+    )
+)
+def test_check_money_refuses_what_to_money_refuses(value):
+    try:
+        to_money(value)
+    except MoneyError:
+        with pytest.raises(MoneyError):
+            check_money(value)
+    else:
+        check_money(value)
