@@ -187,9 +187,9 @@ class DayWriter:
         if self._pending_rows >= ROW_GROUP_ROWS:
             self._flush()
 
-    def close(self, corrections: Mapping[int, Mapping[str, Any]] | None = None) -> Path:
+    def close(self) -> Path:
         """``finish``, then ``commit``."""
-        self.finish(corrections)
+        self.finish()
         return self.commit()
 
     def finish(self, corrections: Mapping[int, Mapping[str, Any]] | None = None) -> None:

@@ -79,7 +79,8 @@ def test_corrections_rewrite_written_rows_in_place_before_the_day_lands(tmp_path
     writer = store.day_writer("quarantine", "2024-01-05")
     for first, rows in ((0, 3), (3, 4), (7, 2)):
         writer.write(piece(first, rows))
-    writer.close({1: {"reason": "one"}, 8: {"reason": "eight", "unit": "record"}})
+    writer.finish({1: {"reason": "one"}, 8: {"reason": "eight", "unit": "record"}})
+    writer.commit()
     parts = list(store.read_day_in_parts("quarantine", "2024-01-05"))
     assert [part.num_rows for part in parts] == [7, 2]  # the row groups stay as written
     table = pa.concat_tables(parts)
