@@ -85,14 +85,17 @@ class Warehouse:
         path = self.day_file(table, day)
         return pq.ParquetFile(path).num_row_groups if path.exists() else 0
 
-    def read_day_in_parts(self, table: str, day: str) -> Iterator[pa.Table]:
-        """One day of a daily table, row group by row group (nothing when the day was never written)."""
+    def read_day_in_parts(
+        self, table: str, day: str, columns: Sequence[str] | None = None
+    ) -> Iterator[pa.Table]:
+        """One day of a daily table (or only ``columns`` of it: none gives just the row counts), row
+        group by row group (nothing when the day was never written)."""
         path = self.day_file(table, day)
         if not path.exists():
             return
         parquet = pq.ParquetFile(path)
         for index in range(parquet.num_row_groups):
-            yield parquet.read_row_group(index)
+            yield parquet.read_row_group(index, columns=None if columns is None else list(columns))
 
     def days(self, table: str) -> list[str]:
         """The days written for a daily table, sorted."""

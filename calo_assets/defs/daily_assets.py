@@ -275,7 +275,9 @@ def write_sync_day(warehouse: Warehouse, day: str, tables: list[str]) -> None:
 def _summary(warehouse: Warehouse, name: str, days: list[str]) -> TableSummary:
     summary = TableSummary(name, _COUNTED.get(name, ()), _SUMMED.get(name, ()))
     for day in days:
-        for part in warehouse.read_day_in_parts(name, day):
+        # Every column while the preview fills; then only what is counted or summed.
+        columns = None if summary.wants_preview else summary.columns
+        for part in warehouse.read_day_in_parts(name, day, columns):
             summary.add(part)
     return summary
 

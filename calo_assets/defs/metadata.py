@@ -45,9 +45,19 @@ class TableSummary:
         self.counts: dict[str, Counter[str]] = {column: Counter() for column in counted}
         self.sums: dict[tuple[str, str], dict[str, Decimal | None]] = {pair: {} for pair in summed}
 
+    @property
+    def wants_preview(self) -> bool:
+        """Whether the preview still needs rows: until it has them, parts must have every column."""
+        return self.head.num_rows < PREVIEW_ROWS
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns the summary reads once the preview is full (none: it then only counts rows)."""
+        return list(dict.fromkeys([*self.counts, *(name for pair in self.sums for name in pair)]))
+
     def add(self, part: pa.Table) -> None:
         self.rows += part.num_rows
-        if self.head.num_rows < PREVIEW_ROWS:
+        if self.wants_preview:
             more = part.slice(0, PREVIEW_ROWS - self.head.num_rows)
             self.head = pa.concat_tables([self.head, more])
         for column, counts in self.counts.items():
