@@ -129,6 +129,18 @@ static int put_code_point(Buffer *b, Py_UCS4 c) {
     return put(b, bytes, 4);
 }
 
+/* Whether the key just written at b->data[start:] repeats one of keys[0:count] (the keys of one
+ * object, as offsets into b). Python's dict would keep one value where JSON text keeps two, so the
+ * caller gives up and leaves the text to the Python path. */
+static int repeated_key(Buffer *b, Py_ssize_t start, Py_ssize_t *keys, Py_ssize_t *lengths,
+                        int count) {
+    Py_ssize_t length = b->size - start;
+    for (int k = 0; k < count; k++)
+        if (lengths[k] == length && memcmp(b->data + keys[k], b->data + start, (size_t)length) == 0)
+            return 1;
+    return 0;
+}
+
 /* A quoted string ('...', "..." or `...`) at p->pos, written as a JSON string. */
 static int parse_string(Parser *p) {
     unsigned char quote = p->text[p->pos++];
@@ -240,14 +252,9 @@ static int parse_object(Parser *p, int depth) {
         if (p->pos >= p->length || keys == MAX_KEYS) return 0;
         Py_ssize_t start = p->out.size;
         if (!parse_key(p)) return 0;
-        Py_ssize_t length = p->out.size - start;
-        for (int k = 0; k < keys; k++) { /* a repeated key: Python keeps one, JSON text both */
-            if (key_length[k] == length &&
-                memcmp(p->out.data + key_start[k], p->out.data + start, (size_t)length) == 0)
-                return 0;
-        }
+        if (repeated_key(&p->out, start, key_start, key_length, keys)) return 0;
         key_start[keys] = start;
-        key_length[keys++] = length;
+        key_length[keys++] = p->out.size - start;
         skip_space(p);
         if (p->pos >= p->length || p->text[p->pos] != ':') return 0;
         p->pos++;
@@ -527,15 +534,24 @@ static int platform_line(const char *s, Py_ssize_t n, Common *c) {
 #define MAX_FIELDS 32
 #define MAX_KEY 64
 
-/* Whether the key just written at b->data[start:] repeats one of keys[0:count] (then Python's dict
- * would keep one value where JSON text keeps two: the record is left to events.classify). */
-static int repeated_key(Buffer *b, Py_ssize_t start, Py_ssize_t *keys, Py_ssize_t *lengths,
-                        int count) {
-    Py_ssize_t length = b->size - start;
-    for (int k = 0; k < count; k++)
-        if (lengths[k] == length && memcmp(b->data + keys[k], b->data + start, (size_t)length) == 0)
-            return 1;
-    return 0;
+typedef struct {
+    Buffer *json;
+    Py_ssize_t keys[MAX_FIELDS], lengths[MAX_FIELDS]; /* where each key is in json */
+    int count;
+} Fields;
+
+/* `"key":"value"` (after a comma when not the first); 0 when full, repeated or out of memory. */
+static int put_field(Fields *f, const char *key, Py_ssize_t key_length, const char *value,
+                     Py_ssize_t value_length) {
+    Buffer *b = f->json;
+    if (f->count == MAX_FIELDS || (f->count && !put_char(b, ','))) return 0;
+    Py_ssize_t start = b->size;
+    if (!put_json_text(b, key, key_length) ||
+        repeated_key(b, start, f->keys, f->lengths, f->count))
+        return 0;
+    f->keys[f->count] = start;
+    f->lengths[f->count++] = b->size - start;
+    return put_char(b, ':') && put_json_text(b, value, value_length);
 }
 
 static int is_number_text(const char *s, const char *end) { /* events._NUMBER: -?\d+(\.\d+)? */
@@ -563,8 +579,8 @@ static int platform_fields(const char *s, Py_ssize_t n, Common *c) {
     for (Py_ssize_t i = 0; i < n; i++)
         if ((unsigned char)s[i] < 0x20 && s[i] != '\t') return 0; /* one line, nothing unusual */
     Buffer *b = c->payload;
-    Py_ssize_t keys[MAX_FIELDS], lengths[MAX_FIELDS];
-    int count = 0, seen_request_id = 0;
+    Fields fields = {.json = b};
+    int seen_request_id = 0;
     b->size = 0;
     if (!put_char(b, '{')) return 0;
     const char *item = s + strlen(names[which]), *end = s + n;
@@ -601,16 +617,7 @@ static int platform_fields(const char *s, Py_ssize_t n, Common *c) {
                 if (version != NULL) { /* "version": what follows " Version: ", stripped */
                     const char *v = version + 10, *v_end = value_end;
                     strip(&v, &v_end);
-                    if (v < v_end) {
-                        if (count == MAX_FIELDS) return 0;
-                        if (count && !put_char(b, ',')) return 0;
-                        keys[count] = b->size;
-                        if (!put(b, "\"version\"", 9)) return 0;
-                        lengths[count] = 9;
-                        if (repeated_key(b, keys[count], keys, lengths, count)) return 0;
-                        count++;
-                        if (!put_char(b, ':') || !put_json_text(b, v, v_end - v)) return 0;
-                    }
+                    if (v < v_end && !put_field(&fields, "version", 7, v, v_end - v)) return 0;
                 }
             } else {
                 const char *space = NULL;
@@ -628,14 +635,7 @@ static int platform_fields(const char *s, Py_ssize_t n, Common *c) {
                     key[key_length++] = (char)Py_TOLOWER(space[2]);
                     value_end = space;
                 }
-                if (count == MAX_FIELDS) return 0;
-                if (count && !put_char(b, ',')) return 0;
-                keys[count] = b->size;
-                if (!put_json_text(b, key, key_length)) return 0;
-                lengths[count] = b->size - keys[count];
-                if (repeated_key(b, keys[count], keys, lengths, count)) return 0;
-                count++;
-                if (!put_char(b, ':') || !put_json_text(b, value, value_end - value)) return 0;
+                if (!put_field(&fields, key, key_length, value, value_end - value)) return 0;
             }
         }
         item = item_end + 1;
