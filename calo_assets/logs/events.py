@@ -287,12 +287,9 @@ def _literal(message: str, what: str) -> tuple[str, LiteralJson]:
 def _try_literal(message: str) -> tuple[str, LiteralJson | None]:
     """Leading text and the object in the message; the whole text and None if none parses."""
     try:
-        head, literal = find_literal_json(message)
+        return find_literal_json(message)  # (message, None) when there is no object
     except LiteralError:
         return message, None
-    if literal is None:
-        return message, None
-    return head, literal
 
 
 def _payload(literal: LiteralJson | None) -> str | None:
