@@ -203,8 +203,15 @@ def html_page(
 ) -> str:
     """One self-contained page: the ``plotly_js`` bundle inlined once, then every chart."""
     charts = [
-        figure.to_html(full_html=False, include_plotlyjs=False, config={"displaylogo": False})
-        for figure in figures.values()
+        # A fixed element id per chart: plotly's default is random, and the same data must give
+        # the same page byte for byte.
+        figure.to_html(
+            full_html=False,
+            include_plotlyjs=False,
+            config={"displaylogo": False},
+            div_id=f"chart-{name}",
+        )
+        for name, figure in figures.items()
     ]
     library = plotly_js.read_text(encoding="utf-8")
     quality = data["data_quality"].iloc[0]
