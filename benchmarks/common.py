@@ -13,7 +13,7 @@ import dagster as dg
 
 from calo_assets.config import REAL_LOG_DIR
 from calo_assets.definitions import defs
-from calo_assets.defs.resources import CaloResource
+from calo_assets.defs.resources import resources_for
 from calo_assets.synth.generator import SynthConfig, generate
 
 # Asset selections the benchmarks materialize.
@@ -50,16 +50,11 @@ def materialize(
     log_dir: Path, warehouse: Path, first: str, last: str, selection: str | None = None
 ) -> float:
     """Materialize ``selection`` (default: everything) for ``first..last`` in one run; seconds taken."""
-    resource = CaloResource(
-        log_dir=str(log_dir),
-        warehouse_dir=str(warehouse),
-        report_dir=str(warehouse.parent / "reports"),
-    )
     began = time.perf_counter()
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks],
         selection=selection,
-        resources={"calo": resource},
+        resources=resources_for(log_dir, warehouse, warehouse.parent / "reports"),
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,

@@ -35,17 +35,16 @@ import json, sys, time
 began = time.perf_counter()
 import dagster as dg
 from calo_assets.definitions import defs
-from calo_assets.defs.resources import CaloResource
+from calo_assets.defs.resources import resources_for
 from calo_assets.cli import export_window
 from calo_assets.logs.export import discover
 from benchmarks.common import step_seconds
 loaded = time.perf_counter()
 log_dir, warehouse, reports, images = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 first, last = export_window(discover(log_dir))  # the days calo-report materializes
-resource = CaloResource(log_dir=log_dir, warehouse_dir=warehouse, report_dir=reports)
 result = dg.materialize(
     [*defs.assets, *defs.asset_checks],
-    resources={"calo": resource},
+    resources=resources_for(log_dir, warehouse, reports),
     tags={"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()},
     instance=dg.DagsterInstance.ephemeral(),
     run_config={

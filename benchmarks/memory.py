@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             logs, found = args.log_dir, discover(args.log_dir)
             day = date.fromisoformat(found.days()[0])  # the day materialized: its files only
             text_bytes = sum(
-                _text_size(part.path) for part in found.parts_for_days([day.isoformat()], 0)
+                _text_size(part.path) for part in found.parts if part.folder_day == day.isoformat()
             )
         else:
             logs = synthetic_export(

@@ -1,7 +1,8 @@
-"""``calo-report INPUT_DIR OUTPUT_DIR``: materialize every asset for the days in a log export.
+"""``calo-report INPUT_DIR OUTPUT_DIR``: every step of the pipeline for the days in a log export.
 
-For users who never open Dagster. The runs go through Dagster all the same: with ``DAGSTER_HOME`` set
-they are stored there and show in the UI afterwards.
+For users who never open Dagster: the steps run in this process, in order, without orchestration
+(Dagster is not even imported). With ``DAGSTER_HOME`` set, or ``--dagster``, the same steps run as
+one Dagster run instead, stored in that instance so the run shows in the UI.
 """
 
 from __future__ import annotations
@@ -10,22 +11,22 @@ import argparse
 import os
 import sys
 import time
-import warnings
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
-import dagster as dg
-
+from calo_assets import pipeline
 from calo_assets.config import Settings
-from calo_assets.defs.resources import CaloResource
 from calo_assets.ledger import reconcile
-from calo_assets.logs.export import Discovery, discover
+from calo_assets.logs.export import Discovery, days_reading_folder, discover
+from calo_assets.logs.ingest import IngestOptions, default_workers
 from calo_assets.money import format_money
+from calo_assets.pipeline import days_between
 from calo_assets.report.publish import CHART_FOLDER, CSV_FOLDER, HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 
-EXIT_BAD_INPUT = 2
 EXIT_RUN_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_CHECK_FAILED = 3  # the report was written, but a check of severity ERROR failed
 
 
 def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace:
@@ -68,6 +69,12 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
         action="store_true",
         help="skip the PNG charts (the workbook keeps its native charts)",
     )
+    parser.add_argument(
+        "--dagster",
+        action="store_true",
+        help="run the steps as one Dagster run (the default when DAGSTER_HOME is set, so the run "
+        "shows in the UI); without it they run in this process, without orchestration",
+    )
     parser.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser.parse_args(argv)
 
@@ -103,34 +110,76 @@ def main(argv: list[str] | None = None) -> int:
             f"{first} is before CALO_FIRST_DAY={settings.first_day}: set CALO_FIRST_DAY earlier"
         )
 
-    # Beta/preview notices about Dagster's own APIs mean nothing to a report user.
-    warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
-    from calo_assets.definitions import defs  # after the checks: loading Dagster takes a moment
-
-    resource = CaloResource(
-        log_dir=str(args.input_dir.resolve()),
-        warehouse_dir=str(settings.warehouse_dir),
-        report_dir=str(args.output_dir.resolve()),
-        mask_personal_data=settings.mask_personal_data,
-        workers=args.workers,
-    )
-    days = (last - first).days + 1
     say = (
         (lambda *_: None) if args.quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     )
+    days = days_between(first, last)
+    dagster_home = os.environ.get("DAGSTER_HOME", "").strip()
+    through_dagster = args.dagster or bool(dagster_home)
     say(
-        f"calo-report: {len(found.parts)} stream files, days {first} to {last} ({days}), warehouse {settings.warehouse_dir}"
+        f"calo-report: {len(found.parts)} stream files, days {first} to {last} ({len(days)}), "
+        f"warehouse {settings.warehouse_dir}" + (" (one Dagster run)" if through_dagster else "")
     )
     began = time.perf_counter()
+    warehouse = Warehouse(settings.warehouse_dir)
+    output = args.output_dir.resolve()
+    if through_dagster:
+        outcomes = _run_through_dagster(args, settings, output, first, last)
+        if outcomes is None:
+            print("calo-report: the run failed; see the errors above", file=sys.stderr)
+            return EXIT_RUN_FAILED
+    else:
+        try:
+            outcome = pipeline.run(
+                args.input_dir.resolve(),
+                warehouse,
+                output,
+                days,
+                IngestOptions(
+                    mask_personal_data=settings.mask_personal_data,
+                    workers=args.workers or default_workers(),
+                ),
+                images=not args.no_chart_images,
+                progress=lambda text: say(f"  {text}"),
+                discovery=found,
+            )
+        except pipeline.PipelineError as exc:
+            print(f"calo-report: error: {exc}", file=sys.stderr)
+            return EXIT_RUN_FAILED
+        outcomes = [(check.name, check.passed, check.severity) for check in outcome.checks]
+    say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
+    print(summary(warehouse, first.isoformat(), last.isoformat()))
+    print(report_files(output))
+    failed = [(name, severity) for name, passed, severity in outcomes if not passed]
+    for name, severity in failed:
+        print(f"check {'failed' if severity == 'ERROR' else 'warns'}: {name}", file=sys.stderr)
+    return EXIT_CHECK_FAILED if any(severity == "ERROR" for _, severity in failed) else 0
+
+
+def _run_through_dagster(
+    args: argparse.Namespace, settings: Settings, output: Path, first: date, last: date
+) -> list[tuple[str, bool, str]] | None:
+    """The same steps as one Dagster run (stored in ``DAGSTER_HOME`` when set, so the UI shows it);
+    the checks' (name, passed, severity), or ``None`` when the run failed."""
+    import dagster as dg  # only this path loads Dagster
+
+    from calo_assets.definitions import defs
+    from calo_assets.defs.resources import resources_for
+
     instance = (
         dg.DagsterInstance.get()
-        if os.environ.get("DAGSTER_HOME")
+        if os.environ.get("DAGSTER_HOME", "").strip()
         else dg.DagsterInstance.ephemeral()
     )
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks],
-        resources={"calo": resource},
+        resources=resources_for(
+            args.input_dir.resolve(),
+            settings.warehouse_dir,
+            output,
+            workers=args.workers,
+            mask_personal_data=settings.mask_personal_data,
+        ),
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": first.isoformat(),
@@ -144,19 +193,20 @@ def main(argv: list[str] | None = None) -> int:
         raise_on_error=False,
     )
     if not result.success:
-        print("calo-report: the run failed; see the errors above", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    say(f"calo-report: done in {time.perf_counter() - began:.1f} s (run {result.run_id})")
-    print(summary(Warehouse(settings.warehouse_dir), first.isoformat(), last.isoformat()))
-    print(report_files(args.output_dir.resolve()))
-    return 0
+        return None
+    print(f"calo-report: Dagster run {result.run_id}", file=sys.stderr)
+    return [
+        (check.check_name, check.passed, check.severity.value)
+        for check in result.get_asset_check_evaluations()
+        if check.check_name != "latest_day_present"  # about the calendar, not about this export
+    ]
 
 
 def export_window(found: Discovery) -> tuple[date, date]:
     """The days an export can hold records of: its stream days, and the day after the last one
     (a stream may run past midnight)."""
     days = found.days()
-    return date.fromisoformat(days[0]), date.fromisoformat(days[-1]) + timedelta(days=1)
+    return date.fromisoformat(days[0]), date.fromisoformat(days_reading_folder(days[-1])[-1])
 
 
 def report_files(output_dir: Path) -> str:

@@ -74,3 +74,13 @@ def format_money(value: Decimal | float | None, currency: str | None) -> str:
     if value is None:
         return ""
     return f"{value:,.{minor_unit(currency)}f} {currency or ''}".rstrip()
+
+
+def plain_decimal(value: Decimal | int | None) -> str:
+    """Exact decimal text without exponent or needless trailing zeros (``19430``, ``0``, ``1.5``)."""
+    if value is None:
+        return ""
+    text = format(Decimal(value), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in {"", "-0"} else text

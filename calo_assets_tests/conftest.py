@@ -9,7 +9,7 @@ import pytest
 
 from calo_assets.config import REAL_LOG_DIR, SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
-from calo_assets.defs.resources import CaloResource
+from calo_assets.defs.resources import resources_for
 from calo_assets.warehouse import Warehouse
 
 REAL_LOGS = REAL_LOG_DIR
@@ -22,16 +22,16 @@ def materialize_range(
     log_dir: Path, warehouse_dir: Path, first: str, last: str, assets=None, **resource_options
 ) -> dg.ExecuteInProcessResult:
     """Materialize the assets (all by default) for ``first..last`` in one run, as ``calo-report`` does."""
-    resource = CaloResource(
-        log_dir=str(log_dir),
-        warehouse_dir=str(warehouse_dir),
-        report_dir=str(warehouse_dir.parent / "reports"),
+    resources = resources_for(
+        log_dir,
+        warehouse_dir,
+        warehouse_dir.parent / "reports",
         workers=resource_options.pop("workers", 1),
         **resource_options,
     )
     return dg.materialize(
         assets or ALL_ASSETS,
-        resources={"calo": resource},
+        resources=resources,
         tags={
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,

@@ -8,15 +8,16 @@ import pytest
 
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
-from calo_assets.defs.daily_assets import INGEST_TABLES, ingest_logs, sync_tables
-from calo_assets.defs.history_assets import anomaly_scores
-from calo_assets.defs.resources import CaloResource
+from calo_assets.defs.ledger import anomaly_scores
+from calo_assets.defs.logs import ingest_logs
+from calo_assets.defs.resources import resources_for
+from calo_assets.defs.sync import sync_tables
+from calo_assets.pipeline import HISTORY_TABLES, INGEST_TABLES
 from calo_assets.tables.sync import SYNC_TABLES
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 from calo_assets_tests.conftest import SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY, materialize_range
 
 DAILY_TABLES = (*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores")
-HISTORY_TABLES = ("ledger_breaks", "user_exposure", "overdrafts", "sync_outcomes", "user_summary")
 LEDGER_TABLES = ("anomaly_scores", *HISTORY_TABLES)
 SAMPLE_DAYS = 8
 
@@ -26,7 +27,7 @@ def test_definitions_load_with_groups_and_partitions():
     graph = repository.asset_graph
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
     assert groups == {
-        **dict.fromkeys(INGEST_TABLES, "logs"),
+        **dict.fromkeys([*INGEST_TABLES, "cloudwatch_export"], "logs"),
         **dict.fromkeys(SYNC_TABLES, "sync"),
         **dict.fromkeys(LEDGER_TABLES, "ledger"),
         "balance_sync_report": "report",
@@ -63,22 +64,50 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         assert connection.execute("select count(*) from transactions").fetchall() == [(626,)]
 
 
+def observations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dict]:
+    """Per (asset, partition): the figures the run recorded for that partition alone."""
+    found = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_OBSERVATION":
+            observation = event.event_specific_data.asset_observation
+            found[observation.asset_key.to_user_string(), observation.partition] = {
+                key: value.value for key, value in observation.metadata.items()
+            }
+    return found
+
+
 def test_metadata_and_the_nothing_lost_check(sample_run):
-    result, _ = sample_run
+    result, warehouse = sample_run
     metadata = {
         event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
         for event in result.get_asset_materialization_events()
     }
     transactions = metadata["transactions"]
-    assert transactions["dagster/row_count"].value == 626
+    assert "dagster/row_count" not in transactions  # a range total is never a day's row count
+    assert transactions["rows in this run (all days)"].value == 626
     assert (
-        transactions["days"].value
+        transactions["days in this run"].value
         == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} ({SAMPLE_DAYS} days)"
     )
-    assert transactions["preview"].value.startswith("| transaction_id | day |")
-    assert set(transactions["outcomes"].value) == {"applied", "rejected", "skipped"}
+    preview = transactions["preview"].value
+    assert [column.name for column in preview.schema.columns][:2] == ["transaction_id", "day"]
+    assert len(preview.schema.columns) == len(
+        warehouse.read_day("transactions", "2024-03-01").schema
+    )
     assert metadata["log_events"]["junk files ignored"].value == 3
     assert metadata["log_events"]["duplicate copies skipped"].value == 1
+    # Each partition's own figures, from that day's file.
+    per_partition = observations(result)
+    for day in warehouse.days("transactions"):
+        table = warehouse.read_day("transactions", day)
+        figures = per_partition["transactions", day]
+        assert figures["dagster/row_count"] == table.num_rows
+        outcomes = table.group_by("outcome").aggregate([("outcome", "count")]).to_pylist()
+        assert figures["outcome counts"] == {
+            row["outcome"]: row["outcome_count"] for row in sorted(outcomes, key=str)
+        }
+        for name in DAILY_TABLES:
+            assert per_partition[name, day]["dagster/row_count"] == warehouse.day_rows(name, day)
     checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
     assert {name: check.passed for name, check in checks.items()} == {
         "nothing_lost": True,
@@ -118,14 +147,11 @@ def test_a_day_without_logs_materializes_empty_tables(tmp_path):
 
 def test_a_single_sync_table_can_be_materialized_alone(sample_run, tmp_path):
     _, warehouse = sample_run
-    resource = CaloResource(
-        log_dir=str(SAMPLE_LOG_DIR), warehouse_dir=str(warehouse.root), report_dir=str(tmp_path)
-    )
     result = dg.materialize(
         [ingest_logs, sync_tables],
         selection=["transactions"],
         partition_key="2024-03-02",
-        resources={"calo": resource},
+        resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path),
         instance=dg.DagsterInstance.ephemeral(),
     )
     assert [
@@ -179,7 +205,7 @@ def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
     tmp_path, monkeypatch
 ):
     from calo_assets import warehouse as warehouse_module
-    from calo_assets.defs.metadata import preview_markdown, value_counts
+    from calo_assets.defs.metadata import _cell, value_counts
     from calo_assets.logs import ingest
     from calo_assets.tables.schema import to_rows
     from calo_assets.tables.sync import build_sync_tables
@@ -225,10 +251,15 @@ def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
     }
     for name, table in built.items():
         assert metadata[name]["dagster/row_count"] == table.num_rows
-        assert metadata[name]["preview"] == preview_markdown(table)
-    assert metadata["transactions"]["outcomes"] == value_counts(built["transactions"], "outcome")
+        preview = metadata[name]["preview"]
+        assert [list(record.data.values()) for record in preview.records] == [
+            [_cell(value) for value in row.values()] for row in table.slice(0, 5).to_pylist()
+        ]
+    assert metadata["transactions"]["outcome counts"] == value_counts(
+        built["transactions"], "outcome"
+    )
     sums = built["transactions"].group_by("currency").aggregate([("amount", "sum")])
     assert metadata["transactions"]["amount by currency"] == {
-        str(row["currency"]): str(row["amount_sum"].normalize()) for row in sums.to_pylist()
+        str(row["currency"]): format(row["amount_sum"].normalize(), "f") for row in sums.to_pylist()
     }
-    assert metadata["invocations"]["status"] == value_counts(built["invocations"], "status")
+    assert metadata["invocations"]["status counts"] == value_counts(built["invocations"], "status")

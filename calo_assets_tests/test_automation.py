@@ -9,7 +9,7 @@ import dagster as dg
 
 from calo_assets.definitions import defs
 from calo_assets.defs.automation import changed_days, new_log_streams
-from calo_assets.defs.resources import CaloResource
+from calo_assets.defs.resources import LogSource
 from calo_assets_tests.logtext import StreamText
 
 
@@ -25,11 +25,10 @@ def test_a_tick_requests_the_previous_complete_day():
 
 
 def evaluate(log_dir, cursor=None):
-    resource = CaloResource(
-        log_dir=str(log_dir), warehouse_dir=str(log_dir / "w"), report_dir=str(log_dir / "r")
-    )
     with dg.build_sensor_context(
-        cursor=cursor, resources={"calo": resource}, definitions=defs
+        cursor=cursor,
+        resources={"log_source": LogSource(location=str(log_dir))},
+        definitions=defs,
     ) as context:
         result = new_log_streams.evaluate_tick(context)
     return (

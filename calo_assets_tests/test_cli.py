@@ -61,3 +61,49 @@ def test_a_run_prints_the_summary(tmp_path, warehouse, capsys):
     assert "balance discrepancies" in out and f"Tables: {warehouse}" in out
     assert "Exposure by currency (latest gap per user, whole history):" in out
     assert "revenue at risk" in out
+
+
+def _files(folder) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file() and path.suffix not in {".duckdb", ".lock"}
+    }
+
+
+def test_one_shot_and_dagster_runs_write_byte_identical_files(tmp_path, monkeypatch):
+    """The pipeline in one process and the same steps as one Dagster run: the same bytes."""
+    written = {}
+    for path in ("direct", "dagster"):
+        monkeypatch.setenv("CALO_WAREHOUSE_DIR", str(tmp_path / path / "warehouse"))
+        extra = ["--dagster"] if path == "dagster" else []
+        arguments = [str(SAMPLE_LOG_DIR), str(tmp_path / path / "report"), "--quiet", *extra]
+        assert cli.main(arguments) == 0
+        written[path] = (
+            _files(tmp_path / path / "warehouse"),
+            _files(tmp_path / path / "report"),
+        )
+    (direct_tables, direct_report), (dagster_tables, dagster_report) = written.values()
+    assert len(direct_tables) == 9 * 8 + 5  # 9 daily tables x 8 days, 5 history tables
+    assert direct_tables == dagster_tables
+    assert sorted(direct_report) == sorted(dagster_report)
+    assert direct_report == dagster_report
+
+
+def test_the_one_shot_path_does_not_import_dagster(tmp_path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from calo_assets import cli\n"
+        f"code = cli.main([{str(SAMPLE_LOG_DIR)!r}, {str(tmp_path / 'out')!r}, '--quiet',"
+        " '--no-chart-images', '--first-day', '2024-03-02', '--last-day', '2024-03-02'])\n"
+        "assert code == 0, code\n"
+        "assert 'dagster' not in sys.modules, 'dagster was imported'\n"
+    )
+    environment = {"CALO_WAREHOUSE_DIR": str(tmp_path / "warehouse"), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

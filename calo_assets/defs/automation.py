@@ -8,14 +8,13 @@ previous complete UTC day; the sensor runs it for the days whose stream folders 
 import hashlib
 import json
 import os
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 
 from calo_assets.defs.partitions import daily_partitions
-from calo_assets.defs.resources import CaloResource
-from calo_assets.logs.export import STREAM_FOLDER
+from calo_assets.defs.resources import LogSource
+from calo_assets.logs.export import STREAM_FOLDER, days_reading_folder, folder_days_read_by
 
 DAILY_JOB = "daily_refresh"
 SCHEDULE_HOUR_UTC = 1  # an hour after midnight: late log deliveries of the day before have landed
@@ -71,8 +70,7 @@ def changed_days(
     days: set[str] = set()
     for folder, signature in current.items():
         if previous.get(folder) != signature:
-            start = date.fromisoformat(_folder_day(folder))
-            days.update({start.isoformat(), (start + timedelta(days=1)).isoformat()})
+            days.update(days_reading_folder(_folder_day(folder)))
     return sorted(day for day in days if last_partition is None or day <= last_partition)
 
 
@@ -84,17 +82,19 @@ def changed_days(
     else dg.DefaultSensorStatus.STOPPED,
     description="Requests the days whose stream folders under CALO_LOG_DIR are new or changed.",
 )
-def new_log_streams(context: dg.SensorEvaluationContext, calo: CaloResource):
+def new_log_streams(context: dg.SensorEvaluationContext, log_source: LogSource):
     """Compare the stream folders with the cursor; request each affected day once per change."""
     previous = json.loads(context.cursor) if context.cursor else {}
-    current = stream_signatures(Path(calo.log_dir))
+    current = stream_signatures(log_source.path)
     keys = daily_partitions.get_partition_keys()
     known = set(keys)
     for day in changed_days(previous, current, keys[-1] if keys else None):
         if day in known:
             # The run key names the files the day reads: the same files never give a second run.
             inputs = sorted(
-                sig for folder, sig in current.items() if _folder_day(folder) in (day, _before(day))
+                sig
+                for folder, sig in current.items()
+                if _folder_day(folder) in folder_days_read_by(day)
             )
             digest = hashlib.sha256("\n".join(inputs).encode()).hexdigest()[:16]
             yield dg.RunRequest(run_key=f"{day}:{digest}", partition_key=day)
@@ -103,7 +103,3 @@ def new_log_streams(context: dg.SensorEvaluationContext, calo: CaloResource):
 
 def _folder_day(folder: str) -> str:
     return folder.rsplit("/", 1)[-1][:10]
-
-
-def _before(day: str) -> str:
-    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()

@@ -10,7 +10,10 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from calo_assets.checks import CHECKS, CheckOutcome
+from calo_assets.money import plain_decimal
 from calo_assets.tables.schema import SCHEMAS
+from calo_assets.warehouse import Warehouse
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
@@ -38,8 +41,13 @@ class TableSummary:
     """
 
     def __init__(
-        self, name: str, counted: tuple[str, ...] = (), summed: tuple[tuple[str, str], ...] = ()
+        self,
+        name: str,
+        counted: tuple[str, ...] = (),
+        summed: tuple[tuple[str, str], ...] = (),
+        preview: bool = True,
     ) -> None:
+        self.preview = preview
         self.rows = 0
         self.head = SCHEMAS[name].empty_table()
         self.counts: dict[str, Counter[str]] = {column: Counter() for column in counted}
@@ -48,7 +56,7 @@ class TableSummary:
     @property
     def wants_preview(self) -> bool:
         """Whether the preview still needs rows: until it has them, parts must have every column."""
-        return self.head.num_rows < PREVIEW_ROWS
+        return self.preview and self.head.num_rows < PREVIEW_ROWS
 
     @property
     def columns(self) -> list[str]:
@@ -78,9 +86,9 @@ class TableSummary:
         return dict(sorted(self.counts[column].items()))
 
     def sum_by(self, key: str, value: str) -> dict[str, str]:
-        """The sum of ``value`` per ``key`` (as text, trailing zeros dropped) of the whole table."""
+        """The sum of ``value`` per ``key`` (plain decimal text, never exponent notation)."""
         return {
-            group: str(total.normalize() if total is not None else None)
+            group: plain_decimal(total) if total is not None else "none"
             for group, total in self.sums[key, value].items()
         }
 
@@ -143,3 +151,101 @@ def markdown_table(
             cells.append(_cell(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def check_spec(name: str) -> dg.AssetCheckSpec:
+    """The spec of a core check (``calo_assets.checks.CHECKS``): its table and description."""
+    asset, description = CHECKS[name]
+    return dg.AssetCheckSpec(name, asset=asset, description=description)
+
+
+def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
+    """A core check's outcome as Dagster's check result."""
+    return dg.AssetCheckResult(
+        check_name=outcome.name,
+        asset_key=outcome.asset,
+        passed=outcome.passed,
+        severity=dg.AssetCheckSeverity[outcome.severity],
+        metadata={key: _metadata_value(value) for key, value in outcome.metadata.items()},
+    )
+
+
+def _metadata_value(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        return dg.MetadataValue.json(value)
+    if isinstance(value, Decimal):
+        return plain_decimal(value)
+    return value
+
+
+def preview_value(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue:
+    """The first rows as Dagster table metadata: every column shows, cells as short text."""
+    names = table.column_names
+    records = [
+        dg.TableRecord({name: _cell(row[name]) for name in names})
+        for row in table.slice(0, rows).to_pylist()
+    ]
+    schema = dg.TableSchema(columns=[dg.TableColumn(name, "string") for name in names])
+    return dg.MetadataValue.table(records, schema)
+
+
+def day_figures(
+    summary: TableSummary, counted: tuple[str, ...], summed: tuple[tuple[str, str], ...]
+) -> dict[str, Any]:
+    """What one day of a table shows: its row count, value counts and sums."""
+    figures: dict[str, Any] = {"dagster/row_count": summary.rows}
+    for column in counted:
+        figures[f"{column} counts"] = dg.MetadataValue.json(summary.value_counts(column))
+    for key, value in summed:
+        figures[f"{value} by {key}"] = dg.MetadataValue.json(summary.sum_by(key, value))
+    return figures
+
+
+def materialize_days(
+    context: dg.AssetExecutionContext,
+    asset: str,
+    per_day: dict[str, dict[str, Any]],
+    preview: pa.Table,
+    extra: dict[str, Any] | None = None,
+) -> dg.MaterializeResult:
+    """The materialization of ``asset`` for the run's days, each partition showing its own figures.
+
+    Dagster gives every partition of a one-run range the same materialization metadata, so a range's
+    per-day figures are recorded as one observation per partition, and the materialization says
+    only what is true of the whole run (never a range total as a day's row count).
+    """
+    days = list(per_day)
+    metadata: dict[str, Any] = {"preview": preview_value(preview), **(extra or {})}
+    if len(days) == 1:
+        metadata.update(per_day[days[0]])
+        metadata["day"] = days[0]
+        return dg.MaterializeResult(asset_key=asset, metadata=metadata)
+    for day, figures in per_day.items():
+        context.log_event(dg.AssetObservation(asset_key=asset, partition=day, metadata=figures))
+    metadata["days in this run"] = _days_text(days)
+    metadata["rows in this run (all days)"] = sum(
+        figures["dagster/row_count"] for figures in per_day.values()
+    )
+    return dg.MaterializeResult(asset_key=asset, metadata=metadata)
+
+
+def materialize_table_days(
+    context: dg.AssetExecutionContext,
+    store: Warehouse,
+    name: str,
+    days: list[str],
+    counted: tuple[str, ...] = (),
+    summed: tuple[tuple[str, str], ...] = (),
+) -> dg.MaterializeResult:
+    """Materialize a daily table from its written files, every partition with its own figures."""
+    per_day, preview = {}, SCHEMAS[name].empty_table()
+    for day in days:
+        summary = TableSummary(name, counted, summed, preview=preview.num_rows == 0)
+        for part in store.read_day_in_parts(
+            name, day, None if summary.wants_preview else summary.columns
+        ):
+            summary.add(part)
+        if preview.num_rows == 0 and summary.head.num_rows:
+            preview = summary.head
+        per_day[day] = day_figures(summary, counted, summed)
+    return materialize_days(context, name, per_day, preview)

@@ -10,3 +10,8 @@ daily_partitions = dg.DailyPartitionsDefinition(
     start_date=Settings.from_env().first_day, timezone="UTC"
 )
 single_run = dg.BackfillPolicy.single_run()
+
+# Who answers for the assets, and the version of the code that computes them (bump it when a rule
+# changes the tables, so the UI shows which partitions were computed by older code).
+OWNERS = ["team:data-engineering"]
+CODE_VERSION = "2"

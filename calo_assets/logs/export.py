@@ -22,6 +22,21 @@ from pathlib import Path
 
 STREAM_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-\[[^\]/]*\][0-9A-Za-z]+$")
 PART_FILE = re.compile(r"^(\d{6})(\.gz)?$")
+# A stream folder is named after the day its stream started, and a stream may run past midnight:
+# day D reads the folders of D - LOOKBACK_DAYS .. D. The one place this rule is written.
+LOOKBACK_DAYS = 1
+
+
+def folder_days_read_by(day: str) -> list[str]:
+    """The stream-folder days whose files can hold records of ``day``, oldest first."""
+    start = date.fromisoformat(day)
+    return [(start - timedelta(days=back)).isoformat() for back in range(LOOKBACK_DAYS, -1, -1)]
+
+
+def days_reading_folder(folder_day: str) -> list[str]:
+    """The log days whose runs read the stream folders of ``folder_day``."""
+    start = date.fromisoformat(folder_day)
+    return [(start + timedelta(days=ahead)).isoformat() for ahead in range(LOOKBACK_DAYS + 1)]
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -54,14 +69,9 @@ class Discovery:
         """The stream-folder days present, sorted."""
         return sorted({part.folder_day for part in self.parts})
 
-    def parts_for_days(self, days: Iterable[str], lookback_days: int = 1) -> list[StreamPart]:
+    def parts_for_days(self, days: Iterable[str]) -> list[StreamPart]:
         """Parts whose records can belong to ``days``: folders of each day and the days before it."""
-        wanted: set[str] = set()
-        for day in days:
-            start = date.fromisoformat(day)
-            wanted.update(
-                (start - timedelta(days=back)).isoformat() for back in range(lookback_days + 1)
-            )
+        wanted = {folder for day in days for folder in folder_days_read_by(day)}
         return [part for part in self.parts if part.folder_day in wanted]
 
 

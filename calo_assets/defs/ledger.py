@@ -1,0 +1,176 @@
+"""Anomaly scores per day, and the reconciliation tables over the whole history, with their checks.
+
+The history tables are declared once, in ``pipeline.HISTORY_TABLES`` (name and inputs) and
+``_HISTORY`` below (description, check); their assets are built from that registry.
+"""
+
+from collections.abc import Callable, Iterator
+
+import dagster as dg
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from calo_assets import checks, pipeline
+from calo_assets.checks import CheckOutcome
+from calo_assets.defs.metadata import (
+    check_result,
+    check_spec,
+    materialize_days,
+    preview_value,
+    schema_metadata,
+    value_counts,
+)
+from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
+from calo_assets.defs.resources import LogSource, WarehouseResource
+from calo_assets.ledger.anomalies import (
+    DEFAULT_CONTAMINATION,
+    DEFAULT_WINDOW_DAYS,
+    AnomalySettings,
+)
+
+
+class AnomalyConfig(dg.Config):
+    """IsolationForest settings: trailing window in days (ending at the scored day), expected share."""
+
+    window_days: int = DEFAULT_WINDOW_DAYS
+    contamination: float = DEFAULT_CONTAMINATION
+
+
+@dg.asset(
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    group_name="ledger",
+    metadata=schema_metadata("anomaly_scores"),
+    kinds={"scikitlearn", "parquet"},
+    owners=OWNERS,
+    code_version=CODE_VERSION,
+    deps=["transactions"],
+    check_specs=[check_spec("anomaly_share")],
+    description="IsolationForest score of each transaction of the day, fitted on the transactions of "
+    "a trailing window of days ending at it; flagged ones say which features made them unusual.",
+)
+def anomaly_scores(
+    context: dg.AssetExecutionContext,
+    config: AnomalyConfig,
+    log_source: LogSource,
+    warehouse: WarehouseResource,
+):
+    """Score each day of the run with a model fitted on the window of days ending at it."""
+    settings = AnomalySettings(window_days=config.window_days, contamination=config.contamination)
+    try:
+        table = pipeline.score_anomalies(
+            warehouse.store,
+            list(context.partition_keys),
+            settings,
+            log_source.ingest_options.workers,
+            context.log.info,
+        )
+    except pipeline.PipelineError as exc:
+        raise dg.Failure(str(exc)) from exc
+    flagged = pc.sum(table["is_anomaly"]).as_py() or 0
+    per_day = {day: {"dagster/row_count": 0, "anomalies": 0} for day in context.partition_keys}
+    for row in (
+        table.group_by("day")
+        .aggregate([("is_anomaly", "count"), ("is_anomaly", "sum")])
+        .to_pylist()
+    ):
+        figures = per_day[row["day"].isoformat()]
+        figures["dagster/row_count"] = row["is_anomaly_count"]
+        figures["anomalies"] = row["is_anomaly_sum"] or 0
+    top = table.filter(table["is_anomaly"]).sort_by([("score", "descending")]).slice(0, 10)
+    yield materialize_days(
+        context,
+        "anomaly_scores",
+        per_day,
+        table,
+        {"top anomalies": preview_value(top, 10)},
+    )
+    yield check_result(checks.anomaly_share(table.num_rows, flagged, settings.contamination))
+
+
+def _ledger_breaks(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
+    return {"breaks by rule": dg.MetadataValue.json(value_counts(table, "rule"))}, [
+        checks.arithmetic_rule(table)
+    ]
+
+
+def _overdrafts(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
+    return {"by kind": dg.MetadataValue.json(value_counts(table, "kind"))}, []
+
+
+def _sync_outcomes(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
+    columns = ("transactions", "applied", "skipped", "rejected", "failed", "unknown")
+    totals = {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
+    return {"totals": dg.MetadataValue.json(totals)}, [
+        checks.every_transaction_accounted_for(table)
+    ]
+
+
+def _nothing_more(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
+    return {}, []
+
+
+# Per history table: its description, what its metadata adds and which checks it runs.
+_HISTORY: dict[str, tuple[str, Callable[[pa.Table], tuple[dict, list[CheckOutcome]]], tuple]] = {
+    "ledger_breaks": (
+        "Transactions breaking the arithmetic rule or the per-user continuity rule, once each.",
+        _ledger_breaks,
+        ("arithmetic_rule",),
+    ),
+    "user_exposure": (
+        "Per user and currency: the latest gap between subscription and payment balance, its sign, "
+        "when first and last seen and how often logged. Never a sum over repeated events.",
+        _nothing_more,
+        (),
+    ),
+    "overdrafts": (
+        "Attempted overdrafts (rejected by the service, with the balance at the time) and applied "
+        "ones (a new balance below zero that was applied), kept apart by `kind`.",
+        _overdrafts,
+        (),
+    ),
+    "sync_outcomes": (
+        "Per day: transactions by outcome, reconciled against the 'event published' messages.",
+        _sync_outcomes,
+        ("every_transaction_accounted_for",),
+    ),
+    "user_summary": (
+        "Per user: currency, transactions, credits, debits, amounts, first and last activity, "
+        "discrepancy events, exposure, breaks and anomalies.",
+        _nothing_more,
+        (),
+    ),
+}
+
+
+def _history_asset(name: str) -> dg.AssetsDefinition:
+    description, describe, check_names = _HISTORY[name]
+
+    @dg.asset(
+        name=name,
+        group_name="ledger",
+        deps=list(pipeline.HISTORY_TABLES[name]),
+        metadata=schema_metadata(name),
+        kinds={"duckdb", "parquet"},
+        owners=OWNERS,
+        code_version=CODE_VERSION,
+        description=description,
+        check_specs=[check_spec(check) for check in check_names],
+    )
+    def history_asset(warehouse: WarehouseResource) -> Iterator:
+        table = pipeline.build_history(warehouse.store, name)
+        extra, outcomes = describe(table)
+        yield dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": table.num_rows,
+                "preview": preview_value(table),
+                **extra,
+            }
+        )
+        for outcome in outcomes:
+            yield check_result(outcome)
+
+    return history_asset
+
+
+HISTORY_ASSETS = [_history_asset(name) for name in pipeline.HISTORY_TABLES]

@@ -1,0 +1,110 @@
+"""The log export (an external asset) and the ingest: each log day read into typed events."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+
+from calo_assets import checks, pipeline
+from calo_assets.defs.metadata import (
+    check_result,
+    check_spec,
+    materialize_days,
+    materialize_table_days,
+    schema_metadata,
+)
+from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
+from calo_assets.defs.resources import LogSource, WarehouseResource
+from calo_assets.logs.export import LOOKBACK_DAYS
+from calo_assets.tables.schema import SCHEMAS
+
+CLOUDWATCH_EXPORT = "cloudwatch_export"
+
+cloudwatch_export = dg.AssetSpec(
+    CLOUDWATCH_EXPORT,
+    description="The balance-sync Lambda's CloudWatch log export (CALO_LOG_DIR): one folder per log "
+    f"stream, named after the day it started. Day D reads the folders of D-{LOOKBACK_DAYS} and D.",
+    group_name="logs",
+    kinds={"file"},
+    owners=OWNERS,
+)
+
+_DESCRIPTIONS = {
+    "log_events": "Every record of the day, typed by message family (unknown families kept as generic events).",
+    "quarantine": "What could not be read or parsed, with the reason and a short excerpt.",
+    "ingest_manifest": "Per stream file and day: records read and bytes decompressed.",
+}
+
+
+@dg.multi_asset(
+    name="ingest_logs",
+    specs=[
+        dg.AssetSpec(
+            name,
+            description=_DESCRIPTIONS[name],
+            group_name="logs",
+            deps=[CLOUDWATCH_EXPORT],
+            metadata=schema_metadata(name),
+            kinds={"parquet", "duckdb"},
+            owners=OWNERS,
+            code_version=CODE_VERSION,
+        )
+        for name in pipeline.INGEST_TABLES
+    ],
+    check_specs=[check_spec("nothing_lost")],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+)
+def ingest_logs(
+    context: dg.AssetExecutionContext, log_source: LogSource, warehouse: WarehouseResource
+) -> Iterator:
+    """Read the stream files of the run's days once into typed events, quarantine and manifest."""
+    days = list(context.partition_keys)
+    store = warehouse.store
+    try:
+        ingested = pipeline.ingest(
+            log_source.path, store, days, log_source.ingest_options, context.log.info
+        )
+    except pipeline.PipelineError as exc:
+        raise dg.Failure(str(exc)) from exc
+    found = ingested.discovery
+    yield materialize_days(
+        context,
+        "log_events",
+        {
+            day: {
+                "dagster/row_count": ingested.events_by_day[day],
+                "records read": ingested.records_read_by_day[day],
+                "records by kind": dg.MetadataValue.json(dict(sorted(kinds.items()))),
+            }
+            for day, kinds in ingested.kinds_by_day.items()
+        },
+        ingested.preview if ingested.preview is not None else SCHEMAS["log_events"].empty_table(),
+        {
+            "stream files read": ingested.files,
+            "duplicate copies skipped": len(found.duplicates),
+            "junk files ignored": len(found.junk),
+            "files refused": len(found.refused),
+        },
+    )
+    for name, counted in (("quarantine", ("reason",)), ("ingest_manifest", ())):
+        yield materialize_table_days(context, store, name, days, counted)
+    yield check_result(checks.nothing_lost(store, days))
+
+
+@dg.asset_check(
+    asset="log_events",
+    description="The daily tables are fresh: the latest complete UTC day (yesterday) has been materialized.",
+)
+def latest_day_present(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Warn when yesterday (UTC) is missing from the warehouse."""
+    latest_complete = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    days = warehouse.store.days("log_events")
+    return dg.AssetCheckResult(
+        passed=latest_complete in days,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "latest complete day": latest_complete,
+            "latest day in the warehouse": days[-1] if days else "none",
+        },
+    )

@@ -1,0 +1,74 @@
+"""The sync tables of each day, built from its typed events, with their checks."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+
+from calo_assets import checks, pipeline
+from calo_assets.defs.metadata import (
+    check_result,
+    check_spec,
+    materialize_table_days,
+    schema_metadata,
+)
+from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
+from calo_assets.defs.resources import WarehouseResource
+from calo_assets.tables.sync import SYNC_TABLES
+
+_DESCRIPTIONS = {
+    "invocations": "One row per Lambda request: timing, memory, cold start, status.",
+    "transactions": "Balance syncs with exact amounts, direction (inferred for legacy rows) and outcome.",
+    "balance_discrepancies": "'Not in sync' errors: both balances, the gap, the transaction and currency.",
+    "negative_balance_rejections": "Transactions the service refused because the balance would go negative.",
+    "processing_errors": "Every ERROR other than a balance discrepancy, with the transaction it hit.",
+}
+# What each table's partitions show beside their row count: value counts, and sums per key.
+_COUNTED = {"transactions": ("outcome",), "invocations": ("status",)}
+_SUMMED = {"transactions": (("currency", "amount"),)}
+SYNC_CHECKS = (
+    "transaction_ids_unique",
+    "every_transaction_has_an_outcome",
+    "currencies_known",
+    "discrepancy_rate",
+)
+
+
+@dg.multi_asset(
+    name="sync_tables",
+    specs=[
+        dg.AssetSpec(
+            name,
+            description=_DESCRIPTIONS[name],
+            group_name="sync",
+            deps=["log_events"],
+            skippable=True,
+            metadata=schema_metadata(name),
+            kinds={"parquet", "duckdb"},
+            owners=OWNERS,
+            code_version=CODE_VERSION,
+        )
+        for name in SYNC_TABLES
+    ],
+    check_specs=[check_spec(name) for name in SYNC_CHECKS],
+    partitions_def=daily_partitions,
+    backfill_policy=single_run,
+    can_subset=True,
+)
+def sync_tables(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    """Invocations, transactions, discrepancies, rejections and errors of each day of the run."""
+    days = list(context.partition_keys)
+    store = warehouse.store
+    selected = [name for name in SYNC_TABLES if dg.AssetKey(name) in context.selected_asset_keys]
+    try:
+        pipeline.build_sync(store, days, selected, context.log.info)
+    except pipeline.PipelineError as exc:
+        raise dg.Failure(str(exc)) from exc
+    for name in selected:
+        yield materialize_table_days(
+            context, store, name, days, _COUNTED.get(name, ()), _SUMMED.get(name, ())
+        )
+    wanted = {key.name for key in context.selected_asset_check_keys}
+    for outcome in checks.sync_checks(store, days, wanted, warehouse.max_discrepancy_rate):
+        yield check_result(outcome)

@@ -1,0 +1,328 @@
+"""The pipeline's steps over a log export, a warehouse and a range of days, without Dagster.
+
+Each step is what one Dagster asset (or multi-asset) runs in production, and what ``calo-report``
+runs in one process when no Dagster instance is asked for:
+
+1. ``ingest``: the stream files of the days into ``log_events``, ``quarantine``, ``ingest_manifest``;
+2. ``build_sync``: the five sync tables of each day from its ``log_events``;
+3. ``score_anomalies``: ``anomaly_scores`` of each day over its trailing window;
+4. ``build_history``: the reconciliation tables over the whole warehouse;
+5. ``publish_report``: the workbook, chart images, HTML page and CSV files.
+
+``run`` chains them. Checks are in ``calo_assets.checks``; both paths evaluate the same ones.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from calo_assets import checks
+from calo_assets.checks import CheckOutcome
+from calo_assets.ledger import reconcile
+from calo_assets.ledger.anomalies import (
+    INPUT_COLUMNS,
+    AnomalySettings,
+    score_days,
+    transactions_frame,
+)
+from calo_assets.logs.export import Discovery, discover, folder_days_read_by
+from calo_assets.logs.ingest import IngestOptions, stream_days
+from calo_assets.report.publish import Published, publish
+from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
+from calo_assets.tables.sync import SYNC_TABLES, SyncDay, shared_transaction_ids
+from calo_assets.warehouse import Warehouse
+
+INGEST_TABLES = ("log_events", "quarantine", "ingest_manifest")
+
+# The reconciliation tables, in the order they are built, with the tables each one reads.
+HISTORY_TABLES: dict[str, tuple[str, ...]] = {
+    "ledger_breaks": ("transactions",),
+    "user_exposure": ("balance_discrepancies", "transactions"),
+    "overdrafts": ("negative_balance_rejections", "transactions"),
+    "sync_outcomes": ("transactions", "log_events"),
+    "user_summary": ("transactions", "user_exposure", "ledger_breaks", "anomaly_scores"),
+}
+# Every daily table a history query may read, so a missing one is an empty view, not an error.
+_DAILY_INPUTS = (
+    "transactions",
+    "balance_discrepancies",
+    "negative_balance_rejections",
+    "log_events",
+    "anomaly_scores",
+)
+
+Progress = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+class PipelineError(RuntimeError):
+    """A step could not run: the message says what to fix."""
+
+
+@dataclass
+class Ingested:
+    """What ``ingest`` read: the export's files, and per day the rows it wrote."""
+
+    days: list[str]
+    discovery: Discovery
+    files: int
+    kinds_by_day: dict[str, Counter[str]] = field(default_factory=dict)
+    events_by_day: dict[str, int] = field(default_factory=dict)
+    quarantined_by_day: dict[str, int] = field(default_factory=dict)
+    records_read_by_day: dict[str, int] = field(default_factory=dict)
+    preview: pa.Table | None = None
+
+
+def ingest(
+    log_dir: Path,
+    warehouse: Warehouse,
+    days: list[str],
+    options: IngestOptions,
+    progress: Progress = _quiet,
+    discovery: Discovery | None = None,
+) -> Ingested:
+    """Read the stream files that can hold records of ``days`` once; write each day's events,
+    quarantine and manifest. A day's events go to disk in row groups as the files are read."""
+    if not log_dir.is_dir():
+        raise PipelineError(
+            f"log folder {log_dir} does not exist: set CALO_LOG_DIR to a CloudWatch export folder"
+        )
+    found = discovery or discover(log_dir)
+    parts = found.parts_for_days(days)
+    progress(f"{len(parts)} stream files to read for {len(days)} day(s) under {log_dir}")
+    result = Ingested(days=list(days), discovery=found, files=len(parts))
+    result.kinds_by_day = {day: Counter() for day in days}
+    writers = {day: warehouse.day_writer("log_events", day) for day in days}
+    quarantine: dict[str, list[dict]] = {day: [] for day in days}
+    manifest: dict[str, list[dict]] = {day: [] for day in days}
+    unfinished = list(days)  # in order
+    try:
+        for piece in stream_days(found, days, options):
+            if piece.events is not None:
+                writers[piece.day].write(piece.events)
+                for item in pc.value_counts(piece.events["kind"]).to_pylist():
+                    result.kinds_by_day[piece.day][item["values"]] += item["counts"]
+                if result.preview is None:
+                    result.preview = piece.events
+                # Files come in stream-folder order and a day's rows only from the folders it
+                # reads: once day X has rows, the days before X's oldest folder are complete.
+                # Their last rows go to disk now, not at the end of a long backfill.
+                complete = folder_days_read_by(piece.day)[0]
+                while unfinished and unfinished[0] < complete:
+                    writers[unfinished.pop(0)].finish()
+            quarantine[piece.day].extend(piece.quarantine)
+            manifest[piece.day].extend(piece.manifest)
+        for day in unfinished:
+            writers[day].finish()
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    for day in days:
+        writers[day].commit()
+        warehouse.write_day("quarantine", day, to_table("quarantine", quarantine[day]))
+        warehouse.write_day("ingest_manifest", day, to_table("ingest_manifest", manifest[day]))
+        result.events_by_day[day] = writers[day].rows
+        result.quarantined_by_day[day] = len(quarantine[day])
+        result.records_read_by_day[day] = sum(row["records_read"] for row in manifest[day])
+    warehouse.refresh_views()
+    progress(
+        f"read {sum(result.records_read_by_day.values()):,} records: "
+        f"{sum(result.events_by_day.values()):,} typed, "
+        f"{sum(result.quarantined_by_day.values()):,} quarantined items"
+    )
+    return result
+
+
+def build_sync(
+    warehouse: Warehouse,
+    days: Iterable[str],
+    tables: Iterable[str] = SYNC_TABLES,
+    progress: Progress = _quiet,
+) -> None:
+    """Write the sync tables (``tables``, all five by default) of each day from its events."""
+    selected = [name for name in SYNC_TABLES if name in set(tables)]
+    days = list(days)
+    for day in days:
+        build_sync_day(warehouse, day, selected)
+    warehouse.refresh_views()
+    progress(f"sync tables written for {len(days)} day(s)")
+
+
+def build_sync_day(warehouse: Warehouse, day: str, tables: Iterable[str] = SYNC_TABLES) -> None:
+    """Build the sync tables of one day from its ``log_events`` row groups and write ``tables``.
+
+    Each table is written in row groups as the parts are read; the day's files are swapped together
+    once every table is complete, so on failure the day keeps its previous version.
+    """
+    writers = {name: warehouse.day_writer(name, day) for name in tables}
+    try:
+        shared = (  # only a day in several parts needs to know what crosses them
+            shared_transaction_ids(warehouse.day_file("log_events", day))
+            if warehouse.day_row_groups("log_events", day) > 1
+            else None
+        )
+        sync_day = SyncDay(shared)
+        for part in warehouse.read_day_in_parts("log_events", day):
+            for name, piece in sync_day.add(to_rows(part)).items():
+                if name in writers:
+                    writers[name].write(piece)
+        corrections = sync_day.corrections()
+        for name, writer in writers.items():
+            writer.finish(corrections.get(name))
+    except BaseException as exc:
+        for writer in writers.values():
+            writer.abort()
+        if isinstance(exc, Exception):
+            raise PipelineError(f"building the sync tables of {day} failed: {exc!r}") from exc
+        raise
+    for writer in writers.values():
+        writer.commit()
+
+
+def score_anomalies(
+    warehouse: Warehouse,
+    days: list[str],
+    settings: AnomalySettings,
+    workers: int = 1,
+    progress: Progress = _quiet,
+) -> pa.Table:
+    """Score each day with a model fitted on the window of days ending at it; return the scores."""
+    if not 0 < settings.contamination <= 0.5 or settings.window_days < 1:
+        raise PipelineError("contamination must be in (0, 0.5] and window_days at least 1")
+    wanted = [date.fromisoformat(day) for day in days]
+    history = days_between(wanted[0] - timedelta(days=settings.window_days - 1), wanted[-1])
+    transactions = transactions_frame(warehouse.read_days("transactions", history, INPUT_COLUMNS))
+    scored = []
+    for day, frame in zip(wanted, score_days(transactions, wanted, settings, workers), strict=True):
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        scored.append(
+            warehouse.write_day(
+                "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
+            )
+        )
+    warehouse.refresh_views()
+    table = pa.concat_tables(scored)
+    progress(f"anomaly scores for {len(days)} day(s): {table.num_rows:,} transactions scored")
+    return table
+
+
+def build_history(warehouse: Warehouse, name: str) -> pa.Table:
+    """Recompute one reconciliation table over the whole warehouse, write it and return it."""
+    inputs = HISTORY_TABLES[name]
+    with warehouse.connect(empty_tables=[*inputs, *_DAILY_INPUTS]) as connection:
+        table = getattr(reconcile, name)(connection)
+    warehouse.write_table(name, table)
+    warehouse.refresh_views()
+    return warehouse.read_all(name)
+
+
+def days_between(first: date, last: date) -> list[str]:
+    """Every day from ``first`` to ``last`` inclusive, as ISO texts."""
+    return [
+        (first + timedelta(days=offset)).isoformat() for offset in range((last - first).days + 1)
+    ]
+
+
+def report_window(
+    warehouse: Warehouse, first: str | None = None, last: str | None = None
+) -> tuple[date, date]:
+    """The days a report covers: ``first..last`` when given, else every materialized log day."""
+    days = warehouse.days("log_events")
+    if not days and not (first and last):
+        raise PipelineError(
+            "the warehouse holds no log days yet: materialize the daily assets first"
+        )
+    try:
+        start = date.fromisoformat(first or days[0])
+        end = date.fromisoformat(last or days[-1])
+    except ValueError as exc:
+        raise PipelineError(f"first_day / last_day must be dates (YYYY-MM-DD): {exc}") from exc
+    if start > end:
+        raise PipelineError(f"first_day {start} is after last_day {end}")
+    return start, end
+
+
+def publish_report(
+    warehouse: Warehouse,
+    output: Path,
+    first: str | None = None,
+    last: str | None = None,
+    images: bool = True,
+) -> Published:
+    """Write the report for ``first..last`` (every materialized day by default) into ``output``."""
+    start, end = report_window(warehouse, first, last)
+    return publish(warehouse, output, start, end, images=images)
+
+
+@dataclass
+class RunOutcome:
+    """What a whole run did: the ingest, every check's outcome, the report, seconds per step."""
+
+    ingested: Ingested
+    checks: list[CheckOutcome]
+    report: Published
+    seconds: dict[str, float]
+
+    @property
+    def failed_checks(self) -> list[CheckOutcome]:
+        return [check for check in self.checks if not check.passed]
+
+
+def run(
+    log_dir: Path,
+    warehouse: Warehouse,
+    report_dir: Path,
+    days: list[str],
+    options: IngestOptions,
+    anomaly_settings: AnomalySettings | None = None,
+    images: bool = True,
+    max_discrepancy_rate: float = checks.DEFAULT_MAX_DISCREPANCY_RATE,
+    progress: Progress = _quiet,
+    discovery: Discovery | None = None,
+) -> RunOutcome:
+    """Every step for ``days`` in order, in this process: what one Dagster run of every asset does."""
+    settings = anomaly_settings or AnomalySettings()
+    seconds: dict[str, float] = {}
+    outcomes: list[CheckOutcome] = []
+
+    def timed(step: str, began: float) -> None:
+        seconds[step] = time.perf_counter() - began
+        progress(f"{step}: {seconds[step]:.1f} s")
+
+    began = time.perf_counter()
+    ingested = ingest(log_dir, warehouse, days, options, progress, discovery)
+    outcomes.append(checks.nothing_lost(warehouse, days))
+    timed("ingest", began)
+    began = time.perf_counter()
+    build_sync(warehouse, days, progress=progress)
+    outcomes += checks.sync_checks(warehouse, days, max_rate=max_discrepancy_rate)
+    timed("sync tables", began)
+    began = time.perf_counter()
+    scores = score_anomalies(warehouse, days, settings, options.workers, progress)
+    flagged = pc.sum(scores["is_anomaly"]).as_py() or 0
+    outcomes.append(checks.anomaly_share(scores.num_rows, flagged, settings.contamination))
+    timed("anomaly scores", began)
+    began = time.perf_counter()
+    for name in HISTORY_TABLES:
+        table = build_history(warehouse, name)
+        if name == "ledger_breaks":
+            outcomes.append(checks.arithmetic_rule(table))
+        elif name == "sync_outcomes":
+            outcomes.append(checks.every_transaction_accounted_for(table))
+    timed("reconciliation", began)
+    began = time.perf_counter()
+    report = publish_report(warehouse, report_dir, images=images)
+    timed("report", began)
+    return RunOutcome(ingested, outcomes, report, seconds)
