@@ -9,6 +9,7 @@ from benchmarks import (
     growth,
     history,
     memory,
+    one_shot,
     parse_vs_gzip,
     reconciliation,
     report,
@@ -72,3 +73,19 @@ def test_report_benchmark_runs():
         "process CPU",
         "browser CPU",
     }
+
+
+def test_one_shot_benchmark_runs():
+    figures = one_shot.main(
+        [
+            "--log-dir",
+            str(SAMPLE_LOG_DIR),
+            "--repeat",
+            "1",
+            "--no-chart-images",
+            "--day",
+            "2024-03-02",
+        ]
+    )
+    assert figures["calo-report / bare read"] > 0
+    assert figures["with DAGSTER_HOME / calo-report"] > 0

@@ -1,0 +1,109 @@
+"""``calo-report`` on an export, in a fresh process, against a bare gzip read of the same files.
+
+Each round times, in turn: the baseline (Python's ``gzip`` module reading every line of every stream
+file, in this process), ``calo-report INPUT OUTPUT`` without a Dagster instance (the one-shot path:
+no orchestration), and the same command with ``DAGSTER_HOME`` set (one Dagster run, stored in a
+temporary instance, as a user who wants the run in the UI gets it); then one day of every asset
+through ``dagster asset materialize`` (what a run launched from the UI or the schedule does).
+The figures that matter are the ratios, measured in the same run. Usage::
+
+    python -m benchmarks.one_shot [--log-dir ../shared/real-logs] [--repeat 3] [--day 2024-03-05]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import add_log_dir_argument, best_of
+from benchmarks.parse_vs_gzip import bare_read
+from calo_assets.config import PROJECT_ROOT
+from calo_assets.logs.export import discover
+
+BIN = Path(sys.executable).parent
+
+
+def _timed(command: list[str], environment: dict[str, str]) -> float:
+    began = time.perf_counter()
+    done = subprocess.run(
+        command,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=PROJECT_ROOT,
+    )
+    seconds = time.perf_counter() - began
+    if done.returncode not in (0, 3):  # 3: the report is written, a check failed
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return seconds
+
+
+def calo_report(log_dir: Path, dagster: bool, images: bool) -> float:
+    """Seconds of one ``calo-report`` in a fresh process, into fresh folders."""
+    with tempfile.TemporaryDirectory() as folder:
+        environment = {"CALO_WAREHOUSE_DIR": str(Path(folder) / "warehouse")}
+        os.environ.pop("DAGSTER_HOME", None)
+        if dagster:
+            environment["DAGSTER_HOME"] = str(Path(folder) / "home")
+            Path(environment["DAGSTER_HOME"]).mkdir()
+        command = [str(BIN / "calo-report"), str(log_dir), str(Path(folder) / "out"), "--quiet"]
+        return _timed([*command, *([] if images else ["--no-chart-images"])], environment)
+
+
+def one_day_through_dagster(log_dir: Path, day: str) -> float:
+    """Seconds of ``dagster asset materialize --select '*' --partition DAY`` on a fresh instance."""
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder) / "home"
+        home.mkdir()
+        environment = {
+            "DAGSTER_HOME": str(home),
+            "CALO_LOG_DIR": str(log_dir),
+            "CALO_WAREHOUSE_DIR": str(Path(folder) / "warehouse"),
+            "CALO_REPORT_DIR": str(Path(folder) / "reports"),
+        }
+        command = [str(BIN / "dagster"), "asset", "materialize", "-m", "calo_assets.definitions"]
+        return _timed([*command, "--select", "*", "--partition", day], environment)
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_log_dir_argument(parser)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--day", help="the day for the one-day Dagster run (default: a middle day)")
+    parser.add_argument("--no-chart-images", action="store_true")
+    args = parser.parse_args(argv)
+    found = discover(args.log_dir)
+    paths = [part.path for part in found.parts]
+    days = found.days()
+    day = args.day or days[len(days) // 2]
+    images = not args.no_chart_images
+    rounds = []
+    for _ in range(args.repeat):
+        baseline, _ = best_of(3, lambda: bare_read(paths))
+        rounds.append(
+            {
+                "bare gzip read (s)": baseline,
+                "calo-report (s)": calo_report(args.log_dir, False, images),
+                "calo-report with DAGSTER_HOME (s)": calo_report(args.log_dir, True, images),
+                f"one day ({day}) through Dagster (s)": one_day_through_dagster(args.log_dir, day),
+            }
+        )
+    best = {name: min(round_[name] for round_ in rounds) for name in rounds[0]}
+    best["calo-report / bare read"] = best["calo-report (s)"] / best["bare gzip read (s)"]
+    best["with DAGSTER_HOME / calo-report"] = (
+        best["calo-report with DAGSTER_HOME (s)"] / best["calo-report (s)"]
+    )
+    print(f"{len(paths)} stream files, best of {len(rounds)} interleaved rounds:")
+    for name, value in best.items():
+        print(f"  {name:<45} {value:8.2f}")
+    return best
+
+
+if __name__ == "__main__":
+    main()
