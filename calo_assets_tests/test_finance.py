@@ -24,14 +24,6 @@ from calo_assets_tests.logtext import StreamText
 TOLERANCE = Decimal("0.0005")
 FIRST, LAST = date(2024, 1, 1), date(2024, 4, 10)
 LOOK_BACK = LAST + timedelta(days=1)  # read as the pipeline does; it holds no record
-FINANCE_TABLES = (
-    "discrepancy_cases",
-    "exposure_daily",
-    "calendar",
-    "runtime_daily",
-    "runtime_versions",
-    "error_types",
-)
 
 
 @dataclass
@@ -491,10 +483,10 @@ def test_error_types_with_their_first_message(made):
 
 def test_an_empty_warehouse_has_no_period_and_empty_tables():
     connection = duckdb.connect()
-    for name in (*SYNC_TABLES, "log_events", "ingest_manifest", "quarantine", "anomaly_scores"):
+    for name in finance.INPUTS:
         connection.register(name, SCHEMAS[name].empty_table())
     assert finance.period(connection) == (None, None)
-    for name in FINANCE_TABLES:
+    for name in finance.TABLES:
         table = getattr(finance, name)(connection)
         assert table.num_rows == 0 and table.schema == SCHEMAS[name], name
 
@@ -508,11 +500,11 @@ def real(real_run):
     assert result.success
     connection = warehouse.connect()
     raw = {
-        name: connection.sql(f"select * from {name}").df()
+        name: connection.sql(f"select * from {name}").to_arrow_table().to_pandas()
         for name in ("balance_discrepancies", "transactions", "invocations", "log_events",
                      "processing_errors")
     }  # fmt: skip
-    tables = {name: getattr(finance, name)(connection).to_pandas() for name in FINANCE_TABLES}
+    tables = {name: getattr(finance, name)(connection).to_pandas() for name in finance.TABLES}
     yield connection, raw, tables
     connection.close()
 

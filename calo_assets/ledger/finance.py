@@ -58,6 +58,25 @@ AGE_BUCKETS: tuple[tuple[int | None, str], ...] = (
 )
 UNKNOWN_CURRENCY = "unknown"  # as in ``reconcile.exposure_totals``
 UNKNOWN_RUNTIME = "unknown"  # no INIT_START of the invocation's log stream in the warehouse
+# The tables built here (each by the function of the same name), and the daily tables they read:
+# a connection needs a view, or an empty table, for each input.
+TABLES = (
+    "discrepancy_cases",
+    "exposure_daily",
+    "calendar",
+    "runtime_daily",
+    "runtime_versions",
+    "error_types",
+)
+INPUTS = (
+    "transactions",
+    "balance_discrepancies",
+    "negative_balance_rejections",
+    "processing_errors",
+    "invocations",
+    "log_events",
+    "ingest_manifest",
+)
 
 
 def _age_bucket(days: str) -> str:
