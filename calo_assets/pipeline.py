@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from calo_assets import checks
 from calo_assets.checks import CheckOutcome
-from calo_assets.ledger import reconcile
+from calo_assets.ledger import finance, reconcile
 from calo_assets.ledger.anomalies import (
     INPUT_COLUMNS,
     AnomalySettings,
@@ -42,22 +43,104 @@ from calo_assets.warehouse import Warehouse
 
 INGEST_TABLES = ("log_events", "quarantine", "ingest_manifest")
 
-# The reconciliation tables, in the order they are built, with the tables each one reads.
-HISTORY_TABLES: dict[str, tuple[str, ...]] = {
-    "ledger_breaks": ("transactions",),
-    "user_exposure": ("balance_discrepancies", "transactions"),
-    "overdrafts": ("negative_balance_rejections", "transactions"),
-    "sync_outcomes": ("transactions", "log_events"),
-    "user_summary": ("transactions", "user_exposure", "ledger_breaks", "anomaly_scores"),
+
+@dataclass(frozen=True)
+class HistoryTable:
+    """A table recomputed over the whole warehouse: how it is built, what it reads, what it is."""
+
+    build: Callable[[duckdb.DuckDBPyConnection], pa.Table]
+    inputs: tuple[str, ...]
+    description: str
+    group: str = "ledger"
+
+
+# Every table over the whole history, in the order they are built (an input comes first): the one
+# registry the pipeline, the Dagster assets and their lineage are built from.
+HISTORY_TABLES: dict[str, HistoryTable] = {
+    "ledger_breaks": HistoryTable(
+        reconcile.ledger_breaks,
+        ("transactions",),
+        "Transactions breaking the arithmetic rule or the per-user continuity rule, once each.",
+    ),
+    "user_exposure": HistoryTable(
+        reconcile.user_exposure,
+        ("balance_discrepancies", "transactions"),
+        "Per user and currency: the latest gap between subscription and payment balance, its sign, "
+        "when first and last seen and how often logged. Never a sum over repeated events.",
+    ),
+    "overdrafts": HistoryTable(
+        reconcile.overdrafts,
+        ("negative_balance_rejections", "transactions"),
+        "Attempted overdrafts (rejected by the service, with the balance at the time) and applied "
+        "ones (a new balance below zero that was applied), kept apart by `kind`.",
+    ),
+    "sync_outcomes": HistoryTable(
+        reconcile.sync_outcomes,
+        ("transactions", "log_events"),
+        "Per day: transactions by outcome, reconciled against the 'event published' messages.",
+    ),
+    "user_summary": HistoryTable(
+        reconcile.user_summary,
+        ("transactions", "user_exposure", "ledger_breaks", "anomaly_scores"),
+        "Per user: currency, transactions, credits, debits, amounts, first and last activity, "
+        "discrepancy events, exposure, breaks and anomalies.",
+    ),
+    "discrepancy_cases": HistoryTable(
+        finance.discrepancy_cases,
+        (
+            "balance_discrepancies",
+            "transactions",
+            "negative_balance_rejections",
+            "log_events",
+            "ingest_manifest",
+        ),
+        "One row per user and currency whose balances ever disagreed: status (open, probably "
+        "resolved, resolved), age, the latest gap, what was being synced when it opened, and "
+        "suspicion flags with their evidence.",
+        "finance",
+    ),
+    "exposure_daily": HistoryTable(
+        finance.exposure_daily,
+        (
+            "balance_discrepancies",
+            "transactions",
+            "negative_balance_rejections",
+            "log_events",
+            "ingest_manifest",
+        ),
+        "Every day of the period and currency: revenue at risk and amount owed as known at the end "
+        "of that day, users holding them, cases opened and resolved that day.",
+        "finance",
+    ),
+    "calendar": HistoryTable(
+        finance.calendar,
+        ("log_events", "ingest_manifest", "invocations", "transactions"),
+        "Every day of the period, with whether logs exist for it (a day without logs is a finding).",
+        "finance",
+    ),
+    "runtime_daily": HistoryTable(
+        finance.runtime_daily,
+        ("invocations", "transactions", "processing_errors", "log_events", "ingest_manifest"),
+        "Runtime health per day: invocations, cold starts, init and run durations, billed seconds, "
+        "memory, failed invocations and syncs, errors by type.",
+        "runtime",
+    ),
+    "runtime_versions": HistoryTable(
+        finance.runtime_versions,
+        ("invocations", "transactions", "processing_errors", "log_events"),
+        "Runtime health per Lambda runtime version, with the days each version ran.",
+        "runtime",
+    ),
+    "error_types": HistoryTable(
+        finance.error_types,
+        ("processing_errors",),
+        "Per error type: how often, first and last seen, days, invocations and transactions "
+        "affected, and its first message.",
+        "runtime",
+    ),
 }
 # Every daily table a history query may read, so a missing one is an empty view, not an error.
-_DAILY_INPUTS = (
-    "transactions",
-    "balance_discrepancies",
-    "negative_balance_rejections",
-    "log_events",
-    "anomaly_scores",
-)
+_DAILY_INPUTS = (*SYNC_TABLES, *INGEST_TABLES, "anomaly_scores")
 
 Progress = Callable[[str], None]
 
@@ -220,9 +303,8 @@ def score_anomalies(
 
 def build_history(warehouse: Warehouse, name: str) -> pa.Table:
     """Recompute one reconciliation table over the whole warehouse, write it and return it."""
-    inputs = HISTORY_TABLES[name]
-    with warehouse.connect(empty_tables=[*inputs, *_DAILY_INPUTS]) as connection:
-        table = getattr(reconcile, name)(connection)
+    with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
+        table = HISTORY_TABLES[name].build(connection)
     warehouse.write_table(name, table)
     warehouse.refresh_views()
     return warehouse.read_all(name)

@@ -18,7 +18,6 @@ from calo_assets.warehouse import DUCKDB_FILE, Warehouse
 from calo_assets_tests.conftest import SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY, materialize_range
 
 DAILY_TABLES = (*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores")
-LEDGER_TABLES = ("anomaly_scores", *HISTORY_TABLES)
 SAMPLE_DAYS = 8
 
 
@@ -29,7 +28,8 @@ def test_definitions_load_with_groups_and_partitions():
     assert groups == {
         **dict.fromkeys([*INGEST_TABLES, "cloudwatch_export"], "logs"),
         **dict.fromkeys(SYNC_TABLES, "sync"),
-        **dict.fromkeys(LEDGER_TABLES, "ledger"),
+        "anomaly_scores": "ledger",
+        **{name: table.group for name, table in HISTORY_TABLES.items()},
         "balance_sync_report": "report",
     }
     assert (

@@ -84,7 +84,7 @@ def test_one_shot_and_dagster_runs_write_byte_identical_files(tmp_path, monkeypa
             _files(tmp_path / path / "report"),
         )
     (direct_tables, direct_report), (dagster_tables, dagster_report) = written.values()
-    assert len(direct_tables) == 9 * 8 + 5  # 9 daily tables x 8 days, 5 history tables
+    assert len(direct_tables) == 9 * 8 + 11  # 9 daily tables x 8 days, 11 history tables
     assert direct_tables == dagster_tables
     assert sorted(direct_report) == sorted(dagster_report)
     assert direct_report == dagster_report

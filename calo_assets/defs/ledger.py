@@ -110,52 +110,32 @@ def _nothing_more(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
     return {}, []
 
 
-# Per history table: its description, what its metadata adds and which checks it runs.
-_HISTORY: dict[str, tuple[str, Callable[[pa.Table], tuple[dict, list[CheckOutcome]]], tuple]] = {
-    "ledger_breaks": (
-        "Transactions breaking the arithmetic rule or the per-user continuity rule, once each.",
-        _ledger_breaks,
-        ("arithmetic_rule",),
-    ),
-    "user_exposure": (
-        "Per user and currency: the latest gap between subscription and payment balance, its sign, "
-        "when first and last seen and how often logged. Never a sum over repeated events.",
-        _nothing_more,
-        (),
-    ),
-    "overdrafts": (
-        "Attempted overdrafts (rejected by the service, with the balance at the time) and applied "
-        "ones (a new balance below zero that was applied), kept apart by `kind`.",
-        _overdrafts,
-        (),
-    ),
-    "sync_outcomes": (
-        "Per day: transactions by outcome, reconciled against the 'event published' messages.",
-        _sync_outcomes,
-        ("every_transaction_accounted_for",),
-    ),
-    "user_summary": (
-        "Per user: currency, transactions, credits, debits, amounts, first and last activity, "
-        "discrepancy events, exposure, breaks and anomalies.",
-        _nothing_more,
-        (),
-    ),
+# What a history table's metadata adds beside its rows and preview, and the checks it runs.
+_DESCRIBED: dict[str, Callable[[pa.Table], tuple[dict, list[CheckOutcome]]]] = {
+    "ledger_breaks": _ledger_breaks,
+    "overdrafts": _overdrafts,
+    "sync_outcomes": _sync_outcomes,
+}
+_CHECKS = {
+    "ledger_breaks": ("arithmetic_rule",),
+    "sync_outcomes": ("every_transaction_accounted_for",),
 }
 
 
 def _history_asset(name: str) -> dg.AssetsDefinition:
-    description, describe, check_names = _HISTORY[name]
+    table_def = pipeline.HISTORY_TABLES[name]
+    describe = _DESCRIBED.get(name, _nothing_more)
 
     @dg.asset(
         name=name,
-        group_name="ledger",
-        deps=list(pipeline.HISTORY_TABLES[name]),
+        group_name=table_def.group,
+        deps=list(table_def.inputs),
         metadata=schema_metadata(name),
         kinds={"duckdb", "parquet"},
         owners=OWNERS,
         code_version=CODE_VERSION,
-        description=description,
-        check_specs=[check_spec(check) for check in check_names],
+        description=table_def.description,
+        check_specs=[check_spec(check) for check in _CHECKS.get(name, ())],
     )
     def history_asset(warehouse: WarehouseResource) -> Iterator:
         table = pipeline.build_history(warehouse.store, name)
