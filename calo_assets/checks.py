@@ -7,6 +7,7 @@ Each check returns a ``CheckOutcome``; the Dagster shell turns it into an asset 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal
@@ -68,6 +69,11 @@ CHECKS: dict[str, tuple[str, str]] = {
     "every_transaction_accounted_for": (
         "sync_outcomes",
         "Outcomes add up and published = applied.",
+    ),
+    "every_day_has_logs": (
+        "calendar",
+        "Every day of the period holds log records (a day without any is a finding: the service "
+        "did not run, or its logs are missing).",
     ),
 }
 
@@ -221,3 +227,25 @@ def every_transaction_accounted_for(sync_outcomes: pa.Table) -> CheckOutcome:
         unbalanced.num_rows == 0,
         **{"days that do not add up": [str(day) for day in unbalanced["day"].to_pylist()[:20]]},
     )
+
+
+def every_day_has_logs(calendar: pa.Table) -> CheckOutcome:
+    """Warn when a day of the period holds no log record; list the days."""
+    missing = calendar.filter(pc.invert(calendar["has_logs"]))
+    return _outcome(
+        "every_day_has_logs",
+        missing.num_rows == 0,
+        "WARN",
+        **{
+            "days in the period": calendar.num_rows,
+            "days without logs": [str(day) for day in missing["day"].to_pylist()],
+        },
+    )
+
+
+# The checks run on a history table once it is built, by table.
+HISTORY_CHECKS: dict[str, tuple[Callable[[pa.Table], CheckOutcome], ...]] = {
+    "ledger_breaks": (arithmetic_rule,),
+    "sync_outcomes": (every_transaction_accounted_for,),
+    "calendar": (every_day_has_logs,),
+}

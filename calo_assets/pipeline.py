@@ -399,10 +399,7 @@ def run(
     began = time.perf_counter()
     for name in HISTORY_TABLES:
         table = build_history(warehouse, name)
-        if name == "ledger_breaks":
-            outcomes.append(checks.arithmetic_rule(table))
-        elif name == "sync_outcomes":
-            outcomes.append(checks.every_transaction_accounted_for(table))
+        outcomes += [check(table) for check in checks.HISTORY_CHECKS.get(name, ())]
     timed("reconciliation", began)
     began = time.perf_counter()
     report = publish_report(warehouse, report_dir, images=images)

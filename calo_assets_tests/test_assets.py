@@ -118,6 +118,7 @@ def test_metadata_and_the_nothing_lost_check(sample_run):
         "anomaly_share": True,
         "arithmetic_rule": False,  # the sample holds one legacy transaction that does not add up
         "every_transaction_accounted_for": True,
+        "every_day_has_logs": True,  # the sample has logs every day
         "latest_day_present": False,  # the sample is from 2024: the warehouse is not fresh
     }
     assert checks["nothing_lost"].metadata["records read"].value == 3578

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from calo_assets import checks, pipeline
-from calo_assets.checks import CheckOutcome
 from calo_assets.defs.metadata import (
     check_result,
     check_spec,
@@ -88,43 +87,24 @@ def anomaly_scores(
     yield check_result(checks.anomaly_share(table.num_rows, flagged, settings.contamination))
 
 
-def _ledger_breaks(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
-    return {"breaks by rule": dg.MetadataValue.json(value_counts(table, "rule"))}, [
-        checks.arithmetic_rule(table)
-    ]
-
-
-def _overdrafts(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
-    return {"by kind": dg.MetadataValue.json(value_counts(table, "kind"))}, []
-
-
-def _sync_outcomes(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
+def _sync_outcome_totals(table: pa.Table) -> dict[str, int]:
     columns = ("transactions", "applied", "skipped", "rejected", "failed", "unknown")
-    totals = {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
-    return {"totals": dg.MetadataValue.json(totals)}, [
-        checks.every_transaction_accounted_for(table)
-    ]
+    return {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
 
 
-def _nothing_more(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
-    return {}, []
-
-
-# What a history table's metadata adds beside its rows and preview, and the checks it runs.
-_DESCRIBED: dict[str, Callable[[pa.Table], tuple[dict, list[CheckOutcome]]]] = {
-    "ledger_breaks": _ledger_breaks,
-    "overdrafts": _overdrafts,
-    "sync_outcomes": _sync_outcomes,
-}
-_CHECKS = {
-    "ledger_breaks": ("arithmetic_rule",),
-    "sync_outcomes": ("every_transaction_accounted_for",),
+# What a history table's metadata shows beside its rows and preview.
+_DESCRIBED: dict[str, Callable[[pa.Table], dict]] = {
+    "ledger_breaks": lambda table: {"breaks by rule": value_counts(table, "rule")},
+    "overdrafts": lambda table: {"by kind": value_counts(table, "kind")},
+    "sync_outcomes": lambda table: {"totals": _sync_outcome_totals(table)},
+    "discrepancy_cases": lambda table: {"cases by status": value_counts(table, "status")},
 }
 
 
 def _history_asset(name: str) -> dg.AssetsDefinition:
     table_def = pipeline.HISTORY_TABLES[name]
-    describe = _DESCRIBED.get(name, _nothing_more)
+    describe = _DESCRIBED.get(name, lambda _: {})
+    history_checks = checks.HISTORY_CHECKS.get(name, ())
 
     @dg.asset(
         name=name,
@@ -135,20 +115,16 @@ def _history_asset(name: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         code_version=CODE_VERSION,
         description=table_def.description,
-        check_specs=[check_spec(check) for check in _CHECKS.get(name, ())],
+        check_specs=[check_spec(check.__name__) for check in history_checks],
     )
     def history_asset(warehouse: WarehouseResource) -> Iterator:
         table = pipeline.build_history(warehouse.store, name)
-        extra, outcomes = describe(table)
+        extra = {key: dg.MetadataValue.json(value) for key, value in describe(table).items()}
         yield dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": table.num_rows,
-                "preview": preview_value(table),
-                **extra,
-            }
+            metadata={"dagster/row_count": table.num_rows, "preview": preview_value(table), **extra}
         )
-        for outcome in outcomes:
-            yield check_result(outcome)
+        for check in history_checks:
+            yield check_result(check(table))
 
     return history_asset
 
