@@ -313,7 +313,9 @@ def score_window(
     scaled = StandardScaler().fit_transform(matrix)
     # A missing feature (a transaction without a user has no "amount_vs_user") is the window's mean.
     raw = isolation_scores(np.where(np.isnan(scaled), 0.0, scaled), settings.seed)
-    flagged = raw < np.percentile(raw, 100.0 * settings.contamination)  # as IsolationForest's offset_
+    flagged = raw < np.percentile(
+        raw, 100.0 * settings.contamination
+    )  # as IsolationForest's offset_
     result["score"] = -raw[today]
     result["is_anomaly"] = flagged[today]
     window = history.frame[["action", "source"]].iloc[rows]
