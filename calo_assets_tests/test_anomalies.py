@@ -443,15 +443,14 @@ def test_the_compiled_forest_refuses_what_it_cannot_score():
 
 
 @pytest.fixture(scope="module")
-def real_history() -> anomalies.History:
+def real_history(real_logs) -> anomalies.History:
     """The transactions of the real export (every day of it)."""
-    from calo_assets.config import REAL_LOG_DIR
     from calo_assets.logs.export import discover
     from calo_assets.logs.ingest import IngestOptions, read_days
     from calo_assets.tables.sync import build_sync_tables
 
     days = [(date(2023, 12, 12) + timedelta(days=n)).isoformat() for n in range(126)]
-    read = read_days(discover(REAL_LOG_DIR), days, IngestOptions())
+    read = read_days(discover(real_logs), days, IngestOptions())
     table = pa.concat_tables(build_sync_tables(day.events)["transactions"] for day in read.values())
     return anomalies.History.of(anomalies.transactions_frame(table))
 
