@@ -10,9 +10,10 @@ defaults: 100 trees, each on 256 rows of the window drawn without replacement, a
 levels deep, each node split on a random feature among those not constant in it at a uniform random
 threshold between its minimum and maximum; a row's path length in a tree is the depth of its leaf plus
 c(rows in the leaf), its score -2^(-mean path length / c(256)). It is grown and applied in C
-(``_forest.c``) with its own PRNG (xoshiro256** seeded by splitmix64), so the figures depend on the seed
-only, the same on every machine and with any numpy. ``test_anomalies.py`` holds the same algorithm in
-plain Python and compares, and checks that the ranking agrees with scikit-learn's on the real export.
+(``_forest.c``) with its own PRNG (xoshiro256** seeded by splitmix64), so its path lengths depend on the
+seed only, bit for bit on every machine and with any numpy (the score is one power of their mean).
+``test_anomalies.py`` holds the same algorithm in plain Python and compares, and checks that the ranking
+agrees with scikit-learn's IsolationForest on the real export.
 
 How it is computed, fast and with the figures of the straightforward per-day computation (pandas
 features, scaling, the forest, the percentile; ``test_anomalies.py`` holds that version and compares):
