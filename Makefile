@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP) system-packages
 
-$(STAMP): pyproject.toml calo_assets/logs/_native.c
+$(STAMP): pyproject.toml calo_assets/logs/_native.c calo_assets/ledger/_forest.c
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=...)")'
 	@$(PYTHON) -c 'import sysconfig, pathlib, sys; h = pathlib.Path(sysconfig.get_paths()["include"], "Python.h"); sys.exit(0 if h.exists() else f"{h} is missing: install Python 3.11 development headers (Debian: python3-dev)")'
 	@command -v cc >/dev/null || command -v gcc >/dev/null || { \
@@ -47,24 +47,28 @@ run: setup
 test: setup lint
 	$(BIN)/python -m pytest -q
 
-## The compiled module under AddressSanitizer and UBSan: a copy of the package with an instrumented build,
-## then the tests that exercise it (any memory error or undefined behaviour stops the run).
+## The compiled modules under AddressSanitizer and UBSan: a copy of the package with instrumented builds,
+## then the tests that exercise them (any memory error or undefined behaviour stops the run); not the
+## comparison with scikit-learn on the real export, which lies outside the copy.
 SANITIZE_DIR ?= /tmp/calo_sanitize
+SANITIZE_CC = cc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+    -I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+EXT_SUFFIX = $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
 sanitize: setup
 	rm -rf $(SANITIZE_DIR) && mkdir -p $(SANITIZE_DIR)
 	cp -r calo_assets calo_assets_tests pyproject.toml $(SANITIZE_DIR)/ && ln -s $(CURDIR)/data $(SANITIZE_DIR)/data
-	rm -f $(SANITIZE_DIR)/calo_assets/logs/_native*.so
-	cc -shared -fPIC -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
-	    -I"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
-	    calo_assets/logs/_native.c \
-	    -o $(SANITIZE_DIR)/calo_assets/logs/_native$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')
+	rm -f $(SANITIZE_DIR)/calo_assets/logs/_native*.so $(SANITIZE_DIR)/calo_assets/ledger/_forest*.so
+	$(SANITIZE_CC) calo_assets/logs/_native.c -o $(SANITIZE_DIR)/calo_assets/logs/_native$(EXT_SUFFIX)
+	$(SANITIZE_CC) calo_assets/ledger/_forest.c -o $(SANITIZE_DIR)/calo_assets/ledger/_forest$(EXT_SUFFIX)
 	cd $(SANITIZE_DIR) && export PYTHONPATH=$(SANITIZE_DIR) ASAN_OPTIONS=detect_leaks=0 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 	    LD_PRELOAD="$$(cc -print-file-name=libasan.so):$$(cc -print-file-name=libubsan.so)" \
-	&& $(CURDIR)/$(BIN)/python -c 'import calo_assets.logs._native as n, sys; sys.exit(0 if n.__file__.startswith("$(SANITIZE_DIR)") else f"not the instrumented build: {n.__file__}")' \
+	&& $(CURDIR)/$(BIN)/python -c 'import calo_assets.logs._native as n, calo_assets.ledger._forest as f, sys; sys.exit(0 if all(m.__file__.startswith("$(SANITIZE_DIR)") for m in (n, f)) else f"not the instrumented builds: {n.__file__}, {f.__file__}")' \
 	&& $(CURDIR)/$(BIN)/python -m pytest -q -p no:cacheprovider --rootdir=$(SANITIZE_DIR) \
 	    calo_assets_tests/test_native.py calo_assets_tests/test_events.py \
-	    calo_assets_tests/test_fuzz.py calo_assets_tests/test_reader_and_export.py
+	    calo_assets_tests/test_fuzz.py calo_assets_tests/test_reader_and_export.py \
+	    calo_assets_tests/test_anomalies.py --deselect \
+	    calo_assets_tests/test_anomalies.py::test_on_the_real_export_the_ranking_agrees_with_scikit_learns_isolation_forest
 
 lint: setup
 	$(BIN)/ruff check .
