@@ -48,7 +48,12 @@ def to_money(value: Any) -> Decimal | None:
         return number  # the common case, decided without arithmetic
     with localcontext() as exact:
         exact.prec = 80
-        fits = abs(number) < _LIMIT and number == number.quantize(_QUANTUM, rounding="ROUND_DOWN")
+        # A huge exponent (1E1000000) cannot fit: decided before quantize, which would overflow.
+        fits = (
+            number.adjusted() < _INTEGER_DIGITS
+            and abs(number) < _LIMIT
+            and number == number.quantize(_QUANTUM, rounding="ROUND_DOWN")
+        )
     if not fits:
         raise MoneyError(f"{value} does not fit {MONEY_TYPE} exactly")
     return number
