@@ -502,3 +502,31 @@ def test_a_missing_action_is_named_as_such():
     assert _phrase("action_rarity", False, transaction, {}, window) == (
         "rare action (none) (2 of 3 in the window)"
     )
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 300),
+    columns=st.integers(1, 11),
+    seed=st.integers(0, 2**32 - 1),
+    constant=st.booleans(),
+    missing=st.booleans(),
+)
+def test_standardize_is_scikit_learns_standard_scaler_to_the_bit(
+    rows, columns, seed, constant, missing
+):
+    from sklearn.preprocessing import StandardScaler
+
+    from calo_assets.ledger.anomalies import standardize
+
+    random = np.random.default_rng(seed)
+    matrix = np.asfortranarray(
+        random.normal(size=(rows, columns)) * random.uniform(0, 1e4, columns)
+    )
+    if constant:
+        matrix[:, 0] = 3.25
+    if missing:  # a transaction without a user has no amount_vs_user
+        matrix[random.random(rows) < 0.3, -1] = np.nan
+    assert np.array_equal(
+        standardize(matrix), StandardScaler().fit_transform(matrix), equal_nan=True
+    )

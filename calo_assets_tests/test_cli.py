@@ -90,7 +90,7 @@ def test_one_shot_and_dagster_runs_write_byte_identical_files(tmp_path, monkeypa
     assert direct_report == dagster_report
 
 
-def test_the_one_shot_path_does_not_import_dagster(tmp_path):
+def test_the_one_shot_path_imports_neither_dagster_nor_scikit_learn(tmp_path):
     import subprocess
     import sys
 
@@ -101,6 +101,7 @@ def test_the_one_shot_path_does_not_import_dagster(tmp_path):
         " '--no-chart-images', '--first-day', '2024-03-02', '--last-day', '2024-03-02'])\n"
         "assert code == 0, code\n"
         "assert 'dagster' not in sys.modules, 'dagster was imported'\n"
+        "assert 'sklearn' not in sys.modules, 'scikit-learn was imported'\n"
     )
     environment = {"CALO_WAREHOUSE_DIR": str(tmp_path / "warehouse"), "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
