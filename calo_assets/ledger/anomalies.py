@@ -270,14 +270,15 @@ def standardize(matrix: np.ndarray) -> np.ndarray:
     ``_incremental_mean_and_var`` on one batch), without importing scikit-learn (a second of the
     one-shot report's start-up).
     """
-    count = matrix.shape[0] - np.isnan(matrix).sum(axis=0)  # a missing value is not counted
-    mean = np.nansum(matrix, axis=0) / count
-    centred = matrix - mean
-    correction = np.nansum(centred, axis=0)
-    variance = (np.nansum(centred**2, axis=0) - correction**2 / count) / count
-    scale = np.sqrt(variance)
-    scale[scale < 10 * np.finfo(scale.dtype).eps] = 1.0
-    return (matrix - mean) / scale
+    with np.errstate(invalid="ignore"):  # a column without any value stays missing
+        count = matrix.shape[0] - np.isnan(matrix).sum(axis=0)  # a missing value is not counted
+        mean = np.nansum(matrix, axis=0) / count
+        centred = matrix - mean
+        correction = np.nansum(centred, axis=0)
+        variance = (np.nansum(centred**2, axis=0) - correction**2 / count) / count
+        scale = np.sqrt(variance)
+        scale[scale < 10 * np.finfo(scale.dtype).eps] = 1.0
+        return (matrix - mean) / scale
 
 
 def average_path_length(rows: int) -> float:
