@@ -380,8 +380,12 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
         state = _StreamState(
             stream, readings, ordered.problems, ordered.last_lines, options, wanted
         )
-        for chunk in ordered.chunks(PIECE_RECORDS):
-            yield state.process(chunk)
+        chunks = ordered.chunks(PIECE_RECORDS)
+        chunk = next(chunks, None)
+        while chunk is not None:
+            following = next(chunks, None)
+            yield state.process(chunk, final=following is None)
+            chunk = following
         yield state.finish()
 
 
@@ -543,6 +547,8 @@ def _canonical(stamp: str) -> str:
 
 def _impossible(stamps: list[str]) -> set[int]:
     """Indexes of millisecond timestamps that are no instant (hour 25, month 13, year 0)."""
+    if not stamps:
+        return set()
     try:
         pa.array(stamps, pa.string()).cast(TIMESTAMP)
         bad: set[int] = set()
@@ -694,27 +700,34 @@ class _StreamState:
             occurred[index] = None
         days, cut = self.invocations.assign(kinds, request_ids, occurred, final)  # type: ignore[arg-type]
         self.carry = _Chunk(*(column[cut:] for column in records))
-        rows = _Rows()
+        by_day: dict[str, list[int]] = {}  # impossible timestamps have no day ("")
+        for index, day in enumerate(islice(days, cut)):
+            by_day.setdefault(day, []).append(index)
         typed: dict[str, list[int]] = {}
+        quarantined: list[tuple[int, str]] = []
         folder_day, owned = self.stream.day, self.stream.day in self.wanted
-        for index in range(cut):
-            day, kind = days[index], kinds[index]
-            if index in impossible:
-                day = folder_day
-            elif not self._typed_here(day):
-                if day in self.lookback or not owned:
-                    continue  # another run reads it: the run of its day
-                messages[index] = self._outside(day)
-                kind, day = QUARANTINED, folder_day
-            self.counts[records.files[index], day] += 1
-            if kind == QUARANTINED:
-                rows.quarantine.append(
-                    self._quarantine(
-                        day, occurred[index], records, index, messages[index], payloads[index]
-                    )
-                )
+        for day, indexes in by_day.items():
+            if day and self._typed_here(day):
+                target = day
+                kept = [index for index in indexes if kinds[index] != QUARANTINED]
+                if len(kept) < len(indexes):
+                    quarantined += [(i, day) for i in indexes if kinds[i] == QUARANTINED]
+                if kept:
+                    typed[day] = kept
+            elif day and (not owned or day in self.lookback):
+                continue  # another run reads it: the run of its day
             else:
-                typed.setdefault(day, []).append(index)
+                target = folder_day
+                if day:
+                    for index in indexes:
+                        messages[index] = self._outside(day)
+                quarantined += [(index, folder_day) for index in indexes]
+            self._count(records.files, indexes, target)
+        rows = _Rows()
+        rows.quarantine = [
+            self._quarantine(day, occurred[index], records, index, messages[index])
+            for index, day in sorted(quarantined)
+        ]
         names = [part.path.name for part in self.stream.parts]
         for day, indexes in typed.items():
             rows.columns[day] = {
@@ -734,7 +747,7 @@ class _StreamState:
 
     def finish(self) -> _Rows:
         """The carried records, then per file the problems met and the manifest rows."""
-        rows = self.process(_Chunk([], [], [], []), final=True)
+        rows = self.process(_Chunk([], [], [], []), final=True) if self.carry.files else _Rows()
         owned = self.stream.day in self.wanted
         for index, part in enumerate(self.stream.parts):
             reading = self.readings[index]
@@ -772,6 +785,14 @@ class _StreamState:
                 )
         return rows
 
+    def _count(self, files: list[int], indexes: list[int], day: str) -> None:
+        """Count the records at ``indexes`` as read for ``day``, per file."""
+        if len(self.stream.parts) == 1:
+            self.counts[0, day] += len(indexes)
+            return
+        for file, count in Counter(files[index] for index in indexes).items():
+            self.counts[file, day] += count
+
     def _typed_here(self, day: str) -> bool:
         """Whether a record of ``day`` is typed by this run (see the module's docstring)."""
         if day not in self.wanted or day < self.stream.day:
@@ -793,18 +814,21 @@ class _StreamState:
         # the other records, one by one below.
         kinds, levels, request_ids, messages, payloads, others = classify_common(bodies)
         trailings: list[str | None] = [None] * len(bodies)
-        cut_indexes = {
-            index
-            for index, (file, line) in enumerate(zip(records.files, records.lines, strict=True))
-            if (file, line) in self.cut_off
-        }
+        cut_indexes = (
+            {
+                index
+                for index, place in enumerate(zip(records.files, records.lines, strict=True))
+                if place in self.cut_off
+            }
+            if self.cut_off
+            else set()
+        )
         others = sorted(
             set(others) | {index for index in cut_indexes if kinds[index] is not None} | impossible
         )
         for index in others:
             body = bodies[index]
-            kind, level, request_id, trailing = QUARANTINED, None, None, None
-            payload = self.mask(excerpt(body))
+            kind, level, request_id, payload, trailing = QUARANTINED, None, None, None, None
             if index in impossible:
                 message = f"impossible timestamp {records.stamps[index]}: record quarantined"
             elif index in cut_indexes:
@@ -832,17 +856,11 @@ class _StreamState:
         return kinds, levels, request_ids, messages, payloads, trailings
 
     def _quarantine(
-        self,
-        day: str,
-        occurred: str | None,
-        records: _Chunk,
-        index: int,
-        reason: str,
-        text: str | None,
+        self, day: str, occurred: str | None, records: _Chunk, index: int, reason: str
     ) -> dict[str, Any]:
+        """The quarantine row of a record, with a short masked excerpt of its text."""
         file = self.stream.parts[records.files[index]].path.name
-        if text is None or reason.startswith(("record of", "impossible")):
-            text = self.mask(excerpt(records.bodies[index]))
+        text = self.mask(excerpt(records.bodies[index]))
         return _quarantine_row(
             day, occurred, self.stream.name, file, records.lines[index], reason, text, "record"
         )

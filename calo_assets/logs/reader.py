@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from calo_assets.logs import _native
 
@@ -55,6 +55,8 @@ _STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})
 _RECORD = re.compile(f"(?:{_STAMP}|XRAY TraceId: )")
 _RECORD_AFTER_NEWLINE = re.compile(f"\n(?:{_STAMP}|XRAY TraceId: )")
 _STAMPED = re.compile(_STAMP)
+_T = TypeVar("_T")
+_NOTHING: Any = object()
 _NOT_REGULAR = {
     stat.S_IFIFO: "named pipe",
     stat.S_IFSOCK: "socket",
@@ -373,7 +375,7 @@ def _decoded(chunks: Iterator[bytes], reading: FileReading) -> Iterator[tuple[st
         offset += len(data)
         text = held + text
         if lone_cr is None and text:
-            lone_cr = text.count("\r") - text.count("\r\n") > text.count("\n")
+            lone_cr = "\r" in text and text.count("\r") - text.count("\r\n") > text.count("\n")
         if text.endswith("\r") and not final:
             text, held = text[:-1], "\r"
         else:
@@ -391,14 +393,14 @@ def _decoded(chunks: Iterator[bytes], reading: FileReading) -> Iterator[tuple[st
         yield held, at_line_start
 
 
-def _with_last(chunks: Iterator[bytes]) -> Iterator[tuple[bytes, bool]]:
-    """Each chunk with whether it is the last (an empty last chunk when there are none)."""
-    previous: bytes | None = None
-    for chunk in chunks:
-        if previous is not None:
-            yield previous, False
-        previous = chunk
-    yield previous or b"", True
+def _with_last(items: Iterator[_T]) -> Iterator[tuple[_T, bool]]:
+    """Each item with whether it is the last one."""
+    iterator = iter(items)
+    previous = next(iterator, _NOTHING)
+    while previous is not _NOTHING:
+        item = next(iterator, _NOTHING)
+        yield previous, item is _NOTHING  # type: ignore[misc]
+        previous = item
 
 
 class _Cutter:
@@ -421,7 +423,7 @@ class _Cutter:
         self.compressed_at_record = 0
 
     def segments(self, texts: Iterator[tuple[str, bool]]) -> Iterator[Segment]:
-        for text, at_line_start in texts:
+        for (text, at_line_start), last in _with_last(texts):
             if not self.started:
                 text = self._head(text, at_line_start)
                 if text is None:
@@ -430,6 +432,9 @@ class _Cutter:
                     continue
                 at_line_start = True
             cut = self._last_stamped(text, at_line_start)
+            if last and cut >= 0 and not self.skipping:
+                self.buffer += text  # whole records to the end: one last segment
+                break
             if cut < 0:
                 self._grow(text)
                 if self._bomb():
