@@ -147,6 +147,13 @@ def test_two_worker_processes_give_the_same_rows(tmp_path, monkeypatch):
     two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]
     assert one.events == two.events and one.manifest == two.manifest
     assert Counter(event["kind"] for event in one.events)["sync_started"] == 6
+    # Big results come back from the workers through temporary files, removed once read.
+    monkeypatch.setattr(ingest, "_RESULT_BYTES", 0)
+    monkeypatch.setattr(ingest.tempfile, "tempdir", str(tmp_path / "spill"))
+    (tmp_path / "spill").mkdir()
+    spilled = read_days(discover(tmp_path / "export"), ["2024-01-05"], IngestOptions(workers=2))
+    assert spilled["2024-01-05"].events == one.events
+    assert list((tmp_path / "spill").iterdir()) == []
 
 
 def test_an_unexpected_failure_names_the_file(tmp_path, monkeypatch):

@@ -159,12 +159,17 @@ def stream_days(
         # A bounded number of batches in flight, each bounded in memory (big results wait on disk):
         # a parent slower than its workers does not pile up rows.
         pending: deque[Future[_TaskResult]] = deque()
-        for task in tasks:
-            pending.append(pool.submit(_run_task, task, options, wanted))
-            if len(pending) > 2 * workers:
+        try:
+            for task in tasks:
+                pending.append(pool.submit(_run_task, task, options, wanted))
+                if len(pending) > 2 * workers:
+                    yield from pending.popleft().result().pieces()
+            while pending:
                 yield from pending.popleft().result().pieces()
-        while pending:
-            yield from pending.popleft().result().pieces()
+        finally:  # stopped early: results left unread are dropped, their files too
+            for future in pending:
+                if not future.cancel() and future.exception() is None:
+                    future.result().discard()
 
 
 def default_workers() -> int:
@@ -221,6 +226,10 @@ class _TaskResult(NamedTuple):
 
     pieces_in_memory: list[DayPiece] | None
     spilled: str | None
+
+    def discard(self) -> None:
+        if self.spilled is not None:
+            Path(self.spilled).unlink(missing_ok=True)
 
     def pieces(self) -> Iterator[DayPiece]:
         if self.pieces_in_memory is not None:
