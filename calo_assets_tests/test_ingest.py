@@ -66,16 +66,16 @@ def test_an_invocation_past_midnight_belongs_to_the_day_of_its_start(tmp_path):
 def test_a_stream_of_the_day_before_is_parsed_only_when_it_logged_into_the_day(
     tmp_path, monkeypatch
 ):
-    from calo_assets.logs import ingest
+    from calo_assets.logs import order
 
     crossing = StreamText(start="23:59:59").start("late").message("late")
     crossing.millis += 990
     crossing.start("after").message("after").end("after")
     ended = StreamText(start="22:00:00").start("early").message("early").end("early")
     split = []
-    split_records = ingest.split_records
+    split_records = order.split_records
     monkeypatch.setattr(
-        ingest,
+        order,
         "split_records",
         lambda text, first_line=1: split.append(text) or split_records(text, first_line),
     )

@@ -413,7 +413,7 @@ def test_a_big_stream_is_read_in_bounded_pieces_with_the_same_rows(tmp_path, mon
     of order, gives the same rows and outcomes as when it fits, in row groups of bounded size: sorted
     runs are spilled to disk and merged, and pieces are cut between invocations."""
     from calo_assets import warehouse
-    from calo_assets.logs import ingest, reader
+    from calo_assets.logs import ingest, order, reader
 
     stream = StreamText()
     for index in range(60):
@@ -433,11 +433,11 @@ def test_a_big_stream_is_read_in_bounded_pieces_with_the_same_rows(tmp_path, mon
     days = ["2024-01-05", "2024-01-06"]
     whole = Run(tmp_path / "logs", tmp_path / "whole", days=days)
     monkeypatch.setattr(reader, "READ_BYTES", 1000)
-    monkeypatch.setattr(ingest, "SORT_BUFFER_CHARS", 5000)
+    monkeypatch.setattr(order, "SORT_BUFFER_CHARS", 5000)
     monkeypatch.setattr(ingest, "PIECE_RECORDS", 20)
     monkeypatch.setattr(warehouse, "ROW_GROUP_ROWS", 30)
-    spilled, spill = [], ingest._spill
-    monkeypatch.setattr(ingest, "_spill", lambda *args: spilled.append(1) or spill(*args))
+    spilled, spill = [], order.spill
+    monkeypatch.setattr(order, "spill", lambda *args: spilled.append(1) or spill(*args))
     bounded = Run(tmp_path / "logs", tmp_path / "bounded", days=days)
     assert len(spilled) > 3
     assert bounded.events.to_pylist() == whole.events.to_pylist()

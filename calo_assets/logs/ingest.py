@@ -22,12 +22,10 @@ so the warehouse's row groups, which never split a piece, hold whole invocations
 
 from __future__ import annotations
 
-import heapq
 import os
 import pickle
-import shutil
 import tempfile
-from collections import Counter, OrderedDict, deque
+from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -39,24 +37,15 @@ import pyarrow as pa
 
 from calo_assets.logs.events import APP_KINDS, RecordError, classify, classify_common
 from calo_assets.logs.export import Discovery, Refusal, StreamPart, days_reading_folder
-from calo_assets.logs.reader import (
-    DEFAULT_MAX_BYTES,
-    FileReading,
-    Problem,
-    excerpt,
-    read_segments,
-    split_records,
-)
+from calo_assets.logs.order import CANONICAL_TIMESTAMP_LENGTH, Chunk, OrderedRecords, canonical
+from calo_assets.logs.reader import DEFAULT_MAX_BYTES, FileReading, Problem, excerpt, read_segments
 from calo_assets.privacy import mask_text
 from calo_assets.tables.schema import SCHEMAS, TIMESTAMP, from_columns, to_rows
 
 QUARANTINED = "quarantined"
-SORT_BUFFER_CHARS = 64 << 20  # text of one stream sorted in memory; beyond it, runs go to disk
 PIECE_RECORDS = 20_000  # records classified at a time, and rows of a day handed on at a time
 _RESULT_BYTES = 32 << 20  # a worker's rows beyond this go back through a temporary file
-_RUN_SLICE = 10_000  # records per pickled slice of a spilled run
 _START_DAYS = 4096  # invocations whose day a stream remembers (they run one after another)
-_CANONICAL_TIMESTAMP_LENGTH = len("2024-01-01T00:00:00.000Z")
 _BEFORE_START = frozenset({"init_start", "init_report"})
 _APP_KINDS = frozenset(APP_KINDS)
 # Files are read in batches of about this many compressed bytes (or files): per-file costs amortized.
@@ -324,8 +313,8 @@ class _Gathered:
     def __init__(self, complete_before: str) -> None:
         self.complete_before = complete_before
         self.columns: dict[str, dict[str, list[Any]]] = {}
-        self.quarantine: dict[str, list[dict[str, Any]]] = _DefaultLists()
-        self.manifest: dict[str, list[dict[str, Any]]] = _DefaultLists()
+        self.quarantine: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
+        self.manifest: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
 
     def add(self, rows: _Rows) -> None:
         for day, columns in rows.columns.items():
@@ -361,12 +350,6 @@ class _Gathered:
         )
 
 
-class _DefaultLists(dict):
-    def __missing__(self, key: str) -> list:
-        value = self[key] = []
-        return value
-
-
 # -- one stream --------------------------------------------------------------------------------------
 
 
@@ -379,7 +362,7 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
         if stream.day in wanted
         else [day for day in days_reading_folder(stream.day)[1:] if day in wanted]
     )
-    with _OrderedRecords(look_for) as ordered:
+    with OrderedRecords(look_for) as ordered:
         for index, part in enumerate(stream.parts):
             for segment in read_segments(part.path, readings[index], options.max_bytes):
                 ordered.add(index, segment)
@@ -396,162 +379,6 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
             yield state.process(chunk, final=following is None)
             chunk = following
         yield state.finish()
-
-
-class _Chunk(NamedTuple):
-    """Records as columns: the file each comes from (its index), line, timestamp, text after it."""
-
-    files: list[int]
-    lines: list[int]
-    stamps: list[str]
-    bodies: list[str]
-
-
-class _OrderedRecords:
-    """A stream's records in time order whatever order its files hold them in, memory bounded.
-
-    Segments are kept as text (a stream of the day before the run that never logs into it is never
-    cut into records) up to ``SORT_BUFFER_CHARS``; then cut, sorted and spilled to a temporary file as
-    a sorted run. ``chunks`` merges the runs (or, when they do not overlap, reads them in turn).
-    Ties keep file and line order.
-    """
-
-    def __init__(self, look_for: list[str] | None) -> None:
-        self.look_for = [(f"{day}T", f"\n{day}T") for day in look_for or ()]
-        self.holds_a_day_looked_for = False
-        self.segments: list[tuple[int, str, int]] = []  # file index, text, first line
-        self.chars = 0
-        self.runs: list[tuple[Path, str, str]] = []  # file, first key, last key
-        self.folder: str | None = None
-        self.problems: dict[int, list[Problem]] = {}  # per file, from cutting records
-        self.last_lines: dict[int, int] = {}  # per file, the line of its last record
-        self.in_memory = _Chunk([], [], [], [])
-
-    def __enter__(self) -> _OrderedRecords:
-        return self
-
-    def __exit__(self, *_) -> None:
-        if self.folder is not None:
-            shutil.rmtree(self.folder, ignore_errors=True)
-
-    def add(self, file: int, segment) -> None:
-        if self.look_for and not self.holds_a_day_looked_for:
-            text = segment.text
-            self.holds_a_day_looked_for = any(
-                text.startswith(first) or later in text for first, later in self.look_for
-            )
-        self.segments.append((file, segment.text, segment.first_line))
-        self.chars += len(segment.text)
-        if self.chars > SORT_BUFFER_CHARS:
-            self._spill_buffer()
-
-    def close(self) -> None:
-        """All files read: cut the last segments into records (``problems`` and ``last_lines`` are
-        complete after this) and spill them when the stream spilled already."""
-        if self.runs:
-            if self.segments:
-                self._spill_buffer()
-        else:
-            self.in_memory = self._sorted()[1]
-
-    def chunks(self, size: int) -> Iterator[_Chunk]:
-        """The records in time order, ``size`` at a time (after ``close``)."""
-        if not self.runs:
-            yield from _slices(self.in_memory, size)
-            return
-        ordered = all(self.runs[i][2] <= self.runs[i + 1][1] for i in range(len(self.runs) - 1))
-        records = (
-            (record for path, _, _ in self.runs for record in _run_records(path))
-            if ordered
-            else heapq.merge(
-                *(_run_records(path, index) for index, (path, _, _) in enumerate(self.runs))
-            )
-        )
-        while batch := list(islice(records, size)):
-            yield _Chunk(
-                *(list(column) for column in zip(*(record[-4:] for record in batch), strict=True))
-            )
-
-    def _spill_buffer(self) -> None:
-        keys, chunk = self._sorted()
-        if self.folder is None:
-            self.folder = tempfile.mkdtemp(prefix="calo-sort-")
-        if keys:
-            self.runs.append((_spill(keys, chunk, Path(self.folder)), keys[0], keys[-1]))
-
-    def _sorted(self) -> tuple[list[str], _Chunk]:
-        """The buffered segments cut into records, in time order; the buffer is emptied."""
-        chunk = _Chunk([], [], [], [])
-        for file, text, first_line in self.segments:
-            records, problems = split_records(text, first_line)
-            self.problems.setdefault(file, []).extend(problems)
-            if records:
-                self.last_lines[file] = records.lines[-1]
-            chunk.files.extend([file] * len(records))
-            chunk.lines.extend(records.lines)
-            chunk.stamps.extend(records.stamps)
-            chunk.bodies.extend(records.bodies)
-        self.segments, self.chars = [], 0
-        stamps = chunk.stamps
-        keys = (
-            stamps
-            if set(map(len, stamps)) <= {_CANONICAL_TIMESTAMP_LENGTH}
-            else [_sort_key(stamp) for stamp in stamps]
-        )
-        if keys == sorted(keys):
-            return keys, chunk
-        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: file, line order kept
-        return [keys[i] for i in order], _Chunk(*([column[i] for i in order] for column in chunk))
-
-
-def _slices(chunk: _Chunk, size: int) -> Iterator[_Chunk]:
-    for start in range(0, len(chunk.files), size):
-        yield _Chunk(*(column[start : start + size] for column in chunk))
-
-
-def _spill(keys: list[str], chunk: _Chunk, folder: Path) -> Path:
-    """Write a sorted run of records to a file in ``folder`` (pickled slices); return its path."""
-    descriptor, name = tempfile.mkstemp(dir=folder, suffix=".run")
-    with os.fdopen(descriptor, "wb") as handle:
-        for start in range(0, len(keys), _RUN_SLICE):
-            end = start + _RUN_SLICE
-            pickle.dump(
-                (keys[start:end], *(column[start:end] for column in chunk)),
-                handle,
-                pickle.HIGHEST_PROTOCOL,
-            )
-    return Path(name)
-
-
-def _run_records(path: Path, run: int = 0) -> Iterator[tuple]:
-    """The records of a spilled run, one at a time: (key, run, position, file, line, stamp, body)."""
-    position = 0
-    with path.open("rb") as handle:
-        while True:
-            try:
-                keys, files, lines, stamps, bodies = pickle.load(handle)
-            except EOFError:
-                return
-            for record in zip(keys, files, lines, stamps, bodies, strict=True):
-                yield (record[0], run, position, *record[1:])
-                position += 1
-
-
-def _sort_key(stamp: str) -> str:
-    """A key that sorts timestamps of any fraction length by instant: the millisecond form, then
-    the digits beyond it without trailing zeros."""
-    if len(stamp) == _CANONICAL_TIMESTAMP_LENGTH:
-        return stamp
-    fraction = stamp[20:-1] if len(stamp) > 20 else ""
-    return _canonical(stamp) + fraction[3:9].rstrip("0")
-
-
-def _canonical(stamp: str) -> str:
-    """The timestamp with three fraction digits (cut, not rounded: the tables hold milliseconds)."""
-    if len(stamp) == _CANONICAL_TIMESTAMP_LENGTH:
-        return stamp
-    fraction = stamp[20:-1] if len(stamp) > 20 else ""
-    return f"{stamp[:19]}.{fraction[:3].ljust(3, '0')}Z"
 
 
 def _impossible(stamps: list[str]) -> set[int]:
@@ -676,7 +503,7 @@ class _StreamState:
         self.lookback = set(days_reading_folder(stream.day))
         self.mask = mask_text if options.mask_personal_data else _identity
         self.invocations = _Invocations()
-        self.carry = _Chunk([], [], [], [])
+        self.carry = Chunk([], [], [], [])
         self.counts: Counter[tuple[int, str]] = Counter()
         self.parsed = [
             len(split_problems.get(index, [])) + len(reading.record_problems)
@@ -690,16 +517,16 @@ class _StreamState:
         self.bad_utf8 = {index for index, reading in enumerate(readings) if reading.bad_utf8}
         self.split_problems = split_problems
 
-    def process(self, chunk: _Chunk, final: bool = False) -> _Rows:
+    def process(self, chunk: Chunk, final: bool = False) -> _Rows:
         """Rows of the carried records and ``chunk``, up to the last clean cut (all when ``final``)."""
-        records = _Chunk(*(carried + new for carried, new in zip(self.carry, chunk, strict=True)))
+        records = Chunk(*(carried + new for carried, new in zip(self.carry, chunk, strict=True)))
         for file, count in Counter(chunk.files).items():
             self.parsed[file] += count
         stamps = records.stamps
         occurred: list[str | None] = (
             list(stamps)
-            if set(map(len, stamps)) <= {_CANONICAL_TIMESTAMP_LENGTH}
-            else [_canonical(stamp) for stamp in stamps]
+            if set(map(len, stamps)) <= {CANONICAL_TIMESTAMP_LENGTH}
+            else [canonical(stamp) for stamp in stamps]
         )
         impossible = _impossible(occurred)  # type: ignore[arg-type]
         kinds, levels, request_ids, messages, payloads, trailings = self._classify(
@@ -708,7 +535,7 @@ class _StreamState:
         for index in impossible:
             occurred[index] = None
         days, cut = self.invocations.assign(kinds, request_ids, occurred, final)  # type: ignore[arg-type]
-        self.carry = _Chunk(*(column[cut:] for column in records))
+        self.carry = Chunk(*(column[cut:] for column in records))
         by_day: dict[str, list[int]] = {}  # impossible timestamps have no day ("")
         for index, day in enumerate(islice(days, cut)):
             by_day.setdefault(day, []).append(index)
@@ -756,7 +583,7 @@ class _StreamState:
 
     def finish(self) -> _Rows:
         """The carried records, then per file the problems met and the manifest rows."""
-        rows = self.process(_Chunk([], [], [], []), final=True) if self.carry.files else _Rows()
+        rows = self.process(Chunk([], [], [], []), final=True) if self.carry.files else _Rows()
         owned = self.stream.day in self.wanted
         for index, part in enumerate(self.stream.parts):
             reading = self.readings[index]
@@ -816,7 +643,7 @@ class _StreamState:
             f"stream's look-back ({self.stream.day} + {len(self.lookback) - 1} day): quarantined under the stream's day"
         )
 
-    def _classify(self, records: _Chunk, impossible: set[int]) -> tuple[list, ...]:
+    def _classify(self, records: Chunk, impossible: set[int]) -> tuple[list, ...]:
         """Kinds, levels, request ids, messages, payloads and trailing texts of the records."""
         bodies = records.bodies
         # The commonest shapes are typed in one compiled pass (machine-made text: nothing to mask);
@@ -865,7 +692,7 @@ class _StreamState:
         return kinds, levels, request_ids, messages, payloads, trailings
 
     def _quarantine(
-        self, day: str, occurred: str | None, records: _Chunk, index: int, reason: str
+        self, day: str, occurred: str | None, records: Chunk, index: int, reason: str
     ) -> dict[str, Any]:
         """The quarantine row of a record, with a short masked excerpt of its text."""
         file = self.stream.parts[records.files[index]].path.name
