@@ -483,3 +483,25 @@ def test_calo_report_exits_3_and_names_the_failed_error_check(tmp_path, monkeypa
     code = cli.main([str(tmp_path / "logs"), str(tmp_path / "out"), "--quiet", "--no-chart-images"])
     assert code == cli.EXIT_CHECK_FAILED == 3
     assert "check failed: transaction_ids_unique" in capsys.readouterr().err
+
+
+def test_nothing_lost_fails_when_the_parser_drops_a_record(export, tmp_path, monkeypatch):
+    """Records read are counted from the text, apart from the parser: a record the parser dropped
+    counts as read on its stream's day, and the check fails there."""
+    from calo_assets.logs import order
+
+    root, records = copy_of(export, tmp_path)
+    split = order.split_records
+
+    def dropping(text, first_line=1):
+        found, problems = split(text, first_line)
+        return found.reordered(list(range(len(found)))[1:]), problems
+
+    monkeypatch.setattr(order, "split_records", dropping)
+    first, last = export_window(discover(root))
+    days = days_between(first, last)
+    store = Warehouse(tmp_path / "warehouse")
+    pipeline.ingest(root, store, days, IngestOptions())
+    check = checks.nothing_lost(store, days)
+    assert not check.passed
+    assert check.metadata["records read"] == records > check.metadata["records typed"]

@@ -381,7 +381,7 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
         yield state.finish()
 
 
-def _impossible(stamps: list[str]) -> set[int]:
+def _impossible(stamps: list[str | None]) -> set[int]:
     """Indexes of millisecond timestamps that are no instant (hour 25, month 13, year 0)."""
     if not stamps:
         return set()
@@ -395,7 +395,7 @@ def _impossible(stamps: list[str]) -> set[int]:
                 pa.scalar(stamp, pa.string()).cast(TIMESTAMP)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 bad.add(index)
-    bad.update(index for index, stamp in enumerate(stamps) if stamp.startswith("0000"))
+    bad.update(index for index, stamp in enumerate(stamps) if str(stamp).startswith("0000"))
     return bad
 
 
@@ -411,16 +411,19 @@ class _Invocations:
         self.start_day: OrderedDict[str, str] = OrderedDict()
 
     def assign(
-        self, kinds: list[str], request_ids: list[str | None], occurred: list[str], final: bool
+        self,
+        kinds: list[str],
+        request_ids: list[str | None],
+        occurred: list[str | None],
+        final: bool,
     ) -> tuple[list[str], int]:
         """The day of each row (request ids filled in), and where the piece can end: before the last
         invocation opened in it (with its init records), unless ``final``. Rows after that point
         are assigned again with the next piece."""
         days: list[str] = [""] * len(kinds)
         pending: list[int] = []
-        boundaries: list[
-            tuple[int, str | None]
-        ] = []  # where an invocation begins, current before it
+        # where each invocation begins (its first init record, or START), and the one before it
+        boundaries: list[tuple[int, str | None]] = []
         for index, kind in enumerate(kinds):
             if kind == QUARANTINED and occurred[index] is None:
                 continue  # an impossible timestamp: no day, no invocation
@@ -428,20 +431,20 @@ class _Invocations:
             if kind == "start" and request_id:
                 boundaries.append((pending[0] if pending else index, self.current))
                 self.current = request_id
-                day = self._remember(request_id, occurred[index][:10])
+                day = self._remember(request_id, str(occurred[index])[:10])
                 for waiting in pending:
                     request_ids[waiting] = request_ids[waiting] or request_id
                     days[waiting] = day
                 pending.clear()
                 days[index] = day
             elif request_id:
-                days[index] = self.start_day.get(request_id) or occurred[index][:10]
+                days[index] = self.start_day.get(request_id) or str(occurred[index])[:10]
             elif kind in _BEFORE_START or kind in _APP_KINDS:
                 # init records, and application lines logged outside a request (request id "undefined")
                 pending.append(index)
             elif self.current is not None:
                 request_ids[index] = self.current
-                days[index] = self.start_day.get(self.current) or occurred[index][:10]
+                days[index] = self.start_day.get(self.current) or str(occurred[index])[:10]
             else:
                 pending.append(index)
         cut, current = (
@@ -453,7 +456,7 @@ class _Invocations:
             self.current = current
         else:  # the end of the stream (or an invocation longer than a piece): no START follows here
             for waiting in pending:
-                days[waiting] = occurred[waiting][:10]
+                days[waiting] = str(occurred[waiting])[:10]
         return days, cut
 
     def _remember(self, request_id: str, day: str) -> str:
@@ -477,12 +480,12 @@ def _clean_cut(
     candidates = list(boundaries)
     if pending:
         candidates.append((pending[0], current))
-    for cut, current in reversed(candidates):
+    for cut, current_there in reversed(candidates):
         if cut == 0:
             break
         before = {request_id for request_id in request_ids[:cut] if request_id}
         if before.isdisjoint(request_id for request_id in request_ids[cut:] if request_id):
-            return cut, current
+            return cut, current_there
     return size, None
 
 
@@ -528,13 +531,13 @@ class _StreamState:
             if set(map(len, stamps)) <= {CANONICAL_TIMESTAMP_LENGTH}
             else [canonical(stamp) for stamp in stamps]
         )
-        impossible = _impossible(occurred)  # type: ignore[arg-type]
+        impossible = _impossible(occurred)
         kinds, levels, request_ids, messages, payloads, trailings = self._classify(
             records, impossible
         )
         for index in impossible:
             occurred[index] = None
-        days, cut = self.invocations.assign(kinds, request_ids, occurred, final)  # type: ignore[arg-type]
+        days, cut = self.invocations.assign(kinds, request_ids, occurred, final)
         self.carry = Chunk(*(column[cut:] for column in records))
         by_day: dict[str, list[int]] = {}  # impossible timestamps have no day ("")
         for index, day in enumerate(islice(days, cut)):

@@ -55,6 +55,7 @@ _STAMP = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})
 _RECORD = re.compile(f"(?:{_STAMP}|XRAY TraceId: )")
 _RECORD_AFTER_NEWLINE = re.compile(f"\n(?:{_STAMP}|XRAY TraceId: )")
 _STAMPED = re.compile(_STAMP)
+_STAMPED_AFTER_NEWLINE = re.compile(f"\n{_STAMP}")
 _T = TypeVar("_T")
 _NOTHING: Any = object()
 _NOT_REGULAR = {
@@ -170,9 +171,9 @@ def first_record_day(path: Path, limit: int = 1 << 20) -> str | None:
         if handle is None:
             return None
         for text, at_line_start in _decoded(_raw(handle, limit, reading), reading):
-            match = (_STAMPED.match(text) if at_line_start and read == 0 else None) or re.search(
-                f"\n{_STAMP}", text
-            )
+            match = (
+                _STAMPED.match(text) if at_line_start and read == 0 else None
+            ) or _STAMPED_AFTER_NEWLINE.search(text)
             if match is not None:
                 return match.group().lstrip("\n")[:10]
             read += len(text)
@@ -242,9 +243,7 @@ def _raw(handle: BinaryIO, max_bytes: int, reading: FileReading) -> Iterator[byt
         for data in _inflate(handle, max_bytes, reading, zlib_impl):
             emitted += len(data)
             yield data
-    except (
-        _CorruptError
-    ):  # ISA-L cannot copy an inflater: zlib re-reads the file to salvage the rest
+    except _CorruptError:  # ISA-L cannot copy an inflater: zlib reads again, to keep what it can
         handle.seek(0)
         yield from _inflate(handle, max_bytes, reading, zlib, skip=emitted)
 
