@@ -34,7 +34,7 @@ from calo_assets.ledger.anomalies import (
     score_days,
     transactions_frame,
 )
-from calo_assets.logs.export import Discovery, discover, folder_days_read_by
+from calo_assets.logs.export import Discovery, discover
 from calo_assets.logs.ingest import IngestOptions, stream_days
 from calo_assets.report.publish import Published, publish
 from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
@@ -186,38 +186,43 @@ def ingest(
     progress(f"{len(parts)} stream files to read for {len(days)} day(s) under {log_dir}")
     result = Ingested(days=list(days), discovery=found, files=len(parts))
     result.kinds_by_day = {day: Counter() for day in days}
-    writers = {day: warehouse.day_writer("log_events", day) for day in days}
-    quarantine: dict[str, list[dict]] = {day: [] for day in days}
+    writers = {
+        day: {name: warehouse.day_writer(name, day) for name in ("log_events", "quarantine")}
+        for day in days
+    }
     manifest: dict[str, list[dict]] = {day: [] for day in days}
-    unfinished = list(days)  # in order
+    unfinished = sorted(days)
     try:
         for piece in stream_days(found, days, options):
+            # Pieces come by stream day, and a day's rows only from streams of that day or before:
+            # the days before the piece's streams are complete. Their last rows go to disk now,
+            # not at the end of a long backfill (a write after that raises: nothing is dropped).
+            while unfinished and unfinished[0] < piece.complete_before:
+                for writer in writers[unfinished.pop(0)].values():
+                    writer.finish()
             if piece.events is not None:
-                writers[piece.day].write(piece.events)
+                writers[piece.day]["log_events"].write(piece.events)
                 for item in pc.value_counts(piece.events["kind"]).to_pylist():
                     result.kinds_by_day[piece.day][item["values"]] += item["counts"]
                 if result.preview is None:
                     result.preview = piece.events
-                # Files come in stream-folder order and a day's rows only from the folders it
-                # reads: once day X has rows, the days before X's oldest folder are complete.
-                # Their last rows go to disk now, not at the end of a long backfill.
-                complete = folder_days_read_by(piece.day)[0]
-                while unfinished and unfinished[0] < complete:
-                    writers[unfinished.pop(0)].finish()
-            quarantine[piece.day].extend(piece.quarantine)
+            if piece.quarantine:
+                writers[piece.day]["quarantine"].write(to_table("quarantine", piece.quarantine))
             manifest[piece.day].extend(piece.manifest)
         for day in unfinished:
-            writers[day].finish()
+            for writer in writers[day].values():
+                writer.finish()
     except BaseException:
-        for writer in writers.values():
-            writer.abort()
+        for day_writers in writers.values():
+            for writer in day_writers.values():
+                writer.abort()
         raise
     for day in days:
-        writers[day].commit()
-        warehouse.write_day("quarantine", day, to_table("quarantine", quarantine[day]))
+        for writer in writers[day].values():
+            writer.commit()
         warehouse.write_day("ingest_manifest", day, to_table("ingest_manifest", manifest[day]))
-        result.events_by_day[day] = writers[day].rows
-        result.quarantined_by_day[day] = len(quarantine[day])
+        result.events_by_day[day] = writers[day]["log_events"].rows
+        result.quarantined_by_day[day] = writers[day]["quarantine"].rows
         result.records_read_by_day[day] = sum(row["records_read"] for row in manifest[day])
     warehouse.refresh_views()
     progress(

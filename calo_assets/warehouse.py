@@ -15,6 +15,9 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import re
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -32,6 +35,11 @@ log = logging.getLogger(__name__)
 DATA_FILE = "data.parquet"
 DUCKDB_FILE = "calo.duckdb"
 ROW_GROUP_ROWS = 128_000
+_GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
+
+
+class WriterClosedError(RuntimeError):
+    """Rows were written to a ``DayWriter`` after it was finished: they would have been lost."""
 
 
 class Warehouse:
@@ -121,9 +129,9 @@ class Warehouse:
             return statements
         for table in sorted(path.name for path in self.root.iterdir() if path.is_dir()):
             if self.table_file(table).exists():
-                source = str(self.table_file(table))
+                source = glob_escape(self.table_file(table))
             elif self.days(table):
-                source = str(self.root / table / "day=*" / DATA_FILE)
+                source = f"{glob_escape(self.root / table)}/day=*/{DATA_FILE}"
             else:
                 continue
             quoted = source.replace("'", "''")
@@ -156,7 +164,10 @@ class Warehouse:
         statements = self.view_statements()
         with _lock(self.root / ".views.lock"):
             try:
-                with duckdb.connect(str(self.root / DUCKDB_FILE)) as connection:
+                with (
+                    _database_file(self.root / DUCKDB_FILE) as database,
+                    duckdb.connect(str(database)) as connection,
+                ):
                     for statement in statements.values():
                         connection.execute(statement)
             except duckdb.IOException as exc:
@@ -180,10 +191,17 @@ class DayWriter:
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._finished = False
         self.rows = 0
 
     def write(self, piece: pa.Table) -> None:
-        """Add rows (in the table's schema); a row group is written once enough rows are waiting."""
+        """Add rows (in the table's schema); a row group is written once enough rows are waiting.
+
+        Raises ``WriterClosedError`` once the day is finished: the rows would never reach the file."""
+        if self._finished:
+            raise WriterClosedError(
+                f"{self.path}: {piece.num_rows} row(s) written after the day was finished"
+            )
         self._pending.append(_in_schema(self.schema, piece))
         self._pending_rows += piece.num_rows
         self.rows += piece.num_rows
@@ -202,6 +220,7 @@ class DayWriter:
         rows already written: the file is then rewritten row group by row group.
         """
         self._flush(final=True)
+        self._finished = True
         assert self._writer is not None
         self._writer.close()
         if corrections:
@@ -247,6 +266,11 @@ class DayWriter:
         self._pending, self._pending_rows = [], 0
 
 
+def glob_escape(path: Path) -> str:
+    """``path`` as a DuckDB glob that matches only itself (``[``, ``]``, ``*``, ``?`` bracketed)."""
+    return _GLOB_CHARACTERS.sub(r"[\1]", str(path))
+
+
 def _read(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     # ParquetFile.read is several times faster than read_table (no dataset discovery) for one file.
     return pq.ParquetFile(path).read(columns=None if columns is None else list(columns))
@@ -278,6 +302,22 @@ def _write_atomically(path: Path, data: pa.Table) -> Path:
     finally:
         temporary.unlink(missing_ok=True)
     return path
+
+
+@contextmanager
+def _database_file(path: Path) -> Iterator[Path]:
+    """Where to open the DuckDB database ``path``. DuckDB reads what follows a ``?`` in a database
+    path as options (its write-ahead log then goes nowhere), so under such a folder the database is
+    built in a temporary folder and moved into place."""
+    if "?" not in str(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="calo-") as folder:
+        built = Path(folder) / path.name
+        yield built
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(built, temporary)
+        temporary.replace(path)
 
 
 @contextmanager

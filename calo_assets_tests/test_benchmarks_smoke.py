@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from benchmarks import (
     anomalies,
+    big_streams,
     dagster_events,
     growth,
     history,
@@ -47,6 +48,11 @@ def test_dagster_event_benchmark_runs():
 def test_memory_benchmark_runs():
     figures = memory.main(["--quick"])
     assert figures["peak MiB"] > 0 and figures["seconds"] > 0
+
+
+def test_big_streams_benchmark_runs():
+    figures = big_streams.main(["--quick"])
+    assert len(figures) == 6 and all(value > 0 for value in figures.values())
 
 
 def test_whole_history_benchmark_runs(tmp_path):

@@ -122,6 +122,35 @@ def unbalanced(path: Path) -> None:
     )
 
 
+def lone_cr(path: Path) -> None:
+    write_lines(path, [b"\r".join(lines_of(path))])
+
+
+def six_fraction_digits(path: Path) -> None:
+    lines = lines_of(path)
+    index = next(i for i, line in enumerate(lines) if b" START RequestId" in line)
+    lines[index] = lines[index].replace(b"Z START", b"456Z START", 1)
+    write_lines(path, lines)
+
+
+def impossible_time(path: Path) -> None:
+    lines = lines_of(path)
+    lines.append(b"2024-03-01T25:00:00.000Z END RequestId: r-impossible")
+    write_lines(path, lines)
+
+
+def far_future(path: Path) -> None:
+    lines = lines_of(path)
+    lines.append(b"2099-01-01T00:00:00.000Z END RequestId: r-future")
+    write_lines(path, lines)
+
+
+def control_character(path: Path) -> None:
+    text = gzip.decompress(path.read_bytes())
+    position = text.find(b"userId: '") + len(b"userId: '")
+    write_lines(path, (text[:position] + b"\x00\x01" + text[position:]).split(b"\n"))
+
+
 CASES = {
     "truncated gzip": (truncate, "file", "truncated gzip"),
     "corrupt gzip (bad CRC)": (bad_crc, "file", "corrupt gzip"),
@@ -137,6 +166,11 @@ CASES = {
         "transaction to sync",
     ),
     "an object with unbalanced braces": (unbalanced, "record", "transaction to sync"),
+    "lone CR line ends": (lone_cr, None, None),
+    "a timestamp with six fraction digits": (six_fraction_digits, None, None),
+    "an impossible time (hour 25)": (impossible_time, "record", "impossible timestamp"),
+    "a record of 2099, outside the run's days": (far_future, "record", "record of 2099-01-01"),
+    "control characters inside a string": (control_character, None, None),
 }
 
 
@@ -149,8 +183,9 @@ def test_damaged_file_loses_nothing_else(clean, tmp_path, case):
     # Every record of every other file is still there, and the run went on.
     assert keys(clean_rows, exclude=damaged_stream) <= keys(rows)
     quarantined = [row for day in rows.values() for row in day.quarantine]
-    if unit is None:
+    if unit is None:  # nothing lost in the damaged file either
         assert quarantined == []
+        assert keys(clean_rows) <= keys(rows)
     else:
         assert [row["unit"] for row in quarantined if row["reason"].startswith(reason)] == [unit], (
             quarantined

@@ -66,20 +66,22 @@ def test_an_invocation_past_midnight_belongs_to_the_day_of_its_start(tmp_path):
 def test_a_stream_of_the_day_before_is_parsed_only_when_it_logged_into_the_day(
     tmp_path, monkeypatch
 ):
-    from calo_assets.logs import ingest
+    from calo_assets.logs import order
 
     crossing = StreamText(start="23:59:59").start("late").message("late")
     crossing.millis += 990
     crossing.start("after").message("after").end("after")
     ended = StreamText(start="22:00:00").start("early").message("early").end("early")
     split = []
-    split_records = ingest.split_records
+    split_records = order.split_records
     monkeypatch.setattr(
-        ingest, "split_records", lambda text: split.append(text) or split_records(text)
+        order,
+        "split_records",
+        lambda text, first_line=1: split.append(text) or split_records(text, first_line),
     )
     days = rows_of(tmp_path, crossing, ended, days=("2024-01-06",))
     assert {event["request_id"] for event in days["2024-01-06"].events} == {"after"}
-    assert sorted(split) == ["", crossing.text]  # the stream that ended before midnight: not parsed
+    assert "".join(split) == crossing.text  # the stream that ended before midnight: not parsed
     assert [row["records_read"] for row in days["2024-01-06"].manifest] == [4]
 
 
@@ -145,6 +147,13 @@ def test_two_worker_processes_give_the_same_rows(tmp_path, monkeypatch):
     two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]
     assert one.events == two.events and one.manifest == two.manifest
     assert Counter(event["kind"] for event in one.events)["sync_started"] == 6
+    # Big results come back from the workers through temporary files, removed once read.
+    monkeypatch.setattr(ingest, "_RESULT_BYTES", 0)
+    monkeypatch.setattr(ingest.tempfile, "tempdir", str(tmp_path / "spill"))
+    (tmp_path / "spill").mkdir()
+    spilled = read_days(discover(tmp_path / "export"), ["2024-01-05"], IngestOptions(workers=2))
+    assert spilled["2024-01-05"].events == one.events
+    assert list((tmp_path / "spill").iterdir()) == []
 
 
 def test_an_unexpected_failure_names_the_file(tmp_path, monkeypatch):
@@ -174,8 +183,8 @@ def test_the_files_of_one_stream_stay_in_one_batch(tmp_path, monkeypatch):
     first.write(tmp_path, name="2024-01-05-[$LATEST]one")
     StreamText().start("r2").end("r2").write(tmp_path, name="2024-01-05-[$LATEST]two")
     monkeypatch.setattr(ingest, "_BATCH_FILES", 1)
-    batches = ingest._batches(discover(tmp_path).parts)
-    assert [[part.label for part in batch] for batch in batches] == [
+    batches = ingest._batches(ingest._units(discover(tmp_path), ["2024-01-05"]))
+    assert [[part.label for unit in batch for part in unit.parts] for batch in batches] == [
         ["2024-01-05-[$LATEST]one/000000.gz", "2024-01-05-[$LATEST]one/000001.gz"],
         ["2024-01-05-[$LATEST]two/000000.gz"],
     ]

@@ -110,3 +110,46 @@ def test_parts_for_a_day_include_the_day_before(tmp_path):
         "2024-01-02",
         "2024-01-03",
     ]
+
+
+def test_a_fifo_is_not_opened_for_reading(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "000000.gz")
+    text, problems = read_text(tmp_path / "000000.gz")  # would wait for a writer forever
+    assert (text, [problem.reason for problem in problems]) == (
+        "",
+        ["not a regular file (named pipe): not read"],
+    )
+
+
+def test_a_record_longer_than_the_limit_is_quarantined_and_counted(tmp_path, monkeypatch):
+    from calo_assets.logs import reader
+
+    monkeypatch.setattr(reader, "MAX_RECORD_CHARS", 1000)
+    monkeypatch.setattr(reader, "READ_BYTES", 300)
+    long = (
+        "2024-01-01T10:00:00.050Z 2024-01-01T10:00:00.050Z\tr1\tINFO\tlong {\n" + "  x: 1,\n" * 500
+    )
+    (tmp_path / "file").write_bytes(gzip.compress((long + TEXT).encode()))
+    reading = reader.FileReading()
+    segments = list(reader.read_segments(tmp_path / "file", reading))
+    records = [split_records(segment.text, segment.first_line)[0] for segment in segments]
+    assert [line for part in records for line in part.lines] == [502, 504, 508, 509]
+    assert [
+        (problem.reason.split(":")[0], problem.line) for problem in reading.record_problems
+    ] == [("record longer than 1,000 characters", 1)]
+    assert reading.records_counted == 5 and max(len(segment.text) for segment in segments) < 1000
+
+
+def test_records_are_counted_apart_from_the_parser(tmp_path):
+    from calo_assets.logs import reader
+
+    (tmp_path / "file").write_text("junk before\n" + TEXT.replace("\n", "\r\n"))
+    reading = reader.FileReading()
+    segments = list(reader.read_segments(tmp_path / "file", reading))
+    assert "".join(segment.text for segment in segments) == TEXT
+    assert reading.records_counted == 5  # the junk before the first record, then four records
+    assert [problem.reason for problem in reading.record_problems] == [
+        "text without a timestamp before the first record"
+    ]

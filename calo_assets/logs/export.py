@@ -5,26 +5,50 @@ Layout, as CloudWatch writes it to S3::
     <export id>/<stream creation day>-[<version>]<stream id>/000000.gz   (000001.gz, ... for big streams)
 
 A stream folder is found at any depth under the log root, so the root may hold one export, several
-exports, or be an export folder itself. A file is gzip when it starts with the gzip magic bytes,
-whatever its name. When ``000000`` and ``000000.gz`` both exist, and when the same stream folder is in
-two exports, the part is read once; the other copies are listed as duplicates. Everything else is junk
-(``.DS_Store`` and the like): ignored and counted.
+exports, or be an export folder itself. Names that stray from the layout but hold log data are still
+read: a copied folder (``…-copy``, ``… (1)``) is the same stream, and ``000000.GZ``, ``000000.gz.1``
+are part ``000000``. A file is gzip when it starts with the gzip magic bytes, whatever its name.
+When a part has several copies (``000000`` and ``000000.gz``, the same stream in two exports, a copied
+folder), the copy read without damage and with the most records is read; the others are listed as
+duplicates. A file with log data under any other name is quarantined, not read; everything else
+(``.DS_Store`` and the like) is junk: ignored and counted.
+
+Only regular files are read: FIFOs, sockets, devices, symbolic link loops, dangling links and links
+out of the log folder are refused with their reason (and quarantined by the ingest).
+
+A stream belongs to the day its folder is named after, unless that day cannot be a log day (before
+``EARLIEST_LOG_DAY`` or after tomorrow): then to the day of its first record, or failing that the
+export's first day. A stray folder named ``2099-01-01`` does not stretch the days of a run.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
-STREAM_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-\[[^\]/]*\][0-9A-Za-z]+$")
-PART_FILE = re.compile(r"^(\d{6})(\.gz)?$")
+from calo_assets.logs.reader import (
+    GZIP_MAGIC,
+    FileReading,
+    first_record_day,
+    not_regular,
+    read_segments,
+)
+
+# A stream folder's name starts with its day, version and id; a suffix marks a copy of it.
+STREAM_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-\[[^\]/]*\][0-9A-Za-z]+")
+PART_FILE = re.compile(r"^(\d{6})(?:\.[^/]*)?$")
 # A stream folder is named after the day its stream started, and a stream may run past midnight:
 # day D reads the folders of D - LOOKBACK_DAYS .. D. The one place this rule is written.
 LOOKBACK_DAYS = 1
+EARLIEST_LOG_DAY = "2014-11-13"  # AWS Lambda's launch: no log stream is older
+_TIMESTAMPED_LINE = re.compile(rb"\s*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z ")
+OUTSIDE_LAYOUT = "log data under a name outside the export layout: not read"
 
 
 def folder_days_read_by(day: str) -> list[str]:
@@ -39,21 +63,41 @@ def days_reading_folder(folder_day: str) -> list[str]:
     return [(start + timedelta(days=ahead)).isoformat() for ahead in range(LOOKBACK_DAYS + 1)]
 
 
+def plausible_day(day: str | None) -> bool:
+    """Whether ``day`` is a date a log stream can have: from ``EARLIEST_LOG_DAY`` to tomorrow (UTC)."""
+    try:
+        value = date.fromisoformat(day or "")
+    except ValueError:
+        return False
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    return date.fromisoformat(EARLIEST_LOG_DAY) <= value <= tomorrow
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class StreamPart:
-    """One file to read: part ``part`` of the stream in folder ``stream``."""
+    """One file to read: part ``part`` of stream ``stream``, which belongs to ``day``."""
 
+    day: str
     stream: str
     part: str
     path: Path
 
     @property
     def folder_day(self) -> str:
-        return self.stream[:10]
+        """The stream's day (its folder's, unless that one cannot be a log day)."""
+        return self.day
 
     @property
     def label(self) -> str:
         return f"{self.stream}/{self.path.name}"
+
+
+class Refusal(NamedTuple):
+    """A file not read, why, and the day its quarantine row goes to."""
+
+    path: Path
+    reason: str
+    day: str
 
 
 @dataclass(slots=True)
@@ -63,16 +107,25 @@ class Discovery:
     parts: list[StreamPart] = field(default_factory=list)
     duplicates: list[Path] = field(default_factory=list)
     junk: list[Path] = field(default_factory=list)
-    refused: list[tuple[Path, str]] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
     def days(self) -> list[str]:
-        """The stream-folder days present, sorted."""
-        return sorted({part.folder_day for part in self.parts})
+        """The stream days present (of parts read and of files refused), sorted."""
+        return sorted({part.day for part in self.parts} | {refusal.day for refusal in self.refused})
 
     def parts_for_days(self, days: Iterable[str]) -> list[StreamPart]:
-        """Parts whose records can belong to ``days``: folders of each day and the days before it."""
-        wanted = {folder for day in days for folder in folder_days_read_by(day)}
-        return [part for part in self.parts if part.folder_day in wanted]
+        """Parts whose records can belong to ``days``: streams of each day and the days before it."""
+        wanted = _folder_days(days)
+        return [part for part in self.parts if part.day in wanted]
+
+    def refused_for_days(self, days: Iterable[str]) -> list[Refusal]:
+        """Files refused whose quarantine rows go to one of ``days``."""
+        wanted = set(days)
+        return [refusal for refusal in self.refused if refusal.day in wanted]
+
+
+def _folder_days(days: Iterable[str]) -> set[str]:
+    return {folder for day in days for folder in folder_days_read_by(day)}
 
 
 def discover(root: Path) -> Discovery:
@@ -82,56 +135,139 @@ def discover(root: Path) -> Discovery:
         raise FileNotFoundError(f"log folder not found: {root}")
     real_root = root.resolve()
     found = Discovery()
-    chosen: dict[tuple[str, str], StreamPart] = {}
+    copies: dict[tuple[str, str], list[Path]] = {}
+    refused: list[tuple[Path, str, str | None]] = []  # path, reason, stream (if in a stream folder)
     for folder, subfolders, files in os.walk(root, followlinks=False):
         subfolders.sort()
         folder_path = Path(folder)
         match = STREAM_FOLDER.match(folder_path.name)
+        stream = match.group() if match else None
+        for name in subfolders:
+            reason = _link_refusal(folder_path / name, real_root)
+            if reason:
+                refused.append((folder_path / name, reason, _stream_of(name)))
         for name in sorted(files):
             path = folder_path / name
-            part_match = PART_FILE.match(name) if match else None
-            if part_match is None:
-                found.junk.append(path)
-                continue
-            refusal = _refusal(path, real_root)
-            if refusal:
-                found.refused.append((path, refusal))
-                continue
-            key = (folder_path.name, part_match.group(1))
-            candidate = StreamPart(folder_path.name, part_match.group(1), path)
-            previous = chosen.get(key)
-            if previous is None:
-                chosen[key] = candidate
-            elif _prefer(candidate, previous):
-                found.duplicates.append(previous.path)
-                chosen[key] = candidate
+            reason = _refusal(path, real_root)
+            part = PART_FILE.match(name) if stream else None
+            if reason:
+                refused.append((path, reason, stream))
+            elif part:
+                copies.setdefault((stream, part.group(1)), []).append(path)
+            elif _holds_log_data(path):
+                refused.append((path, OUTSIDE_LAYOUT, stream))
             else:
-                found.duplicates.append(path)
-    found.parts = sorted(chosen.values())
+                found.junk.append(path)
+    chosen: dict[tuple[str, str], Path] = {}
+    for key, paths in copies.items():
+        best = _best_copy(paths)
+        chosen[key] = best
+        found.duplicates.extend(path for path in paths if path != best)
+    stream_days = _stream_days(chosen, {stream for _, _, stream in refused if stream})
+    first = min((day for day in stream_days.values() if plausible_day(day)), default=None)
+    for (stream, part), path in chosen.items():
+        found.parts.append(
+            StreamPart(stream_days[stream] or first or stream[:10], stream, part, path)
+        )
+    found.parts.sort()
+    for path, reason, stream in refused:
+        day = stream_days.get(stream) if stream else _day_of_file(path, reason)
+        found.refused.append(
+            Refusal(path, reason, day or first or _name_day(path) or EARLIEST_LOG_DAY)
+        )
+    found.refused.sort(key=lambda refusal: (refusal.day, str(refusal.path)))
     return found
 
 
-def _prefer(candidate: StreamPart, current: StreamPart) -> bool:
-    """Of two copies of one part, keep the gzip-named one, then the larger, then the first found."""
-
-    def rank(part: StreamPart) -> tuple[bool, int]:
-        return (part.path.suffix == ".gz", _size(part.path))
-
-    return rank(candidate) > rank(current)
+def _stream_of(name: str) -> str | None:
+    match = STREAM_FOLDER.match(name)
+    return match.group() if match else None
 
 
-def _size(path: Path) -> int:
+def _name_day(path: Path) -> str | None:
+    match = STREAM_FOLDER.match(path.parent.name)
+    return match.group(1) if match else None
+
+
+def _stream_days(chosen: dict[tuple[str, str], Path], others: set[str]) -> dict[str, str | None]:
+    """Each stream's day: its folder's when plausible, else its earliest first record's, else None."""
+    days: dict[str, str | None] = {}
+    for stream in sorted({stream for stream, _ in chosen} | others):
+        if plausible_day(stream[:10]):
+            days[stream] = stream[:10]
+            continue
+        firsts = [first_record_day(path) for (name, _), path in chosen.items() if name == stream]
+        days[stream] = min((day for day in firsts if plausible_day(day)), default=None)
+    return days
+
+
+def _day_of_file(path: Path, reason: str) -> str | None:
+    """The day of a refused file outside any stream folder: its first record's, when it can be read."""
+    if reason != OUTSIDE_LAYOUT:
+        return None
+    day = first_record_day(path)
+    return day if plausible_day(day) else None
+
+
+def _best_copy(paths: list[Path]) -> Path:
+    """Of copies of one part, the one read without damage, then with the most records, then named
+    ``.gz``, then the first found."""
+    if len(paths) == 1:
+        return paths[0]
+
+    def rank(indexed: tuple[int, Path]) -> tuple[bool, int, bool, int]:
+        index, path = indexed
+        reading = FileReading()
+        for _ in read_segments(path, reading):
+            pass
+        return (not reading.problems, reading.records_counted, path.suffix == ".gz", -index)
+
+    return max(enumerate(paths), key=rank)[1]
+
+
+def _holds_log_data(path: Path) -> bool:
+    """Whether a file starts like a stream file: gzip magic bytes, or a timestamped line."""
     try:
-        return path.stat().st_size
+        with path.open("rb") as handle:
+            start = handle.read(256)
     except OSError:
-        return -1
+        return False
+    return start.startswith(GZIP_MAGIC) or _TIMESTAMPED_LINE.match(start) is not None
 
 
 def _refusal(path: Path, real_root: Path) -> str | None:
-    if path.is_symlink():
-        target = path.resolve()
-        if not target.is_relative_to(real_root):
-            return f"symbolic link to {target} outside the log folder: not followed"
+    """Why a file is not read: not a regular file, a link loop, dangling or out of the log folder,
+    or not readable; None when it can be read."""
+    try:
+        status = path.lstat()
+        if path.is_symlink():
+            try:
+                status = path.stat()
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    return "symbolic link loop: not read"
+                if exc.errno == errno.ENOENT:
+                    return "dangling symbolic link (its target does not exist): not read"
+                return f"symbolic link not followed: {exc.strerror}"
+            target = path.resolve()
+            if not target.is_relative_to(real_root):
+                return f"symbolic link to {target} outside the log folder: not followed"
+    except OSError as exc:
+        return f"file could not be read: {exc.strerror}"
+    reason = not_regular(status.st_mode)
+    if reason:
+        return reason
     if not os.access(path, os.R_OK):
         return "file not readable (permission denied)"
     return None
+
+
+def _link_refusal(path: Path, real_root: Path) -> str | None:
+    """Why a linked folder is not walked: it leads out of the log folder (links inside it are
+    walked where they point)."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if target.is_relative_to(real_root):
+        return None
+    return f"symbolic link to a folder {target} outside the log folder: not followed"

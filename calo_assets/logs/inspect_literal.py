@@ -29,8 +29,9 @@ from calo_assets.logs._native import literal_json as _compiled_literal_json
 
 MAX_DEPTH = 200
 
-# One decoder, built once: ``json.loads`` with keyword arguments builds a new one per call.
-_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal)
+# One decoder, built once: ``json.loads`` with keyword arguments builds a new one per call. Logged
+# JSON may hold raw control characters inside strings: they are kept as text (``strict=False``).
+_DECODER = json.JSONDecoder(parse_float=Decimal, parse_constant=Decimal, strict=False)
 
 # Strings as "unrolled loops" (runs of plain characters, then one escape): far faster than (a|b)*.
 _STRING = r"""'[^'\\\n]*+(?:\\.[^'\\\n]*+)*+'|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"|`[^`\\]*+(?:\\.[^`\\]*+)*+`"""
@@ -49,6 +50,9 @@ _TOKEN = re.compile(
     re.VERBOSE | re.DOTALL,
 )
 _HEX_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\x([0-9A-Fa-f]{2})")
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f]")
+_STRING_TOKEN = re.compile(_STRING, re.DOTALL)
+_ESCAPE_OR_CONTROL = re.compile(r"\\[\s\S]|[\x00-\x1f]")
 _KEYWORD_KEY = re.compile(r"(?:true|false|null)\s*:")
 _PLACEHOLDER_START = re.compile(r"\[[A-Za-z]")
 _CLASS_NAME = re.compile(r"[A-Z][\w$]*(?:\(\d+\))?")
@@ -165,6 +169,8 @@ def parse_literal(text: str) -> Literal:
     body = text[:end]
     if replacements:
         body = _substitute(body, replacements)
+    if _CONTROL.search(body):  # raw control characters in strings: chompjs (C strings) refuses NUL
+        body = _STRING_TOKEN.sub(_escape_controls, body)
     if "\\x" in body:  # Node escapes control characters as \xHH, which chompjs (JSON) does not know
         body = _HEX_ESCAPE.sub(r"\1\\u00\2", body)
     try:
@@ -174,6 +180,20 @@ def parse_literal(text: str) -> Literal:
     if replacements:
         value = _restore(value, sentinel)
     return Literal(value=value, trailing=text[end:].strip())
+
+
+def _escape_controls(string: re.Match[str]) -> str:
+    """A quoted string with its raw control characters (escaped with a backslash or not) as
+    ``\\u00XX`` escapes, which mean the same characters."""
+
+    def escaped(match: re.Match[str]) -> str:
+        text = match.group()
+        character = text[-1]
+        if len(text) == 2 and character >= " ":
+            return text  # an ordinary escape
+        return f"\\u{ord(character):04x}"
+
+    return _ESCAPE_OR_CONTROL.sub(escaped, string.group())
 
 
 def parse_json(text: str) -> Any:
