@@ -135,7 +135,7 @@ def dagster_materialize(warehouse, home, partition_range: str) -> subprocess.Pop
     )
 
 
-def test_multiprocess_runs_at_once_match_a_single_run(tmp_path):
+def test_two_dagster_runs_at_once_match_a_single_run(tmp_path):
     shared, single = tmp_path / "shared", tmp_path / "single"
     runs = [
         dagster_materialize(shared, tmp_path / "home-a", "2024-03-01...2024-03-04"),
@@ -144,7 +144,7 @@ def test_multiprocess_runs_at_once_match_a_single_run(tmp_path):
     for run in runs:
         output, _ = run.communicate(timeout=600)
         assert run.returncode == 0, output[-3000:]
-        assert "Multiprocess executor" in output and "database is locked" not in output
+        assert "database is locked" not in output
     alone = dagster_materialize(single, tmp_path / "home-c", "2024-03-01...2024-03-08")
     output, _ = alone.communicate(timeout=600)
     assert alone.returncode == 0, output[-3000:]
