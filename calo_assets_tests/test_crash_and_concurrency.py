@@ -111,7 +111,7 @@ def test_two_runs_at_once_write_what_two_runs_in_turn_write(tmp_path):
 
 
 def dagster_materialize(warehouse, home, partition_range: str) -> subprocess.Popen:
-    """`dagster asset materialize` for the daily assets: Dagster's multiprocess executor, one process per step."""
+    """`dagster asset materialize` for the daily assets, as a user runs it (one process for the run)."""
     home.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
