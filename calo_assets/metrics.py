@@ -1,0 +1,439 @@
+"""Every figure a person can see, named and defined once, with its unit and currency.
+
+The workbook, the HTML page, the CSV files (and the ``calo-report`` summary, Dagster metadata and checks)
+read figures from here and compute none of their own. Each figure is one SQL aggregate over the
+warehouse's views (any DuckDB connection that has them: ``Warehouse.connect()`` or the report's
+in-memory copy) for the UTC days ``first..last``; exposure is over the whole history (latest gap per
+user). A figure per currency is also given in total when adding makes sense (counts, never money);
+rows without a currency are counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+from calo_assets.money import KNOWN_CURRENCIES, TOLERANCE, format_money
+
+UNKNOWN_CURRENCY = "unknown"
+MONEY, DAY = "money", "day"  # units that are not counts; any other unit names what is counted
+
+_WINDOW = "day between $first and $last"
+_KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reported figure: ``value`` in ``unit`` ("money", "day" or what is counted), per
+    ``currency`` (None: not per currency, or the total over currencies)."""
+
+    name: str
+    label: str
+    value: int | Decimal | date
+    unit: str
+    currency: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The value as shown: money to the currency's minor unit, counts with separators."""
+        if self.unit == MONEY:
+            return format_money(Decimal(self.value), self.currency)  # type: ignore[arg-type]
+        if self.unit == DAY:
+            return self.value.isoformat()  # type: ignore[union-attr]
+        return f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class Period:
+    """The days reported: the first and last day of the window that hold at least one log record
+    (the window itself when none does)."""
+
+    first: date
+    last: date
+
+
+@dataclass(frozen=True)
+class Check:
+    """One data check over the window: whether it holds and the figures behind the result."""
+
+    name: str
+    label: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Metric:
+    name: str
+    label: str
+    unit: str
+    source: str  # a relation: table name or parenthesised query (with $first/$last for the window)
+    value: str  # an aggregate over ``source``
+    per_currency: bool = True
+    total: bool = True  # also the total over currencies (False for money)
+
+
+def _window(table: str) -> str:
+    return f"(select * from {table} where {_WINDOW})"
+
+
+_TX, _DISCREPANCIES = _window("transactions"), _window("balance_discrepancies")
+_EXPOSURE = "user_exposure"  # whole history: the latest gap per user
+_OVER, _UNDER = f"latest_gap > {TOLERANCE}", f"latest_gap < -{TOLERANCE}"
+
+
+def _applied_sum(kind: str) -> str:
+    return f"coalesce(sum(amount) filter (where type = '{kind}' and outcome = 'applied'), 0)"
+
+
+METRICS: tuple[_Metric, ...] = (
+    _Metric("transactions", "transactions (balance syncs)", "transactions", _TX, "count(*)"),
+    _Metric(
+        "users_with_transactions",
+        "users with transactions",
+        "users",
+        _TX,
+        "count(distinct user_id)",
+    ),
+    _Metric(
+        "applied_credits",
+        "credits applied",
+        "transactions",
+        _TX,
+        "count(*) filter (where type = 'CREDIT' and outcome = 'applied')",
+    ),
+    _Metric(
+        "applied_debits",
+        "debits applied",
+        "transactions",
+        _TX,
+        "count(*) filter (where type = 'DEBIT' and outcome = 'applied')",
+    ),
+    _Metric(
+        "volume_credited",
+        "volume credited: applied credits, gross amount (VAT included)",
+        MONEY,
+        _TX,
+        _applied_sum("CREDIT"),
+        total=False,
+    ),
+    _Metric(
+        "volume_debited",
+        "volume debited: applied debits, gross amount (VAT included)",
+        MONEY,
+        _TX,
+        _applied_sum("DEBIT"),
+        total=False,
+    ),
+    _Metric(
+        "transactions_rejected",
+        "transactions with outcome rejected (negative balance)",
+        "transactions",
+        _TX,
+        "count(*) filter (where outcome = 'rejected')",
+    ),
+    _Metric(
+        "transactions_failed",
+        "transactions with outcome failed (failed syncs)",
+        "transactions",
+        _TX,
+        "count(*) filter (where outcome = 'failed')",
+    ),
+    _Metric(
+        "negative_balance_rejections",
+        "negative-balance rejections (logged refusals)",
+        "rejections",
+        _window("negative_balance_rejections"),
+        "count(*)",
+    ),
+    _Metric(
+        "discrepancy_events",
+        "balance discrepancy events (the same gap is logged again at every sync)",
+        "events",
+        _DISCREPANCIES,
+        "count(*)",
+    ),
+    _Metric(
+        "users_with_discrepancies",
+        "users with discrepancies",
+        "users",
+        _DISCREPANCIES,
+        "count(distinct user_id)",
+    ),
+    _Metric(
+        "revenue_at_risk",
+        "revenue at risk: latest gaps > 0 (whole history)",
+        MONEY,
+        _EXPOSURE,
+        f"coalesce(sum(latest_gap) filter (where {_OVER}), 0)",
+        total=False,
+    ),
+    _Metric(
+        "users_over_credited",
+        "users over-credited (latest gap > 0)",
+        "users",
+        _EXPOSURE,
+        f"count(*) filter (where {_OVER})",
+    ),
+    _Metric(
+        "owed_to_users",
+        "owed to users: latest gaps < 0, as a positive amount (whole history)",
+        MONEY,
+        _EXPOSURE,
+        f"coalesce(-sum(latest_gap) filter (where {_UNDER}), 0)",
+        total=False,
+    ),
+    _Metric(
+        "users_under_credited",
+        "users under-credited (latest gap < 0)",
+        "users",
+        _EXPOSURE,
+        f"count(*) filter (where {_UNDER})",
+    ),
+    _Metric(
+        "anomalies",
+        "transactions flagged as anomalous",
+        "transactions",
+        _window("anomaly_scores"),
+        "count(*) filter (where is_anomaly)",
+    ),
+    _Metric(
+        "processing_errors",
+        "processing errors (every error other than a discrepancy, linked to a transaction or not)",
+        "errors",
+        _window("processing_errors"),
+        "count(*)",
+        per_currency=False,
+    ),
+    _Metric(
+        "invocations",
+        "Lambda invocations",
+        "invocations",
+        _window("invocations"),
+        "count(*)",
+        per_currency=False,
+    ),
+    _Metric(
+        "failed_invocations",
+        "failed invocations (error, timeout or never ended)",
+        "invocations",
+        _window("invocations"),
+        "count(*) filter (where status <> 'success')",
+        per_currency=False,
+    ),
+    _Metric(
+        "log_streams",
+        "log streams",
+        "streams",
+        _window("ingest_manifest"),
+        "count(distinct stream)",
+        per_currency=False,
+    ),
+    _Metric(
+        "records_read",
+        "records read",
+        "records",
+        _window("ingest_manifest"),
+        "coalesce(sum(records_read), 0)::bigint",
+        per_currency=False,
+    ),
+    _Metric(
+        "records_typed",
+        "records typed",
+        "records",
+        _window("log_events"),
+        "count(*)",
+        per_currency=False,
+    ),
+    _Metric(
+        "records_quarantined",
+        "records quarantined",
+        "records",
+        _window("quarantine"),
+        "count(*) filter (where unit = 'record')",
+        per_currency=False,
+    ),
+    _Metric(
+        "files_quarantined",
+        "files quarantined",
+        "files",
+        _window("quarantine"),
+        "count(*) filter (where unit = 'file')",
+        per_currency=False,
+    ),
+)
+_BY_NAME = {metric.name: metric for metric in METRICS}
+PERIOD_FIGURES = ("period_first", "period_last")
+CHECK_FIGURES = ("checks_passed", "checks_failed")
+
+
+def _parameters(sql: str, first: date, last: date) -> dict[str, date] | None:
+    parameters = {name: day for name, day in (("first", first), ("last", last)) if f"${name}" in sql}
+    return parameters or None
+
+
+def _rows(connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date) -> list[Any]:
+    return connection.execute(sql, _parameters(sql, first, last)).fetchall()
+
+
+def _sql(metric: _Metric) -> str:
+    """The metric's query: rows of (currency or None for the total, value)."""
+    if not metric.per_currency:
+        return f"select null as currency, {metric.value} as value from {metric.source}"
+    groups = "grouping sets ((currency), ())" if metric.total else "currency"
+    return (
+        f"select case when grouping(currency) = 0 then currency end as currency, {metric.value} as value "
+        f"from (select * replace (coalesce(currency, '{UNKNOWN_CURRENCY}') as currency) from {metric.source}) "
+        f"group by {groups}"
+    )
+
+
+def period(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> Period:
+    """First and last day of ``first..last`` holding at least one log record (read or quarantined)."""
+    sql = f"select min(day), max(day) from ingest_manifest where {_WINDOW} and records_read > 0"
+    low, high = _rows(connection, sql, first, last)[0]
+    return Period(low, high) if low is not None else Period(first, last)
+
+
+def headline(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
+    """Every headline figure for ``first..last``: the period, then each metric in total and per
+    currency (every currency any metric has, zero where a metric has no rows), then the checks."""
+    days = period(connection, first, last)
+    figures = [
+        Figure("period_first", "first day with a log record", days.first, DAY),
+        Figure("period_last", "last day with a log record", days.last, DAY),
+    ]
+    values: dict[str, dict[str | None, Any]] = {
+        metric.name: dict(_rows(connection, _sql(metric), first, last)) for metric in METRICS
+    }
+    currencies = sorted(
+        {currency for found in values.values() for currency in found if currency is not None},
+        key=currency_order,
+    )
+    for metric in METRICS:
+        found = values[metric.name]
+        zero: int | Decimal = Decimal(0) if metric.unit == MONEY else 0
+        if metric.total or not metric.per_currency:
+            total = found.get(None)
+            figures.append(
+                Figure(metric.name, metric.label, zero if total is None else total, metric.unit)
+            )
+        if metric.per_currency:
+            figures += [
+                Figure(
+                    metric.name,
+                    metric.label,
+                    found.get(currency, zero),
+                    metric.unit,
+                    currency,
+                )
+                for currency in currencies
+            ]
+    results = checks(connection, first, last)
+    passed = sum(check.passed for check in results)
+    figures += [
+        Figure("checks_passed", "data checks passed", passed, "checks"),
+        Figure("checks_failed", "data checks failed", len(results) - passed, "checks"),
+    ]
+    return figures
+
+
+def currency_order(currency: str) -> tuple[bool, str]:
+    """Currencies by code, the unknown bucket last."""
+    return currency == UNKNOWN_CURRENCY, currency
+
+
+def find(figures: Iterable[Figure], name: str, currency: str | None = None) -> Figure:
+    """The figure ``name`` for ``currency`` (None: its total, or the figure if not per currency)."""
+    for figure in figures:
+        if figure.name == name and figure.currency == currency:
+            return figure
+    raise KeyError(f"no figure {name!r} for currency {currency!r}")
+
+
+def currencies(figures: Iterable[Figure]) -> list[str]:
+    """The currencies the figures are given in, in display order."""
+    return sorted(
+        {figure.currency for figure in figures if figure.currency is not None}, key=currency_order
+    )
+
+
+def label(name: str) -> str:
+    """The label of the metric ``name``."""
+    return _BY_NAME[name].label
+
+
+def per_currency_names() -> list[str]:
+    """Names of the metrics given per currency, in order."""
+    return [metric.name for metric in METRICS if metric.per_currency]
+
+
+def total_names() -> list[str]:
+    """Names of the metrics that are not per currency, in order."""
+    return [metric.name for metric in METRICS if not metric.per_currency]
+
+
+_CHECKS: tuple[tuple[str, str, str], ...] = (
+    (
+        "nothing_lost",
+        "records read = typed + quarantined, every day",
+        f"""select count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) = 0,
+               'days with a difference: ' || count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0))
+        from (select day, sum(records_read) as records_read from ingest_manifest where {_WINDOW} group by day) m
+        left join (select day, count(*) as typed from log_events where {_WINDOW} group by day) e using (day)
+        left join (select day, count(*) as quarantined from quarantine where unit = 'record' and {_WINDOW} group by day) q using (day)""",
+    ),
+    (
+        "transaction_ids_unique",
+        "transaction ids unique (whole history)",
+        """select count(*) = count(distinct transaction_id),
+               'duplicated ids: ' || (count(*) - count(distinct transaction_id)) from transactions""",
+    ),
+    (
+        "every_transaction_has_an_outcome",
+        "every transaction has an outcome",
+        f"""select count(*) filter (where outcome is null) = 0,
+               'without outcome: ' || count(*) filter (where outcome is null) from transactions where {_WINDOW}""",
+    ),
+    (
+        "arithmetic_rule",
+        "arithmetic rule: new = old +/- (amount - vat)",
+        f"""select count(*) = 0,
+               'breaks: ' || count(*) || ' (of which legacy: ' || count(*) filter (where type_inferred) || ')'
+        from ledger_breaks where rule = 'arithmetic' and {_WINDOW}""",
+    ),
+    (
+        "continuity_rule",
+        "continuity: each applied sync starts where the previous ended",
+        f"""select count(*) = 0, 'breaks: ' || count(*)
+        from ledger_breaks where rule = 'continuity' and {_WINDOW}""",
+    ),
+    (
+        "currencies_known",
+        f"every currency is known ({', '.join(sorted(KNOWN_CURRENCIES))})",
+        f"""select count(*) filter (where currency is null or currency not in ({_KNOWN})) = 0,
+               'transactions with another currency: ' || count(*) filter (where currency is null or currency not in ({_KNOWN}))
+        from transactions where {_WINDOW}""",
+    ),
+    (
+        "every_transaction_accounted_for",
+        "published events = applied transactions",
+        f"""select coalesce(sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for), true),
+               'days that do not add up: ' || count(*) filter (where published_without_transaction <> 0 or not all_accounted_for)
+        from sync_outcomes where {_WINDOW}""",
+    ),
+)
+
+
+def checks(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Check]:
+    """The data checks over ``first..last``, in a fixed order."""
+    results = []
+    for name, text, sql in _CHECKS:
+        passed, detail = _rows(connection, sql, first, last)[0]
+        results.append(Check(name, text, bool(passed), detail))
+    return results
