@@ -6,7 +6,7 @@ import asyncio
 import re
 import struct
 import time
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 import openpyxl
@@ -24,6 +24,14 @@ from calo_assets.report.images import ChartImages, find_browser
 from calo_assets.report.plotlyjs import BASIC_BUNDLE, bundle_version, plotly_bundle
 from calo_assets.report.publish import CHART_FOLDER, HTML_PAGE, WORKBOOK, csv_safe
 from calo_assets.report.workbook import ReportBook, build_workbook, write_table_sheet
+from calo_assets_tests.report_cases import (
+    FIRST_DAY,
+    LAST_DAY,
+    LONG_ACTION,
+    LOOK_BACK_DAY,
+    materialized,
+    table,
+)
 
 SHEETS = [
     "Summary",
@@ -309,3 +317,210 @@ def test_a_browser_that_does_not_start_in_time_is_abandoned(monkeypatch, tmp_pat
         drawing.wait()
     assert len(starts) == 2 and time.monotonic() - began < 5
     assert not (tmp_path / "never.png").exists()
+
+
+# --- issue 12: the report's defects, on a small hand-made export (calo_assets_tests/report_cases.py) ---
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory):
+    warehouse = materialized(tmp_path_factory.getbasetemp())
+    folder = warehouse.root.parent / "reports"
+    return warehouse, folder, openpyxl.load_workbook(folder / WORKBOOK)
+
+
+def summary_grid(sheet) -> dict[tuple[str, str], object]:
+    """The Summary's figure grid: value by (figure label, column header)."""
+    rows = list(sheet.iter_rows(values_only=True))
+    start = next(index for index, row in enumerate(rows) if row[0] == "figure")
+    header, grid = rows[start], {}
+    for row in rows[start + 1 :]:
+        if row[0] is None:
+            break
+        grid |= {(row[0], title): value for title, value in zip(header[1:], row[1:]) if title}
+    return grid
+
+
+def table_rows(sheet) -> list[dict[str, object]]:
+    """The rows of the Excel table under the header on row 3, by header."""
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    return [dict(zip(rows[0], row)) for row in rows[1:] if any(value is not None for value in row)]
+
+
+def test_rejections_are_the_rows_of_their_table_per_currency_with_an_unknown_bucket(handmade):
+    warehouse, folder, book = handmade
+    rejections = table(warehouse, "negative_balance_rejections")
+    by_currency = rejections["currency"].fillna("unknown currency").value_counts().to_dict()
+    assert by_currency == {"SAR": 1, "unknown currency": 1}
+    grid = summary_grid(book["Summary"])
+    label = "negative-balance rejections (logged refusals)"
+    assert grid[(label, "total")] == len(rejections)
+    assert {currency: grid[(label, currency)] for currency in by_currency} == by_currency
+    rejected = table(warehouse, "transactions").query("outcome == 'rejected'")
+    assert grid[("transactions with outcome rejected (negative balance)", "total")] == len(rejected)
+    assert len(rejected) == 1
+    page = (folder / HTML_PAGE).read_text()
+    assert label in page and "unknown currency" in page
+
+
+def test_the_period_ends_on_the_last_day_with_a_record_not_the_look_back_day(handmade):
+    warehouse, folder, book = handmade
+    days = table(warehouse, "log_events")["day"].astype(str)
+    assert (days.min(), days.max()) == (FIRST_DAY, LAST_DAY)
+    assert book["Summary"]["A2"].value.startswith(f"Period: {FIRST_DAY} to {LAST_DAY} ")
+    page = (folder / HTML_PAGE).read_text()
+    assert f"Period {FIRST_DAY} to {LAST_DAY} " in page and LOOK_BACK_DAY not in page
+
+
+def test_the_daily_sheet_has_every_day_and_every_processing_error(handmade):
+    warehouse, _, book = handmade
+    rows = table_rows(book["Daily"])
+    days = [row["day"].date().isoformat() for row in rows]
+    assert days == ["2024-01-05", "2024-01-06", "2024-01-07", "2024-01-08"]
+
+    def per_day(frame: pd.DataFrame) -> list[int]:
+        counts = frame["day"].astype(str).value_counts()
+        return [int(counts.get(day, 0)) for day in days]
+
+    errors, invocations = table(warehouse, "processing_errors"), table(warehouse, "invocations")
+    assert [row["processing_errors"] for row in rows] == per_day(errors) == [0, 2, 0, 1]
+    failed = invocations[invocations["status"] != "success"]
+    assert [row["failed_invocations"] for row in rows] == per_day(failed) == [0, 1, 0, 1]
+    assert [row["transactions"] for row in rows] == per_day(table(warehouse, "transactions"))
+    label = "processing errors (every error other than a discrepancy, linked to a transaction or not)"
+    assert summary_grid(book["Summary"])[(label, "total")] == len(errors) == 3
+
+
+def test_errors_without_a_transaction_are_not_put_on_legacy_transactions(handmade):
+    warehouse, _, book = handmade
+    rows = {row["action"]: row for row in table_rows(book["By Action"])}
+    errors = table(warehouse, "processing_errors")
+    assert rows["(not linked to a transaction)"]["processing_errors"] == 2
+    assert rows["(not linked to a transaction)"]["transactions"] == 0
+    assert rows["(legacy, no action)"]["processing_errors"] == 0
+    assert rows["(legacy, no action)"]["transactions"] == 1
+    assert rows["DELIVERY_DEDUCTION"]["processing_errors"] == 1
+    assert sum(row["processing_errors"] for row in rows.values()) == len(errors)
+    discrepancies = table(warehouse, "balance_discrepancies")
+    assert sum(row["discrepancies"] for row in rows.values()) == len(discrepancies)
+    data = load(warehouse, date(2024, 1, 5), date(2024, 1, 9))
+    bars = build_figures(data)["errors_by_action"].data
+    assert "(not linked to a transaction)" in list(bars[0].y)
+
+
+def axis_title(axis) -> str:
+    return "".join(run.t for paragraph in axis.title.tx.rich.p for run in paragraph.r or [])
+
+
+def test_horizontal_bar_charts_title_the_category_and_the_value_axis(handmade, report):
+    for _, _, book in (handmade, (*report, report[1])):
+        bars = [
+            chart
+            for sheet in book.worksheets
+            for chart in sheet._charts
+            if chart.tagname == "barChart" and chart.type == "bar"
+        ]
+        currencies = {row[0] for row in book["Top Users"].iter_rows(min_row=4, values_only=True)}
+        assert len(bars) == 2 + len(currencies - {None})
+        for chart in bars:  # openpyxl: x_axis is the category axis (vertical in a bar chart)
+            assert axis_title(chart.x_axis) in ("action", "user")
+            assert re.match(r"(transactions|errors) \(count\)|volume \([A-Z]{3}\)", axis_title(chart.y_axis))
+
+
+def test_every_plotly_chart_titles_its_value_axes_with_their_unit(handmade):
+    warehouse, _, _ = handmade
+    for name, figure in build_figures(load(warehouse, date(2024, 1, 5), date(2024, 1, 9))).items():
+        layout = figure.layout
+        for trace in figure.data:
+            x_axis = layout["xaxis" + (trace.xaxis or "x")[1:]]
+            y_axis = layout["yaxis" + (trace.yaxis or "y")[1:]]
+            values, categories = (x_axis, y_axis) if trace.orientation == "h" else (y_axis, x_axis)
+            assert re.search(r"\((count|ms|[A-Z]{3})\)$", values.title.text or ""), name
+            assert categories.title.text or name == "exposure_by_currency", name
+
+
+def test_csv_money_is_plain_decimal_text(handmade):
+    warehouse, folder, _ = handmade
+    written = pd.read_csv(folder / "csv" / "transactions.csv", dtype=str, keep_default_na=False)
+    exact = table(warehouse, "transactions").set_index("transaction_id")
+    for column in ("amount", "vat", "old_balance", "new_balance", "payment_balance"):
+        for transaction_id, text in zip(written["transaction_id"], written[column]):
+            value = exact.loc[transaction_id, column]
+            if value is None:
+                assert text == ""
+                continue
+            assert re.fullmatch(r"-?\d+(\.\d*[1-9])?", text), (column, text)
+            assert Decimal(text) == value
+    row = written.set_index("transaction_id").loc["T1"]
+    assert (row["amount"], row["vat"], row["new_balance"]) == ("5", "1", "91")
+    exposure = pd.read_csv(folder / "csv" / "user_exposure.csv", dtype=str)
+    assert sorted(exposure["latest_gap"]) == ["-10", "-3", "10"]
+
+
+def test_user_errors_have_one_row_per_user_and_currency(handmade):
+    warehouse, _, book = handmade
+    rows = [row for row in table_rows(book["User Errors"]) if row["user_id"] == "u9"]
+    exposure = table(warehouse, "user_exposure").query("user_id == 'u9'")
+    expected = {row.currency: float(row.latest_gap) for row in exposure.itertuples()}
+    assert expected == {"BHD": 10.0, "SAR": -10.0}
+    assert {row["currency"]: row["latest_gap"] for row in rows} == expected
+    assert [row["discrepancies"] for row in rows] == [1, 1]
+
+
+def test_applied_volume_is_the_gross_amount_and_says_so(handmade):
+    warehouse, folder, book = handmade
+    transactions = table(warehouse, "transactions")
+    applied = transactions.query("outcome == 'applied' and type == 'DEBIT' and currency == 'BHD'")
+    gross, net = sum(applied["amount"]), sum(applied["amount"] - applied["vat"])
+    assert (gross, net) == (Decimal(20), Decimal(19))
+    label = "volume debited: applied debits, gross amount (VAT included)"
+    assert summary_grid(book["Summary"])[(label, "BHD")] == float(gross)
+    assert label in (folder / HTML_PAGE).read_text()
+
+
+def test_every_sheet_is_set_up_to_print_and_linked_from_the_summary(handmade, report):
+    for _, _, book in (handmade, (*report, report[1])):
+        for sheet in book.worksheets:
+            setup = sheet.page_setup
+            assert setup.orientation == "landscape", sheet.title
+            assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
+            assert (setup.fitToWidth, setup.fitToHeight) == (1, 0), sheet.title
+            assert sheet.print_area, sheet.title
+            if sheet.title != "Summary":
+                assert sheet.print_title_rows == "3:3", sheet.title
+        links = {
+            cell.hyperlink.location.split("!")[0].strip("'")
+            for row in book["Summary"].iter_rows()
+            for cell in row
+            if cell.hyperlink is not None and cell.hyperlink.location
+        }
+        assert links == set(book.sheetnames) - {"Summary"}
+
+
+def test_columns_fit_their_values_and_counts_have_thousands_separators(handmade):
+    _, _, book = handmade
+    sheet = book["By Action"]
+    assert sheet.column_dimensions["A"].width >= len(LONG_ACTION)
+    header = [cell.value for cell in sheet[3]]
+    transactions = header.index("transactions") + 1
+    assert {sheet.cell(row, transactions).number_format for row in range(4, sheet.max_row + 1)} == {
+        "#,##0"
+    }
+    daily = book["Daily"]
+    assert daily.cell(4, [cell.value for cell in daily[3]].index("transactions") + 1).number_format == "#,##0"
+
+
+def test_failed_checks_are_highlighted(handmade):
+    _, _, book = handmade
+    sheet = book["Checks"]
+    header = [cell.value for cell in sheet[3]]
+    column = chr(ord("A") + header.index("passed"))
+    rules = [
+        (str(ranges.sqref), rule)
+        for ranges in sheet.conditional_formatting
+        for rule in ranges.rules
+    ]
+    assert any(
+        f"${column}4=FALSE" in rule.formula[0] and rule.dxf.fill is not None
+        for _, rule in rules
+    ), rules

@@ -1,0 +1,87 @@
+"""A small hand-made export for the report and metrics tests, and independent readers of its tables.
+
+Days (UTC):
+- 2024-01-05: a legacy sync, a typed debit with VAT (gross 5, net 4) and a gap that opens (+10 BHD), a
+  credit with a long action name, a sync rejected for a negative balance, a rejection for a user
+  with no transaction (so without a currency), and a user with gaps in two currencies (BHD +10, SAR -10);
+- 2024-01-06: no transaction: a crashed invocation and an error outside any invocation (2 processing
+  errors, none linked to a transaction, 1 failed invocation);
+- 2024-01-07: no log at all;
+- 2024-01-08: the first gap changes sign (-3 BHD) and a sync fails with an error linked to it;
+- 2024-01-09: the look-back day after the last stream, materialized but empty.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from calo_assets.warehouse import Warehouse
+from calo_assets_tests.logtext import StreamText
+
+FIRST_DAY, LAST_DAY, LOOK_BACK_DAY = "2024-01-05", "2024-01-08", "2024-01-09"
+LONG_ACTION = "SUBSCRIPTION_RENEWAL_WITH_A_REALLY_QUITE_LONG_ACTION_NAME"
+UNCAUGHT = 'Uncaught Exception \t{"errorType":"Error","errorMessage":"boom"}'
+
+
+def streams() -> list[StreamText]:
+    first = StreamText("2024-01-05")
+    first.start("r1").message("r1").sync("r1", "L1", "u1", kind=None, old="100", new="95")
+    first.published("r1")
+    first.message("r1").sync("r1", "T1", "u1", amount="5", vat="1", old="95", new="91")
+    first.published("r1").discrepancy("r1", "u1", "91", "81")
+    first.message("r1").sync(
+        "r1", "T2", "u2", "SAR", amount="100", old="0", new="100", kind="CREDIT", action=LONG_ACTION
+    ).published("r1")
+    first.message("r1").sync("r1", "T3", "u3", "SAR", amount="100", old="10", new="-90")
+    first.rejection("r1", "u3", "T3", "10").end("r1")
+    first.start("r2").rejection("r2", "ghost", "GX", "5").end("r2")
+    first.start("r3").message("r3").sync("r3", "T4", "u9", "BHD", old="50", new="45")
+    first.published("r3").discrepancy("r3", "u9", "45", "35")
+    first.message("r3").sync("r3", "T5", "u9", "SAR", old="20", new="15").published("r3")
+    first.discrepancy("r3", "u9", "15", "25").end("r3")
+
+    second = StreamText("2024-01-06")
+    second.start("r4").app("r4", "ERROR", UNCAUGHT).end("r4")
+    second.app("undefined", "ERROR", UNCAUGHT)
+
+    fourth = StreamText("2024-01-08")
+    fourth.start("r5").message("r5").sync("r5", "T6", "u1", old="91", new="86").published("r5")
+    fourth.discrepancy("r5", "u1", "86", "89")
+    fourth.message("r5").sync("r5", "T7", "u2", "SAR", old="100", new="95")
+    fourth.raw("Unknown application error occurred\nRuntime.Unknown").end("r5")
+    return [first, second, fourth]
+
+
+def write_export(root: Path) -> Path:
+    """The export under ``root/export``; returns that folder."""
+    for index, stream in enumerate(streams()):
+        stream.write(root, f"{stream.day}-[$LATEST]{index:032d}")
+    return root / "export"
+
+
+def table(warehouse: Warehouse, name: str) -> pd.DataFrame:
+    """Every row of a warehouse table, read straight from its Parquet files (no code under test)."""
+    files = sorted((warehouse.root / name).rglob("*.parquet"))
+    frames = [pq.read_table(path).to_pandas() for path in files]
+    frames = [frame for frame in frames if len(frame)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+_BUILT: dict[Path, Warehouse] = {}
+
+
+def materialized(base: Path) -> Warehouse:
+    """The hand-made export materialized once per test session (every asset, report included, for
+    the days through the look-back day, as ``calo-report`` does); the report is in ``../reports``."""
+    from calo_assets_tests.conftest import materialize_range
+
+    if base not in _BUILT:
+        root = base / "handmade"
+        root.mkdir()
+        result = materialize_range(write_export(root), root / "warehouse", FIRST_DAY, LOOK_BACK_DAY)
+        assert result.success
+        _BUILT[base] = Warehouse(root / "warehouse")
+    return _BUILT[base]
