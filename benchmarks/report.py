@@ -76,7 +76,7 @@ def timed_publish(
 def csv_of_the_sheets(data: ReportData, folder: Path) -> None:
     """Baseline: the frames of the workbook's sheets as CSV files, with pandas."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, frame in {**data.frames, "exposure_totals": data.exposure_totals}.items():
+    for name, frame in data.frames.items():
         frame.to_csv(folder / f"{name}.csv", index=False)
 
 

@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pandas as pd
 
 from calo_assets.money import KNOWN_CURRENCIES, TOLERANCE, format_money
 
@@ -116,7 +117,7 @@ METRICS: tuple[_Metric, ...] = (
     ),
     _Metric(
         "volume_credited",
-        "volume credited: applied credits, gross amount (VAT included)",
+        "volume credited: applied credits, gross (VAT included)",
         MONEY,
         _TX,
         _applied_sum("CREDIT"),
@@ -124,7 +125,7 @@ METRICS: tuple[_Metric, ...] = (
     ),
     _Metric(
         "volume_debited",
-        "volume debited: applied debits, gross amount (VAT included)",
+        "volume debited: applied debits, gross (VAT included)",
         MONEY,
         _TX,
         _applied_sum("DEBIT"),
@@ -153,7 +154,7 @@ METRICS: tuple[_Metric, ...] = (
     ),
     _Metric(
         "discrepancy_events",
-        "balance discrepancy events (the same gap is logged again at every sync)",
+        "balance discrepancy events (a gap is logged at every sync)",
         "events",
         _DISCREPANCIES,
         "count(*)",
@@ -167,7 +168,7 @@ METRICS: tuple[_Metric, ...] = (
     ),
     _Metric(
         "revenue_at_risk",
-        "revenue at risk: latest gaps > 0 (whole history)",
+        "revenue at risk: latest gaps > 0, whole history",
         MONEY,
         _EXPOSURE,
         f"coalesce(sum(latest_gap) filter (where {_OVER}), 0)",
@@ -182,7 +183,7 @@ METRICS: tuple[_Metric, ...] = (
     ),
     _Metric(
         "owed_to_users",
-        "owed to users: latest gaps < 0, as a positive amount (whole history)",
+        "owed to users: latest gaps < 0, whole history",
         MONEY,
         _EXPOSURE,
         f"coalesce(-sum(latest_gap) filter (where {_UNDER}), 0)",
@@ -196,6 +197,13 @@ METRICS: tuple[_Metric, ...] = (
         f"count(*) filter (where {_UNDER})",
     ),
     _Metric(
+        "users_in_sync",
+        "users in sync (latest gap within 0.0005)",
+        "users",
+        _EXPOSURE,
+        f"count(*) filter (where not ({_OVER}) and not ({_UNDER}))",
+    ),
+    _Metric(
         "anomalies",
         "transactions flagged as anomalous",
         "transactions",
@@ -204,7 +212,7 @@ METRICS: tuple[_Metric, ...] = (
     ),
     _Metric(
         "processing_errors",
-        "processing errors (every error other than a discrepancy, linked to a transaction or not)",
+        "processing errors (all, linked to a transaction or not)",
         "errors",
         _window("processing_errors"),
         "count(*)",
@@ -273,7 +281,9 @@ CHECK_FIGURES = ("checks_passed", "checks_failed")
 
 
 def _parameters(sql: str, first: date, last: date) -> dict[str, date] | None:
-    parameters = {name: day for name, day in (("first", first), ("last", last)) if f"${name}" in sql}
+    parameters = {
+        name: day for name, day in (("first", first), ("last", last)) if f"${name}" in sql
+    }
     return parameters or None
 
 
@@ -312,9 +322,14 @@ def headline(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> 
         metric.name: dict(_rows(connection, _sql(metric), first, last)) for metric in METRICS
     }
     currencies = sorted(
-        {currency for found in values.values() for currency in found if currency is not None},
+        {currency for found in values.values() for currency in found if currency is not None}
+        - (
+            {UNKNOWN_CURRENCY}
+            if not any(found.get(UNKNOWN_CURRENCY) for found in values.values())
+            else set()
+        ),
         key=currency_order,
-    )
+    )  # the unknown bucket only when some figure has something in it
     for metric in METRICS:
         found = values[metric.name]
         zero: int | Decimal = Decimal(0) if metric.unit == MONEY else 0
@@ -361,6 +376,28 @@ def currencies(figures: Iterable[Figure]) -> list[str]:
     return sorted(
         {figure.currency for figure in figures if figure.currency is not None}, key=currency_order
     )
+
+
+def by_currency(figures: Iterable[Figure], names: Iterable[str]) -> pd.DataFrame:
+    """One row per currency, one column per figure in ``names`` (exact values)."""
+    figures, names = list(figures), list(names)
+    rows = [
+        {"currency": currency, **{name: find(figures, name, currency).value for name in names}}
+        for currency in currencies(figures)
+    ]
+    rows = [  # the unknown bucket only when it holds something
+        row
+        for row in rows
+        if row["currency"] != UNKNOWN_CURRENCY or any(row[name] for name in names)
+    ]
+    return pd.DataFrame(rows, columns=["currency", *names])
+
+
+def currency_title(currency: str | None) -> str:
+    """A currency as a column header: its code, "unknown currency", or "total"."""
+    if currency is None:
+        return "total"
+    return "unknown currency" if currency == UNKNOWN_CURRENCY else currency
 
 
 def label(name: str) -> str:

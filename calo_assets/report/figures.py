@@ -115,7 +115,7 @@ def discrepancies_per_day(data: ReportData) -> go.Figure:
 
 
 def exposure_by_currency(data: ReportData) -> go.Figure:
-    totals = data.exposure_totals
+    totals = data["exposure_by_currency"]
     currencies = list(totals["currency"]) or ["-"]
     figure = make_subplots(
         rows=1, cols=len(currencies), subplot_titles=currencies, horizontal_spacing=0.09
