@@ -494,7 +494,11 @@ def test_every_sheet_is_set_up_to_print_and_linked_from_the_summary(handmade, re
             setup = sheet.page_setup
             assert setup.orientation == "landscape", sheet.title
             assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
-            assert (setup.fitToWidth or 1, setup.fitToHeight) == (1, 0), sheet.title  # 1: default
+            pages_tall = 1 if sheet.title == "Summary" else 0  # 0: as many as needed
+            assert (setup.fitToWidth or 1, setup.fitToHeight or 1) == (1, pages_tall or 1), (
+                sheet.title
+            )
+            assert pages_tall or setup.fitToHeight == 0, sheet.title
             assert sheet.print_area, sheet.title
             if sheet.title != "Summary":
                 assert sheet.print_title_rows == "$3:$3", sheet.title

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 SHEET_PURPOSES = {
-    "Daily": "per UTC day, transactions by direction, discrepancy events, anomalies and runtime errors.",
+    "Daily": "every UTC day of the period: transactions by direction, discrepancy events, anomalies, invocations, failed invocations and processing errors.",
     "Transactions": "every balance sync of the period with exact amounts, direction and outcome.",
     "Balance Discrepancies": "every 'not in sync' event with both balances and the gap (subscription - payment).",
     "User Exposure": "per user and currency, the latest gap (over-credited: revenue at risk; under-credited: owed to the user).",
@@ -58,7 +58,7 @@ COLUMN_MEANINGS = {
     "errors": "Errors of any kind.",
     "discrepancies": "Balance discrepancy events.",
     "rejections": "Negative-balance rejections.",
-    "processing_errors": "Errors other than discrepancies.",
+    "processing_errors": "Errors other than discrepancies, linked to a transaction or not.",
     "first_error": "First error (UTC).",
     "last_error": "Last error (UTC).",
     "action_that_failed_most": "The action most often involved in the user's errors.",
@@ -76,7 +76,6 @@ COLUMN_MEANINGS = {
     "credits": "Credit transactions.",
     "debits": "Debit transactions.",
     "anomalies": "Transactions flagged as anomalous.",
-    "runtime_errors": "Processing errors logged.",
     "volume": "Sum of applied amounts.",
     "invocations": "Lambda invocations.",
     "cold_starts": "Invocations that started a new execution environment.",

@@ -154,9 +154,14 @@ def anomalies_over_time(data: ReportData) -> go.Figure:
 
 
 def errors_by_action(data: ReportData) -> go.Figure:
-    actions = data["by_action"]
+    actions = data["by_action"].assign(
+        errors=lambda frame: frame["discrepancies"] + frame["processing_errors"]
+    )
     actions = (
-        actions[(actions["discrepancies"] + actions["processing_errors"]) > 0].head(15).iloc[::-1]
+        actions[actions["errors"] > 0]
+        .sort_values(["errors", "action"], ascending=[False, True], kind="stable")
+        .head(15)
+        .iloc[::-1]
     )
     figure = _stacked_by_action(
         actions,
@@ -165,7 +170,7 @@ def errors_by_action(data: ReportData) -> go.Figure:
             "processing_errors": ("processing errors", NEUTRAL_COLOUR),
         },
     )
-    return _layout(figure, "Errors by action", "errors (count)", "action")
+    return _layout(figure, "Errors by action (top 15)", "errors (count)", "action")
 
 
 def runtime_health(data: ReportData) -> go.Figure:

@@ -18,6 +18,7 @@ CHART_SIZE = {"width": 832, "height": 416}  # 22 x 11 cm at 96 dpi
 SMALL_CHART_SIZE = {"width": 416, "height": 302}  # 11 x 8 cm
 CHART_ROWS = 24  # rows between two charts stacked beside a table
 CHART_COLUMNS = 14  # default-width columns (64 px) a chart beside a table covers
+DAY_AXIS = "day (UTC)"
 
 
 def chart(
@@ -85,7 +86,7 @@ def add_charts(book: ReportBook, data: ReportData, sheets: dict[str, Worksheet])
             ("Discrepancy events per day", "column", "events (count)", ["discrepancies"], False),
             ("Anomalies per day", "line", "anomalies (count)", ["anomalies"], False),
         ):
-            drawn = chart(book, kind, title, "day (UTC)", value_title, stacked=stacked)
+            drawn = chart(book, kind, title, DAY_AXIS, value_title, stacked=stacked)
             add("Daily", daily, title, series(drawn, sheets["Daily"], daily, columns, "day"))
     if len(by_action):
         for title, value_title, columns in (
@@ -109,7 +110,7 @@ def add_charts(book: ReportBook, data: ReportData, sheets: dict[str, Worksheet])
                 ["median_duration_ms", "p95_duration_ms"],
             ),
         ):
-            drawn = chart(book, kind, title, "day (UTC)", value_title)
+            drawn = chart(book, kind, title, DAY_AXIS, value_title)
             add(
                 "Runtime Health",
                 runtime,

@@ -83,3 +83,4 @@ def write_summary(book: ReportBook, data: ReportData, sheet_names: list[str]) ->
     sheet.set_column(0, 0, 58)
     sheet.set_column(1, len(currencies) + 1, 16)
     print_setup(sheet, row, len(currencies) + 1, title_rows=False)
+    sheet.fit_to_pages(1, 1)
