@@ -1,0 +1,178 @@
+"""The metrics layer: every headline figure against an independent computation over the Parquet rows
+(pandas, no code under test), on the hand-made export, the shipped sample and the real export."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from calo_assets import metrics
+from calo_assets.warehouse import Warehouse
+from calo_assets_tests.report_cases import FIRST_DAY, LAST_DAY, LOOK_BACK_DAY, materialized, table
+
+UNKNOWN = "unknown"
+TOLERANCE = Decimal("0.0005")
+
+
+def expected_figures(warehouse: Warehouse) -> dict[tuple[str, str | None], object]:
+    """Every headline figure of the whole warehouse, by (name, currency), computed with pandas."""
+    frames = {
+        name: table(warehouse, name)
+        for name in (
+            "transactions",
+            "balance_discrepancies",
+            "negative_balance_rejections",
+            "user_exposure",
+            "anomaly_scores",
+            "processing_errors",
+            "invocations",
+            "ingest_manifest",
+            "log_events",
+            "quarantine",
+        )
+    }
+    for frame in frames.values():
+        if "currency" in frame.columns:
+            frame["currency"] = frame["currency"].fillna(UNKNOWN)
+    tx, gaps = frames["transactions"], frames["balance_discrepancies"]
+    exposure = frames["user_exposure"]
+    over = exposure[exposure["latest_gap"] > TOLERANCE]
+    under = exposure[exposure["latest_gap"] < -TOLERANCE]
+    applied = tx[tx["outcome"] == "applied"]
+    per_currency = {
+        "transactions": (tx, len),
+        "users_with_transactions": (tx, lambda rows: rows["user_id"].nunique()),
+        "applied_credits": (applied[applied["type"] == "CREDIT"], len),
+        "applied_debits": (applied[applied["type"] == "DEBIT"], len),
+        "volume_credited": (applied[applied["type"] == "CREDIT"], lambda rows: sum(rows["amount"])),
+        "volume_debited": (applied[applied["type"] == "DEBIT"], lambda rows: sum(rows["amount"])),
+        "transactions_rejected": (tx[tx["outcome"] == "rejected"], len),
+        "transactions_failed": (tx[tx["outcome"] == "failed"], len),
+        "negative_balance_rejections": (frames["negative_balance_rejections"], len),
+        "discrepancy_events": (gaps, len),
+        "users_with_discrepancies": (gaps, lambda rows: rows["user_id"].nunique()),
+        "revenue_at_risk": (over, lambda rows: sum(rows["latest_gap"])),
+        "users_over_credited": (over, len),
+        "owed_to_users": (under, lambda rows: -sum(rows["latest_gap"])),
+        "users_under_credited": (under, len),
+        "users_in_sync": (exposure[abs(exposure["latest_gap"]) <= TOLERANCE], len),
+        "anomalies": (frames["anomaly_scores"].query("is_anomaly"), len),
+    }
+    money = {"volume_credited", "volume_debited", "revenue_at_risk", "owed_to_users"}
+    currencies = set()
+    for frame, _ in per_currency.values():
+        currencies |= set(frame.get("currency", pd.Series(dtype=object)))
+    expected: dict[tuple[str, str | None], object] = {}
+    for name, (frame, measure) in per_currency.items():
+        if name not in money:
+            expected[(name, None)] = int(measure(frame))
+        for currency in currencies:
+            rows = frame[frame["currency"] == currency] if len(frame) else frame
+            value = measure(rows)
+            expected[(name, currency)] = Decimal(value) if name in money else int(value)
+    invocations, quarantine = frames["invocations"], frames["quarantine"]
+    manifest = frames["ingest_manifest"]
+    read_days = manifest[manifest["records_read"] > 0]["day"].astype(str)
+    expected |= {
+        ("period_first", None): date.fromisoformat(read_days.min()),
+        ("period_last", None): date.fromisoformat(read_days.max()),
+        ("processing_errors", None): len(frames["processing_errors"]),
+        ("invocations", None): len(invocations),
+        ("failed_invocations", None): int((invocations["status"] != "success").sum()),
+        ("log_streams", None): manifest["stream"].nunique(),
+        ("records_read", None): int(manifest["records_read"].sum()),
+        ("records_typed", None): len(frames["log_events"]),
+        ("records_quarantined", None): int(
+            (quarantine.get("unit", pd.Series(dtype=object)) == "record").sum()
+        ),
+        ("files_quarantined", None): int(
+            (quarantine.get("unit", pd.Series(dtype=object)) == "file").sum()
+        ),
+    }
+    return expected
+
+
+def headline_of(
+    warehouse: Warehouse, first: str, last: str
+) -> dict[tuple[str, str | None], object]:
+    with warehouse.connect(empty_tables=("quarantine",)) as connection:
+        figures = metrics.headline(connection, date.fromisoformat(first), date.fromisoformat(last))
+    return {(figure.name, figure.currency): figure.value for figure in figures}
+
+
+def assert_headline_matches(warehouse: Warehouse, first: str, last: str) -> None:
+    found = headline_of(warehouse, first, last)
+    expected = expected_figures(warehouse)
+    zero_unknown = {
+        key for key, value in expected.items() if key[1] == UNKNOWN and not value
+    }  # the unknown-currency bucket is shown only when it holds something
+    if all(not expected[key] for key in expected if key[1] == UNKNOWN):
+        expected = {key: value for key, value in expected.items() if key not in zero_unknown}
+    found = {key: value for key, value in found.items() if not key[0].startswith("checks_")}
+    assert found == expected
+
+
+@pytest.fixture(scope="module")
+def handmade(tmp_path_factory) -> Warehouse:
+    return materialized(tmp_path_factory.getbasetemp())
+
+
+def test_every_headline_figure_of_the_handmade_export(handmade):
+    assert_headline_matches(handmade, FIRST_DAY, LOOK_BACK_DAY)
+    found = headline_of(handmade, FIRST_DAY, LOOK_BACK_DAY)
+    # the figures the hand-made export was written to have
+    assert found[("period_last", None)] == date.fromisoformat(LAST_DAY)
+    assert found[("negative_balance_rejections", "unknown")] == 1
+    assert found[("negative_balance_rejections", None)] == 2
+    assert found[("transactions_rejected", None)] == 1
+    assert found[("volume_debited", "BHD")] == Decimal(20)  # gross: VAT included
+    assert (found[("revenue_at_risk", "BHD")], found[("owed_to_users", "BHD")]) == (10, 3)
+    assert (found[("processing_errors", None)], found[("failed_invocations", None)]) == (3, 2)
+
+
+def test_every_headline_figure_of_the_sample(sample_run):
+    _, warehouse = sample_run
+    assert_headline_matches(warehouse, "2024-03-01", "2024-03-08")
+
+
+def test_every_headline_figure_of_the_real_export(real_run):
+    _, warehouse = real_run
+    assert_headline_matches(warehouse, "2023-12-12", "2024-04-15")
+    found = headline_of(warehouse, "2023-12-12", "2024-04-15")
+    assert (found[("period_first", None)], found[("period_last", None)]) == (
+        date(2023, 12, 12),
+        date(2024, 4, 14),
+    )
+
+
+def test_totals_add_up_over_currencies_and_figures_have_units(handmade):
+    with handmade.connect() as connection:
+        figures = metrics.headline(connection, date(2024, 1, 5), date(2024, 1, 9))
+    for name in {figure.name for figure in figures if figure.currency is not None}:
+        parts = [figure for figure in figures if figure.name == name and figure.currency]
+        if parts[0].unit == metrics.MONEY:
+            with pytest.raises(KeyError):  # money is never added across currencies
+                metrics.find(figures, name)
+        elif "users" not in name:  # a user may hold two currencies
+            assert metrics.find(figures, name).value == sum(part.value for part in parts), name
+    assert {figure.unit for figure in figures} >= {"money", "day", "transactions", "users"}
+    assert metrics.find(figures, "volume_credited", "SAR").text == "100.00 SAR"
+    assert metrics.find(figures, "transactions").text == "8"
+
+
+def test_checks_name_what_failed(handmade):
+    with handmade.connect() as connection:
+        checks = metrics.checks(connection, date(2024, 1, 5), date(2024, 1, 9))
+    assert [check.name for check in checks] == [
+        "nothing_lost",
+        "transaction_ids_unique",
+        "every_transaction_has_an_outcome",
+        "arithmetic_rule",
+        "continuity_rule",
+        "currencies_known",
+        "every_transaction_accounted_for",
+    ]
+    assert all(check.passed for check in checks), checks
