@@ -25,6 +25,17 @@ IN_SYNC = "in_sync"
 
 # Ties in time are broken by where the record is in the logs, so every order is total and repeatable.
 _TIME_ORDER = "occurred_at, stream, line, transaction_id"
+# A user's latest discrepancy record comes first in this order (the rule of ``user_exposure``).
+LATEST_FIRST = "occurred_at desc, stream desc, line desc"
+
+
+def exposure_type(gap: str) -> str:
+    """SQL classifying the gap expression ``gap`` (binds ``$tolerance``): over, under or in sync."""
+    return (
+        f"case when {gap} > $tolerance then '{OVER_CREDITED}' "
+        f"when {gap} < -$tolerance then '{UNDER_CREDITED}' else '{IN_SYNC}' end"
+    )
+
 
 LEDGER_BREAKS_SQL = f"""
 with signed as (
@@ -61,7 +72,7 @@ order by occurred_at, stream, line, rule
 USER_EXPOSURE_SQL = f"""
 with ranked as (
     select *,
-           row_number() over (partition by user_id, currency order by occurred_at desc, stream desc, line desc)
+           row_number() over (partition by user_id, currency order by {LATEST_FIRST})
                as recency,
            min(occurred_at) over (partition by user_id, currency) as first_seen,
            max(occurred_at) over (partition by user_id, currency) as last_seen,
@@ -81,9 +92,7 @@ select latest.user_id, latest.currency,
        latest.subscription_balance as latest_subscription_balance,
        latest.payment_balance as latest_payment_balance,
        latest.gap as latest_gap,
-       case when latest.gap > $tolerance then '{OVER_CREDITED}'
-            when latest.gap < -$tolerance then '{UNDER_CREDITED}'
-            else '{IN_SYNC}' end as exposure_type,
+       {exposure_type("latest.gap")} as exposure_type,
        first_seen, last_seen, times_logged, distinct_gaps,
        latest.transaction_id as latest_transaction_id,
        later.later_applied_transactions

@@ -19,6 +19,7 @@ MONEY = MONEY_TYPE
 TEXT = pa.string()
 INT = pa.int64()
 FLAG = pa.bool_()
+RATIO = pa.float64()  # shares, durations, percentiles
 
 SCHEMAS: dict[str, pa.Schema] = {
     "log_events": pa.schema(
@@ -242,6 +243,127 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("exposure_type", TEXT),
             ("ledger_breaks", INT),
             ("anomalies", INT),
+        ]
+    ),
+    "discrepancy_cases": pa.schema(
+        [
+            ("user_id", TEXT),
+            ("currency", TEXT),
+            ("status", TEXT),
+            ("opened_at", TIMESTAMP),
+            ("opened_day", DAY),
+            ("last_seen_at", TIMESTAMP),
+            ("resolved_at", TIMESTAMP),
+            ("resolved_day", DAY),
+            ("resolved_transaction_id", TEXT),
+            ("latest_gap", MONEY),
+            ("latest_subscription_balance", MONEY),
+            ("latest_payment_balance", MONEY),
+            ("exposure_type", TEXT),
+            ("revenue_at_risk", MONEY),
+            ("owed_to_user", MONEY),
+            ("times_logged", INT),
+            ("distinct_gaps", INT),
+            ("later_applied_syncs", INT),
+            ("age_days", INT),
+            ("age_bucket", TEXT),
+            ("days_since_last_seen", INT),
+            ("opened_transaction_id", TEXT),
+            ("opened_action", TEXT),
+            ("opened_source", TEXT),
+            ("negative_payment_balance", FLAG),
+            ("mirrors_transaction_id", TEXT),
+            ("mirrors_outcome", TEXT),
+            ("mirrors_basis", TEXT),
+            ("mirrors_amount", MONEY),
+        ]
+    ),
+    "exposure_daily": pa.schema(
+        [
+            ("day", DAY),
+            ("currency", TEXT),
+            ("revenue_at_risk", MONEY),
+            ("owed_to_users", MONEY),
+            ("users_over_credited", INT),
+            ("users_under_credited", INT),
+            ("cases_opened", INT),
+            ("cases_resolved", INT),
+            ("cases_probably_resolved", INT),
+        ]
+    ),
+    "calendar": pa.schema(
+        [
+            ("day", DAY),
+            ("weekday", TEXT),
+            ("has_logs", FLAG),
+            ("records", INT),
+            ("streams", INT),
+            ("invocations", INT),
+            ("transactions", INT),
+        ]
+    ),
+    "runtime_daily": pa.schema(
+        [
+            ("day", DAY),
+            ("runtime_versions", TEXT),
+            ("invocations", INT),
+            ("cold_starts", INT),
+            ("cold_start_share", RATIO),
+            ("failed_inits", INT),
+            ("init_duration_p50_ms", RATIO),
+            ("init_duration_p95_ms", RATIO),
+            ("duration_p50_ms", RATIO),
+            ("duration_p95_ms", RATIO),
+            ("duration_p99_ms", RATIO),
+            ("duration_max_ms", RATIO),
+            ("billed_seconds", RATIO),
+            ("memory_sizes_mb", TEXT),
+            ("memory_size_mb_most_used", INT),
+            ("max_memory_used_mb", INT),
+            ("failed_invocations", INT),
+            ("failed_syncs_in_successful_invocations", INT),
+            ("processing_errors", INT),
+            ("errors_by_type", TEXT),
+        ]
+    ),
+    "runtime_versions": pa.schema(
+        [
+            ("runtime_version", TEXT),
+            ("function_versions", TEXT),
+            ("first_day", DAY),
+            ("last_day", DAY),
+            ("days", INT),
+            ("invocations", INT),
+            ("cold_starts", INT),
+            ("cold_start_share", RATIO),
+            ("failed_inits", INT),
+            ("init_duration_p50_ms", RATIO),
+            ("init_duration_p95_ms", RATIO),
+            ("duration_p50_ms", RATIO),
+            ("duration_p95_ms", RATIO),
+            ("duration_p99_ms", RATIO),
+            ("duration_max_ms", RATIO),
+            ("billed_seconds", RATIO),
+            ("memory_sizes_mb", TEXT),
+            ("memory_size_mb_most_used", INT),
+            ("max_memory_used_mb", INT),
+            ("failed_invocations", INT),
+            ("failed_syncs_in_successful_invocations", INT),
+            ("processing_errors", INT),
+            ("errors_by_type", TEXT),
+        ]
+    ),
+    "error_types": pa.schema(
+        [
+            ("error_type", TEXT),
+            ("kind", TEXT),
+            ("errors", INT),
+            ("message", TEXT),
+            ("first_seen", TIMESTAMP),
+            ("last_seen", TIMESTAMP),
+            ("days_affected", INT),
+            ("invocations_affected", INT),
+            ("transactions_affected", INT),
         ]
     ),
 }
