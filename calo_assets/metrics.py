@@ -12,16 +12,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from calo_assets.money import KNOWN_CURRENCIES, TOLERANCE, format_money
+from calo_assets.ledger import finance
+from calo_assets.money import KNOWN_CURRENCIES, format_money
 
 UNKNOWN_CURRENCY = "unknown"
+# The warehouse views the figures read: a connection needs a view, or an empty table, for each.
+INPUTS = (
+    "transactions",
+    "balance_discrepancies",
+    "negative_balance_rejections",
+    "processing_errors",
+    "invocations",
+    "anomaly_scores",
+    "ingest_manifest",
+    "log_events",
+    "quarantine",
+    "ledger_breaks",
+    "sync_outcomes",
+    "exposure_daily",
+    "discrepancy_cases",
+    "calendar",
+)
 MONEY, DAY = "money", "day"  # units that are not counts; any other unit names what is counted
 
 _WINDOW = "day between $first and $last"
@@ -77,6 +95,7 @@ class _Metric:
     value: str  # an aggregate over ``source``
     per_currency: bool = True
     total: bool = True  # also the total over currencies (False for money)
+    days_before: int | None = None  # as known at the end of the period's last day minus this
 
 
 def _window(table: str) -> str:
@@ -84,8 +103,32 @@ def _window(table: str) -> str:
 
 
 _TX, _DISCREPANCIES = _window("transactions"), _window("balance_discrepancies")
-_EXPOSURE = "user_exposure"  # whole history: the latest gap per user
-_OVER, _UNDER = f"latest_gap > {TOLERANCE}", f"latest_gap < -{TOLERANCE}"
+# Exposure as known at the end of a day (``$day``: the last day with a figure up to it), from
+# ``exposure_daily`` (the latest gap per user, per currency); nothing before the period's first day.
+_EXPOSURE_AT = """(select * from exposure_daily
+    where day = (select max(day) from exposure_daily where day <= $day) and $day >= $first)"""
+
+
+def _exposure_at(days_before: int) -> tuple[_Metric, ...]:
+    when = "at the end of the period" if not days_before else f"{days_before} days before the end"
+    suffix = "" if not days_before else f"_{days_before}_days_before"
+    return tuple(
+        _Metric(
+            f"{name}{suffix}",
+            f"{text} {when}",
+            unit,
+            _EXPOSURE_AT,
+            f"coalesce(sum({name}), 0)" + ("" if unit == MONEY else "::bigint"),
+            total=False,
+            days_before=days_before,
+        )
+        for name, text, unit in (
+            ("revenue_at_risk", "revenue at risk: latest gaps > 0,", MONEY),
+            ("owed_to_users", "owed to users: latest gaps < 0,", MONEY),
+            ("users_over_credited", "users over-credited (latest gap > 0)", "users"),
+            ("users_under_credited", "users under-credited (latest gap < 0)", "users"),
+        )
+    )
 
 
 def _applied_sum(kind: str) -> str:
@@ -166,43 +209,7 @@ METRICS: tuple[_Metric, ...] = (
         _DISCREPANCIES,
         "count(distinct user_id)",
     ),
-    _Metric(
-        "revenue_at_risk",
-        "revenue at risk: latest gaps > 0, whole history",
-        MONEY,
-        _EXPOSURE,
-        f"coalesce(sum(latest_gap) filter (where {_OVER}), 0)",
-        total=False,
-    ),
-    _Metric(
-        "users_over_credited",
-        "users over-credited (latest gap > 0)",
-        "users",
-        _EXPOSURE,
-        f"count(*) filter (where {_OVER})",
-    ),
-    _Metric(
-        "owed_to_users",
-        "owed to users: latest gaps < 0, whole history",
-        MONEY,
-        _EXPOSURE,
-        f"coalesce(-sum(latest_gap) filter (where {_UNDER}), 0)",
-        total=False,
-    ),
-    _Metric(
-        "users_under_credited",
-        "users under-credited (latest gap < 0)",
-        "users",
-        _EXPOSURE,
-        f"count(*) filter (where {_UNDER})",
-    ),
-    _Metric(
-        "users_in_sync",
-        "users in sync (latest gap within 0.0005)",
-        "users",
-        _EXPOSURE,
-        f"count(*) filter (where not ({_OVER}) and not ({_UNDER}))",
-    ),
+    *_exposure_at(0),
     _Metric(
         "anomalies",
         "transactions flagged as anomalous",
@@ -275,20 +282,65 @@ METRICS: tuple[_Metric, ...] = (
         per_currency=False,
     ),
 )
-_BY_NAME = {metric.name: metric for metric in METRICS}
+# The Overview: exposure 7 and 30 days before the end; the cases of ``discrepancy_cases`` (whole
+# history, ages at the end of the period); what needs action.
+EXPOSURE_BEFORE = (*_exposure_at(7), *_exposure_at(30))
+_CASES = "discrepancy_cases"
+_NOT_RESOLVED = "status <> 'resolved'"
+_SUSPECT = f"{_NOT_RESOLVED} and (negative_payment_balance or mirrors_transaction_id is not null)"
+OVERVIEW_METRICS: tuple[_Metric, ...] = (
+    _Metric("open_cases", "open cases", "cases", _CASES, "count(*) filter (where status = 'open')"),
+    _Metric(
+        "probably_resolved_cases",
+        "cases probably resolved (applied syncs since, gap not logged again)",
+        "cases",
+        _CASES,
+        "count(*) filter (where status = 'probably_resolved')",
+    ),
+    *(
+        _Metric(
+            f"open_cases_aged_{bucket.replace('-', '_').replace(' ', '_')}",
+            f"open cases aged {bucket} days",
+            "cases",
+            _CASES,
+            f"count(*) filter (where status = 'open' and age_bucket = '{bucket}')",
+        )
+        for _, bucket in finance.AGE_BUCKETS
+    ),
+    _Metric(
+        "cases_opened_last_7_days",
+        "cases opened in the period's last 7 days, not resolved",
+        "cases",
+        _CASES,
+        f"count(*) filter (where {_NOT_RESOLVED} and opened_day > $last - 7 and opened_day <= $last)",
+    ),
+    _Metric(
+        "suspect_gaps",
+        "suspect gaps: negative payment balance or mirroring a refused or failed sync",
+        "cases",
+        _CASES,
+        f"count(*) filter (where {_SUSPECT})",
+    ),
+    *EXPOSURE_BEFORE,
+    _Metric(
+        "days_without_logs",
+        "days of the period without any log",
+        "days",
+        f"(select * from calendar where {_WINDOW})",
+        "count(*) filter (where not has_logs)",
+        per_currency=False,
+    ),
+)
+_BY_NAME = {metric.name: metric for metric in (*METRICS, *OVERVIEW_METRICS)}
 PERIOD_FIGURES = ("period_first", "period_last")
 CHECK_FIGURES = ("checks_passed", "checks_failed")
 
 
-def _parameters(sql: str, first: date, last: date) -> dict[str, date] | None:
-    parameters = {
-        name: day for name, day in (("first", first), ("last", last)) if f"${name}" in sql
-    }
-    return parameters or None
-
-
 def _rows(connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date) -> list[Any]:
-    return connection.execute(sql, _parameters(sql, first, last)).fetchall()
+    """Rows of ``sql`` with ``$first``/``$last`` (and ``$day``: ``last``) bound where it uses them."""
+    values = {"first": first, "last": last, "day": last}
+    parameters = {name: value for name, value in values.items() if f"${name}" in sql}
+    return connection.execute(sql, parameters or None).fetchall()
 
 
 def _sql(metric: _Metric) -> str:
@@ -304,8 +356,8 @@ def _sql(metric: _Metric) -> str:
 
 
 def period(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> Period:
-    """First and last day of ``first..last`` holding at least one log record (read or quarantined)."""
-    sql = f"select min(day), max(day) from ingest_manifest where {_WINDOW} and records_read > 0"
+    """First and last day of ``first..last`` holding at least one log record (``finance``'s rule)."""
+    sql = f"select min(day), max(day) from ({finance.LOGGED_DAYS_SQL}) where {_WINDOW}"
     low, high = _rows(connection, sql, first, last)[0]
     return Period(low, high) if low is not None else Period(first, last)
 
@@ -318,20 +370,38 @@ def headline(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> 
         Figure("period_first", "first day with a log record", days.first, DAY),
         Figure("period_last", "last day with a log record", days.last, DAY),
     ]
-    values: dict[str, dict[str | None, Any]] = {
-        metric.name: dict(_rows(connection, _sql(metric), first, last)) for metric in METRICS
-    }
-    currencies = sorted(
-        {currency for found in values.values() for currency in found if currency is not None}
-        - (
-            {UNKNOWN_CURRENCY}
-            if not any(found.get(UNKNOWN_CURRENCY) for found in values.values())
-            else set()
-        ),
-        key=currency_order,
-    )  # the unknown bucket only when some figure has something in it
-    for metric in METRICS:
+    figures += _figures(connection, METRICS, first, last)
+    results = checks(connection, first, last)
+    passed = sum(check.passed for check in results)
+    figures += [
+        Figure("checks_passed", "data checks passed", passed, "checks"),
+        Figure("checks_failed", "data checks failed", len(results) - passed, "checks"),
+    ]
+    return figures
+
+
+def _figures(
+    connection: duckdb.DuckDBPyConnection, chosen: Iterable[_Metric], first: date, last: date
+) -> list[Figure]:
+    """Each metric in total and per currency (every currency any of them has, zero where a metric
+    has no rows; the unknown-currency bucket only when some figure has something in it). A metric
+    as known some days before the end is evaluated on the period; it has no figure before it."""
+    chosen = list(chosen)
+    days = period(connection, first, last)
+    values = {}
+    for metric in chosen:
+        window = (first, last)
+        if metric.days_before is not None:
+            window = (days.first, days.last - timedelta(days=metric.days_before))
+        values[metric.name] = dict(_rows(connection, _sql(metric), *window))
+    found_currencies = {currency for found in values.values() for currency in found} - {None}
+    if not any(found.get(UNKNOWN_CURRENCY) for found in values.values()):
+        found_currencies.discard(UNKNOWN_CURRENCY)
+    figures = []
+    for metric in chosen:
         found = values[metric.name]
+        if metric.days_before and not found:  # before the first day: unknown, not zero
+            continue
         zero: int | Decimal = Decimal(0) if metric.unit == MONEY else 0
         if metric.total or not metric.per_currency:
             total = found.get(None)
@@ -340,22 +410,17 @@ def headline(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> 
             )
         if metric.per_currency:
             figures += [
-                Figure(
-                    metric.name,
-                    metric.label,
-                    found.get(currency, zero),
-                    metric.unit,
-                    currency,
-                )
-                for currency in currencies
+                Figure(metric.name, metric.label, found.get(currency, zero), metric.unit, currency)
+                for currency in sorted(found_currencies, key=currency_order)
             ]
-    results = checks(connection, first, last)
-    passed = sum(check.passed for check in results)
-    figures += [
-        Figure("checks_passed", "data checks passed", passed, "checks"),
-        Figure("checks_failed", "data checks failed", len(results) - passed, "checks"),
-    ]
     return figures
+
+
+def overview(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
+    """The figures of the Overview for ``first..last``:
+    exposure 7 and 30 days before the end, cases by status and age, what needs action."""
+    days = period(connection, first, last)
+    return _figures(connection, OVERVIEW_METRICS, days.first, days.last)
 
 
 def currency_order(currency: str) -> tuple[bool, str]:

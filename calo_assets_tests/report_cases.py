@@ -13,11 +13,15 @@ Days (UTC):
 
 from __future__ import annotations
 
+import shutil
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from calo_assets.ledger import finance
+from calo_assets.report.publish import publish
 from calo_assets.warehouse import Warehouse
 from calo_assets_tests.logtext import StreamText
 
@@ -73,15 +77,38 @@ def table(warehouse: Warehouse, name: str) -> pd.DataFrame:
 _BUILT: dict[Path, Warehouse] = {}
 
 
+def add_finance_tables(warehouse: Warehouse) -> Warehouse:
+    """Write the finance tables (``ledger/finance.py``) into ``warehouse``, as their assets would."""
+    with warehouse.connect(empty_tables=finance.INPUTS) as connection:
+        tables = {name: getattr(finance, name)(connection) for name in finance.TABLES}
+    for name, rows in tables.items():
+        warehouse.write_table(name, rows)
+    return warehouse
+
+
+def report_of(source: Warehouse, root: Path) -> tuple[Warehouse, Path]:
+    """A copy of ``source`` under ``root`` with the finance tables, and its report of every day
+    (chart images included) in ``root / "reports"``."""
+    warehouse = add_finance_tables(Warehouse(shutil.copytree(source.root, root / "warehouse")))
+    days = warehouse.days("log_events")
+    folder = root / "reports"
+    publish(warehouse, folder, date.fromisoformat(days[0]), date.fromisoformat(days[-1]))
+    return warehouse, folder
+
+
 def materialized(base: Path) -> Warehouse:
-    """The hand-made export materialized once per test session (every asset, report included, for
-    the days through the look-back day, as ``calo-report`` does); the report is in ``../reports``."""
+    """The hand-made export materialized once per test session (every asset, for the days through
+    the look-back day, as ``calo-report`` does), with the finance tables and the report of every day
+    in ``../reports``."""
     from calo_assets_tests.conftest import materialize_range
 
     if base not in _BUILT:
         root = base / "handmade"
         root.mkdir()
-        result = materialize_range(write_export(root), root / "warehouse", FIRST_DAY, LOOK_BACK_DAY)
+        built = root / "built"
+        result = materialize_range(
+            write_export(root), built / "warehouse", FIRST_DAY, LOOK_BACK_DAY
+        )
         assert result.success
-        _BUILT[base] = Warehouse(root / "warehouse")
+        _BUILT[base] = report_of(Warehouse(built / "warehouse"), root)[0]
     return _BUILT[base]

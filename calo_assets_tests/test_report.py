@@ -30,6 +30,7 @@ from calo_assets_tests.report_cases import (
     LONG_ACTION,
     LOOK_BACK_DAY,
     materialized,
+    report_of,
     table,
 )
 
@@ -62,10 +63,11 @@ def png_size(path) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def report(sample_run):
+def report(sample_run, tmp_path_factory):
+    """The sample's report, with the finance tables its assets will write (``report_cases.report_of``)."""
     result, warehouse = sample_run
     assert result.success
-    folder = warehouse.root.parent / "reports"
+    _, folder = report_of(warehouse, tmp_path_factory.mktemp("sample-report"))
     return folder, openpyxl.load_workbook(folder / WORKBOOK)
 
 

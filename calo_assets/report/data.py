@@ -27,7 +27,6 @@ EXPOSURE_FIGURES = (
     "owed_to_users",
     "users_over_credited",
     "users_under_credited",
-    "users_in_sync",
 )
 
 QUERIES: dict[str, str] = {
@@ -144,21 +143,7 @@ QUERIES: dict[str, str] = {
         where {_WINDOW} order by day, stream, line, file, unit, reason, excerpt""",
 }
 
-REPORT_INPUTS = (
-    "transactions",
-    "balance_discrepancies",
-    "negative_balance_rejections",
-    "processing_errors",
-    "invocations",
-    "quarantine",
-    "ingest_manifest",
-    "log_events",
-    "anomaly_scores",
-    "ledger_breaks",
-    "user_exposure",
-    "overdrafts",
-    "sync_outcomes",
-)
+REPORT_INPUTS = (*metrics.INPUTS, "user_exposure", "overdrafts")
 
 
 @dataclass
