@@ -444,11 +444,16 @@ def currencies(figures: Iterable[Figure]) -> list[str]:
 
 
 def by_currency(figures: Iterable[Figure], names: Iterable[str]) -> pd.DataFrame:
-    """One row per currency, one column per figure in ``names`` (exact values)."""
-    figures, names = list(figures), list(names)
+    """One row per currency that any figure in ``names`` has, one column per figure (exact values;
+    None where a figure has no value for the currency)."""
+    cells = {(figure.name, figure.currency): figure.value for figure in figures}
+    names = list(names)
+    shown = sorted(
+        {currency for name, currency in cells if name in names and currency}, key=currency_order
+    )
     rows = [
-        {"currency": currency, **{name: find(figures, name, currency).value for name in names}}
-        for currency in currencies(figures)
+        {"currency": currency, **{name: cells.get((name, currency)) for name in names}}
+        for currency in shown
     ]
     rows = [  # the unknown bucket only when it holds something
         row

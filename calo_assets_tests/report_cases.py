@@ -1,9 +1,11 @@
 """A small hand-made export for the report and metrics tests, and independent readers of its tables.
 
 Days (UTC):
-- 2024-01-05: a legacy sync, a typed debit with VAT (gross 5, net 4) and a gap that opens (+10 BHD), a
-  credit with a long action name, a sync rejected for a negative balance, a rejection for a user
-  with no transaction (so without a currency), and a user with gaps in two currencies (BHD +10, SAR -10);
+- 2023-12-20: a gap opens (+4 BHD) for u1, then no log for 15 days;
+- 2024-01-05: a legacy sync, a typed debit with VAT (gross 5, net 4) and u1's gap grows (+10 BHD), a
+  credit with a long action name, a sync rejected for a negative balance and a gap mirroring it (+100
+  SAR), a rejection for a user with no transaction (so without a currency), and a user with gaps in
+  two currencies (BHD +10, SAR -10);
 - 2024-01-06: no transaction: a crashed invocation and an error outside any invocation (2 processing
   errors, none linked to a transaction, 1 failed invocation);
 - 2024-01-07: no log at all;
@@ -25,12 +27,16 @@ from calo_assets.report.publish import publish
 from calo_assets.warehouse import Warehouse
 from calo_assets_tests.logtext import StreamText
 
-FIRST_DAY, LAST_DAY, LOOK_BACK_DAY = "2024-01-05", "2024-01-08", "2024-01-09"
+FIRST_DAY, LAST_DAY, LOOK_BACK_DAY = "2023-12-20", "2024-01-08", "2024-01-09"
 LONG_ACTION = "SUBSCRIPTION_RENEWAL_WITH_A_REALLY_QUITE_LONG_ACTION_NAME"
 UNCAUGHT = 'Uncaught Exception \t{"errorType":"Error","errorMessage":"boom"}'
 
 
 def streams() -> list[StreamText]:
+    early = StreamText("2023-12-20")
+    early.start("r0").message("r0").sync("r0", "T0", "u1", amount="4", old="104", new="100")
+    early.published("r0").discrepancy("r0", "u1", "100", "96").end("r0")
+
     first = StreamText("2024-01-05")
     first.start("r1").message("r1").sync("r1", "L1", "u1", kind=None, old="100", new="95")
     first.published("r1")
@@ -40,7 +46,7 @@ def streams() -> list[StreamText]:
         "r1", "T2", "u2", "SAR", amount="100", old="0", new="100", kind="CREDIT", action=LONG_ACTION
     ).published("r1")
     first.message("r1").sync("r1", "T3", "u3", "SAR", amount="100", old="10", new="-90")
-    first.rejection("r1", "u3", "T3", "10").end("r1")
+    first.rejection("r1", "u3", "T3", "10").discrepancy("r1", "u3", "110", "10").end("r1")
     first.start("r2").rejection("r2", "ghost", "GX", "5").end("r2")
     first.start("r3").message("r3").sync("r3", "T4", "u9", "BHD", old="50", new="45")
     first.published("r3").discrepancy("r3", "u9", "45", "35")
@@ -56,7 +62,7 @@ def streams() -> list[StreamText]:
     fourth.discrepancy("r5", "u1", "86", "89")
     fourth.message("r5").sync("r5", "T7", "u2", "SAR", old="100", new="95")
     fourth.raw("Unknown application error occurred\nRuntime.Unknown").end("r5")
-    return [first, second, fourth]
+    return [early, first, second, fourth]
 
 
 def write_export(root: Path) -> Path:

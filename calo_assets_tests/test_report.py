@@ -35,12 +35,15 @@ from calo_assets_tests.report_cases import (
 )
 
 SHEETS = [
+    "Overview",
     "Summary",
     "Daily",
     "Transactions",
     "Balance Discrepancies",
+    "Discrepancy Cases",
     "User Exposure",
     "Exposure by Currency",
+    "Exposure Trend",
     "User Errors",
     "Ledger Breaks",
     "Overdrafts",
@@ -51,6 +54,7 @@ SHEETS = [
     "Errors by Type",
     "Data Quality",
     "Checks",
+    "User Detail",
     "Column Definitions",
 ]
 EMAIL_OR_PHONE = re.compile(rb"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}|\+9[0-9]{9,}")
@@ -67,12 +71,12 @@ def report(sample_run, tmp_path_factory):
     """The sample's report, with the finance tables its assets will write (``report_cases.report_of``)."""
     result, warehouse = sample_run
     assert result.success
-    _, folder = report_of(warehouse, tmp_path_factory.mktemp("sample-report"))
-    return folder, openpyxl.load_workbook(folder / WORKBOOK)
+    copy, folder = report_of(warehouse, tmp_path_factory.mktemp("sample-report"))
+    return folder, openpyxl.load_workbook(folder / WORKBOOK), copy
 
 
 def test_sheets_tables_and_frozen_headers(report):
-    _, book = report
+    _, book, _ = report
     assert book.sheetnames == SHEETS
     for name in ("Transactions", "Balance Discrepancies", "User Exposure", "Daily", "Anomalies"):
         sheet = book[name]
@@ -85,7 +89,7 @@ def test_sheets_tables_and_frozen_headers(report):
 
 
 def test_money_to_the_minor_unit_and_times_in_utc(report):
-    _, book = report
+    _, book, _ = report
     sheet = book["Transactions"]
     header = [cell.value for cell in sheet[3]]
     assert header[:3] == ["transaction_id", "day", "occurred_at (UTC)"]
@@ -108,7 +112,7 @@ def test_money_to_the_minor_unit_and_times_in_utc(report):
 
 
 def test_native_charts_point_at_their_data(report):
-    _, book = report
+    _, book, _ = report
     daily = book["Daily"]
     assert len(daily._charts) == 3
     first = daily._charts[0]
@@ -127,7 +131,7 @@ def test_native_charts_point_at_their_data(report):
 
 
 def test_no_formula_and_no_personal_data_in_any_output(report):
-    folder, book = report
+    folder, book, _ = report
     for sheet in book.worksheets:
         for row in sheet.iter_rows():
             assert all(cell.data_type != "f" for cell in row)
@@ -142,7 +146,7 @@ def without_plotly_library(data: bytes) -> bytes:
 
 
 def test_chart_images_and_html_page(report):
-    folder, _ = report
+    folder, _, _ = report
     images = sorted((folder / CHART_FOLDER).glob("*.png"))
     assert [path.stem for path in images] == sorted(
         [
@@ -154,12 +158,13 @@ def test_chart_images_and_html_page(report):
             "anomalies_over_time",
             "errors_by_action",
             "runtime_health",
+            "exposure_trend",
         ]
     )
     for path in images:
         assert png_size(path) == (1000, 520) and path.stat().st_size > 10_000
     page = (folder / HTML_PAGE).read_text()
-    assert page.count('class="plotly-graph-div"') == 8
+    assert page.count('class="plotly-graph-div"') == 9
     assert (
         "<script src=" not in page.replace('<script src="data:', "") and "plotly.js" in page.lower()
     )
@@ -167,7 +172,7 @@ def test_chart_images_and_html_page(report):
 
 
 def test_csv_files_keep_the_warehouse_columns(report):
-    folder, _ = report
+    folder, _, _ = report
     frame = pd.read_csv(folder / "csv" / "transactions.csv", dtype=str)
     assert list(frame.columns)[:5] == [
         "transaction_id",
@@ -244,7 +249,7 @@ def test_the_same_data_gives_the_same_workbook_byte_for_byte(sample_run, tmp_pat
 
 
 def test_charts_use_the_basic_plotly_bundle_and_only_its_trace_types(report, monkeypatch):
-    folder, _ = report
+    folder, _, _ = report
     assert plotly_bundle(TRACE_TYPES) == BASIC_BUNDLE
     assert plotly_bundle({"heatmap"}) != BASIC_BUNDLE
     page = (folder / HTML_PAGE).read_text()
@@ -290,7 +295,7 @@ def test_pngs_without_kaleidos_reload_are_the_same_as_with_it(sample_run, tmp_pa
         cancel_on_error=True,
     )
     assert [path.name for path in fast] == [f"{name}.png" for name in figures]
-    assert [path.read_bytes() == (tmp_path / path.name).read_bytes() for path in fast] == [True] * 8
+    assert [path.read_bytes() == (tmp_path / path.name).read_bytes() for path in fast] == [True] * 9
 
 
 def test_without_a_browser_the_rest_is_still_written(sample_run, tmp_path, monkeypatch):
@@ -386,17 +391,24 @@ def test_the_daily_sheet_has_every_day_and_every_processing_error(handmade):
     warehouse, _, book = handmade
     rows = table_rows(book["Daily"])
     days = [row["day"].date().isoformat() for row in rows]
-    assert days == ["2024-01-05", "2024-01-06", "2024-01-07", "2024-01-08"]
+    calendar = pd.date_range(FIRST_DAY, LAST_DAY, freq="D").strftime("%Y-%m-%d").tolist()
+    assert days == calendar  # 20 days, of which 15 without any log
 
     def per_day(frame: pd.DataFrame) -> list[int]:
         counts = frame["day"].astype(str).value_counts()
         return [int(counts.get(day, 0)) for day in days]
 
     errors, invocations = table(warehouse, "processing_errors"), table(warehouse, "invocations")
-    assert [row["processing_errors"] for row in rows] == per_day(errors) == [0, 2, 0, 1]
+    assert [row["processing_errors"] for row in rows] == per_day(errors)
     failed = invocations[invocations["status"] != "success"]
-    assert [row["failed_invocations"] for row in rows] == per_day(failed) == [0, 1, 0, 1]
+    assert [row["failed_invocations"] for row in rows] == per_day(failed)
     assert [row["transactions"] for row in rows] == per_day(table(warehouse, "transactions"))
+    outage = rows[days.index("2024-01-06")]  # no transaction that day, yet errors and a failure
+    assert (outage["transactions"], outage["processing_errors"], outage["failed_invocations"]) == (
+        0,
+        2,
+        1,
+    )
     label = "processing errors (all, linked to a transaction or not)"
     assert summary_grid(book["Summary"])[(label, "total")] == len(errors) == 3
 
@@ -413,7 +425,7 @@ def test_errors_without_a_transaction_are_not_put_on_legacy_transactions(handmad
     assert sum(row["processing_errors"] for row in rows.values()) == len(errors)
     discrepancies = table(warehouse, "balance_discrepancies")
     assert sum(row["discrepancies"] for row in rows.values()) == len(discrepancies)
-    data = load(warehouse, date(2024, 1, 5), date(2024, 1, 9))
+    data = load(warehouse, date.fromisoformat(FIRST_DAY), date.fromisoformat(LOOK_BACK_DAY))
     bars = build_figures(data)["errors_by_action"].data
     assert "(not linked to a transaction)" in list(bars[0].y)
 
@@ -423,7 +435,7 @@ def axis_title(axis) -> str:
 
 
 def test_horizontal_bar_charts_title_the_category_and_the_value_axis(handmade, report):
-    for _, _, book in (handmade, (*report, report[1])):
+    for book in (handmade[2], report[1]):
         bars = [
             chart
             for sheet in book.worksheets
@@ -441,7 +453,8 @@ def test_horizontal_bar_charts_title_the_category_and_the_value_axis(handmade, r
 
 def test_every_plotly_chart_titles_its_value_axes_with_their_unit(handmade):
     warehouse, _, _ = handmade
-    for name, figure in build_figures(load(warehouse, date(2024, 1, 5), date(2024, 1, 9))).items():
+    data = load(warehouse, date.fromisoformat(FIRST_DAY), date.fromisoformat(LOOK_BACK_DAY))
+    for name, figure in build_figures(data).items():
         layout = figure.layout
         for trace in figure.data:
             x_axis = layout["xaxis" + (trace.xaxis or "x")[1:]]
@@ -466,7 +479,7 @@ def test_csv_money_is_plain_decimal_text(handmade):
     row = written.set_index("transaction_id").loc["T1"]
     assert (row["amount"], row["vat"], row["new_balance"]) == ("5", "1", "91")
     exposure = pd.read_csv(folder / "csv" / "user_exposure.csv", dtype=str)
-    assert sorted(exposure["latest_gap"]) == ["-10", "-3", "10"]
+    assert sorted(exposure["latest_gap"]) == ["-10", "-3", "10", "100"]
 
 
 def test_user_errors_have_one_row_per_user_and_currency(handmade):
@@ -484,25 +497,25 @@ def test_applied_volume_is_the_gross_amount_and_says_so(handmade):
     transactions = table(warehouse, "transactions")
     applied = transactions.query("outcome == 'applied' and type == 'DEBIT' and currency == 'BHD'")
     gross, net = sum(applied["amount"]), sum(applied["amount"] - applied["vat"])
-    assert (gross, net) == (Decimal(20), Decimal(19))
+    assert (gross, net) == (Decimal(24), Decimal(23))
     label = "volume debited: applied debits, gross (VAT included)"
     assert summary_grid(book["Summary"])[(label, "BHD")] == float(gross)
     assert label in (folder / HTML_PAGE).read_text()
 
 
 def test_every_sheet_is_set_up_to_print_and_linked_from_the_summary(handmade, report):
-    for _, _, book in (handmade, (*report, report[1])):
+    for book in (handmade[2], report[1]):
         for sheet in book.worksheets:
             setup = sheet.page_setup
             assert setup.orientation == "landscape", sheet.title
             assert sheet.sheet_properties.pageSetUpPr.fitToPage, sheet.title
-            pages_tall = 1 if sheet.title == "Summary" else 0  # 0: as many as needed
+            pages_tall = 1 if sheet.title in ("Overview", "Summary") else 0  # 0: as many as needed
             assert (setup.fitToWidth or 1, setup.fitToHeight or 1) == (1, pages_tall or 1), (
                 sheet.title
             )
             assert pages_tall or setup.fitToHeight == 0, sheet.title
             assert sheet.print_area, sheet.title
-            if sheet.title != "Summary":
+            if sheet.title not in ("Overview", "Summary", "User Detail"):  # not one table
                 assert sheet.print_title_rows == "$3:$3", sheet.title
         links = {
             cell.hyperlink.location.split("!")[0].strip("'")
@@ -542,3 +555,226 @@ def test_failed_checks_are_highlighted(handmade):
     assert any(
         f"${column}4=FALSE" in rule.formula[0] and rule.dxf.fill is not None for _, rule in rules
     ), rules
+
+
+# --- issue 12 point 3: the Overview ---
+
+TOLERANCE = Decimal("0.0005")
+
+
+def overview_block(sheet, title: str) -> list[list[object]]:
+    """The rows (header first) of the block under the bold ``title`` on the Overview."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.value == title:
+                block, line = [], cell.row + 1
+                while sheet.cell(line, cell.column).value is not None:
+                    width = len(block[0]) if block else 0
+                    cells = [sheet.cell(line, cell.column + offset) for offset in range(20)]
+                    values = [c.value for c in cells]
+                    if not block:
+                        width = next((i for i, v in enumerate(values) if v is None), len(values))
+                    block.append(values[:width])
+                    line += 1
+                return block
+    raise AssertionError(f"no block {title!r}")
+
+
+def latest_gaps(warehouse, through: str) -> pd.DataFrame:
+    """The latest gap of each user and currency logged up to the end of ``through`` (raw rows)."""
+    gaps = table(warehouse, "balance_discrepancies")
+    gaps = gaps[gaps["day"].astype(str) <= through]
+    return (
+        gaps.sort_values(["occurred_at", "stream", "line"])
+        .groupby(["user_id", "currency"], as_index=False)
+        .agg(gap=("gap", "last"), first_day=("day", "first"), last_seen=("occurred_at", "last"))
+    )
+
+
+def exposure_of(latest: pd.DataFrame) -> dict[str, tuple[float, float]]:
+    return {
+        currency: (
+            float(sum(gap for gap in rows["gap"] if gap > TOLERANCE)),
+            float(-sum(gap for gap in rows["gap"] if gap < -TOLERANCE)),
+        )
+        for currency, rows in latest.groupby("currency")
+    }
+
+
+def test_the_overview_comes_first_and_fits_one_landscape_page(handmade, report):
+    for book in (handmade[2], report[1]):
+        assert book.sheetnames[0] == "Overview"
+        sheet = book["Overview"]
+        setup = sheet.page_setup
+        assert setup.orientation == "landscape" and sheet.sheet_properties.pageSetUpPr.fitToPage
+        assert (setup.fitToWidth or 1, setup.fitToHeight or 1) == (1, 1) and sheet.print_area
+
+
+def test_the_overview_shows_exposure_now_and_7_and_30_days_before(handmade):
+    warehouse, _, book = handmade
+    header, *rows = overview_block(book["Overview"], "Exposure per currency: now and before")
+    assert header[:4] == ["currency", "revenue at risk", "7 days before", "30 days before"]
+    now = exposure_of(latest_gaps(warehouse, LAST_DAY))
+    week_before = exposure_of(latest_gaps(warehouse, "2024-01-01"))
+    assert now == {"BHD": (10.0, 3.0), "SAR": (100.0, 10.0)}
+    for currency, risk, risk_7, risk_30, owed, owed_7, owed_30, *_ in rows:
+        assert (risk, owed) == now[currency]
+        assert (risk_7, owed_7) == week_before.get(currency, (0.0, 0.0))
+        assert (risk_30, owed_30) == (None, None)  # before the first day: unknown, left blank
+    assert [row[0] for row in rows] == ["BHD", "SAR"]
+
+
+def last_day_of(warehouse) -> str:
+    """The last day holding a log record."""
+    manifest = table(warehouse, "ingest_manifest")
+    return str(manifest[manifest["records_read"] > 0]["day"].max())
+
+
+def cases_of(warehouse) -> pd.DataFrame:
+    """Cases from the raw rows: open when the latest gap is not zero and no applied sync of the user
+    in that currency followed its last log; age from the first log to the end of the period."""
+    end = last_day_of(warehouse)
+    latest = latest_gaps(warehouse, end)
+    transactions = table(warehouse, "transactions").query("outcome == 'applied'")
+    later = [
+        len(
+            transactions[
+                (transactions["user_id"] == case.user_id)
+                & (transactions["currency"] == case.currency)
+                & (transactions["occurred_at"] > case.last_seen)
+            ]
+        )
+        for case in latest.itertuples()
+    ]
+    latest["status"] = [
+        "resolved" if abs(gap) <= TOLERANCE else "probably_resolved" if after else "open"
+        for gap, after in zip(latest["gap"], later, strict=True)
+    ]
+    latest["age"] = [(date.fromisoformat(end) - day).days for day in latest["first_day"]]
+    return latest
+
+
+def test_the_overview_counts_open_cases_by_age(handmade):
+    warehouse, _, book = handmade
+    header, *rows = overview_block(book["Overview"], "Open cases by age")
+    cases = cases_of(warehouse)
+    open_cases = cases[cases["status"] == "open"]
+    buckets = {"0-7": (0, 7), "8-30": (8, 30), "31-90": (31, 90), "over 90": (91, 10**6)}
+    expected = {
+        f"open, {name} days": int(open_cases["age"].between(low, high).sum())
+        for name, (low, high) in buckets.items()
+    }
+    assert {row[0]: row[header.index("total")] for row in rows[:4]} == expected
+    assert expected == {
+        "open, 0-7 days": 3,
+        "open, 8-30 days": 1,
+        "open, 31-90 days": 0,
+        "open, over 90 days": 0,
+    }
+
+
+def test_the_overview_lists_what_needs_action(handmade):
+    warehouse, _, book = handmade
+    header, *rows = overview_block(book["Overview"], "Needs action")
+    assert header == ["what", "user", "currency", "amount", "day", "detail"]
+    kinds: dict[str, list[list[object]]] = {}
+    for row in rows:
+        kinds.setdefault(row[0], []).append(row)
+    cases = cases_of(warehouse)
+    new = cases[(cases["status"] != "resolved") & (cases["first_day"].astype(str) > "2024-01-01")]
+    assert sorted(str(row[1]) for row in kinds["case opened in the last 7 days"]) == sorted(
+        user[:8] for user in new["user_id"]
+    )
+    suspect = kinds["suspect gap"]
+    assert [(row[1], row[3]) for row in suspect] == [("u3", 100)]
+    assert "mirrors rejected sync T3" in suspect[0][5]
+    failed = table(warehouse, "transactions").query("outcome == 'failed'")
+    assert [row[1] for row in kinds["failed sync"]] == list(failed["user_id"]) == ["u2"]
+    logged = set(table(warehouse, "ingest_manifest").query("records_read > 0")["day"].astype(str))
+    calendar = pd.date_range(FIRST_DAY, LAST_DAY, freq="D").strftime("%Y-%m-%d")
+    missing = [day for day in calendar if day not in logged]
+    no_logs = kinds["day without logs"]
+    assert len(missing) == 16 and len(no_logs) == 11  # ten days, then how many more
+    assert [row[4].date().isoformat() for row in no_logs[:10]] == sorted(missing)[::-1][:10]
+    assert no_logs[10][5] == "and 6 more: see Daily"
+    assert "failing check" not in kinds
+
+
+def largest_gaps(warehouse) -> dict[str, list[tuple[str, float, float]]]:
+    """Per currency, the ten largest gaps not resolved: (user, gap, share of the same-sign total)."""
+    cases = cases_of(warehouse)
+    cases = cases[cases["status"] != "resolved"].copy()
+    cases["size"] = cases["gap"].abs()
+    cases["sign"] = cases["gap"] > 0
+    totals = cases.groupby(["currency", "sign"])["size"].transform("sum")
+    cases["share"] = cases["size"] / totals
+    result = {}
+    for currency, rows in cases.groupby("currency"):
+        rows = rows.sort_values(["size", "user_id"], ascending=[False, True], kind="stable").head(
+            10
+        )
+        result[currency] = [
+            (row.user_id, float(row.gap), round(float(row.share), 9)) for row in rows.itertuples()
+        ]
+    return result
+
+
+@pytest.mark.parametrize("which", ["handmade", "sample"])
+def test_the_overview_shows_the_largest_gaps_and_their_share(which, handmade, report):
+    book = handmade[2] if which == "handmade" else report[1]
+    warehouse = handmade[0] if which == "handmade" else report[2]
+    header, *rows = overview_block(
+        book["Overview"],
+        "The 10 largest gaps per currency (not resolved) and their share of its total",
+    )
+    assert header[:5] == ["currency", "rank", "user", "gap", "share"]
+    found: dict[str, list[tuple[str, float, float]]] = {}
+    for row in rows:
+        found.setdefault(row[0], []).append((row[2], row[3], round(row[4], 9)))
+    expected = {
+        currency: [(user[:8], gap, share) for user, gap, share in gaps]
+        for currency, gaps in largest_gaps(warehouse).items()
+    }
+    assert found == expected
+
+
+def test_user_ids_on_the_overview_link_to_their_block_on_user_detail(handmade, report):
+    for book in (handmade[2], report[1]):
+        detail = book["User Detail"]
+        links = [
+            cell
+            for row in book["Overview"].iter_rows()
+            for cell in row
+            if cell.hyperlink is not None
+        ]
+        assert links
+        for cell in links:
+            sheet, target = cell.hyperlink.location.split("!")
+            assert sheet == "'User Detail'"
+            title = detail[target].value
+            assert title.startswith(f"User {cell.value}"), (cell.value, title)
+    _, _, book = handmade
+    detail = book["User Detail"]
+    column = [cell.value for cell in detail["A"]]
+    start = column.index("User u1")
+    history = column.index(
+        "Gap history: each gap value, from when it was first to last logged", start
+    )
+    gaps = [detail.cell(history + 3 + i, 4).value for i in range(3)]
+    assert gaps == [4, 10, -3]  # the gap opens, grows, changes sign
+
+
+def test_the_overview_draws_the_exposure_trend_per_currency(handmade):
+    warehouse, folder, book = handmade
+    charts = book["Overview"]._charts
+    trend = table(warehouse, "exposure_daily")
+    assert [chart.title.tx.rich.p[0].r[0].t for chart in charts] == sorted(set(trend["currency"]))
+    header = [cell.value for cell in book["Exposure Trend"][3]]
+    for chart in charts:
+        references = [series.val.numRef.f for series in chart.series]
+        column = chr(ord("A") + header.index("revenue_at_risk"))
+        assert references[0].startswith(f"'Exposure Trend'!${column}$")
+    assert png_size(folder / CHART_FOLDER / "exposure_trend.png") == (1000, 520)
+    page = (folder / HTML_PAGE).read_text()
+    assert page.index("<h2>Overview</h2>") < page.index("KPIs per currency")
+    assert "Needs action" in page and "mirrors rejected sync T3" in page

@@ -22,6 +22,21 @@ _IN_MEMORY = "report_inputs"
 LEGACY_ACTION = "(legacy, no action)"  # transactions logged before actions existed
 NOT_LINKED = "(not linked to a transaction)"  # errors logged while no transaction was being synced
 _ERROR_ACTION = f"coalesce(action, case when transaction_id is null then '{NOT_LINKED}' else '{LEGACY_ACTION}' end)"
+TOP_GAPS, NEEDS_ACTION_ROWS = 10, 10  # largest gaps per currency; rows per kind of action
+DETAIL_TRANSACTIONS = 20  # a user's latest transactions on the User Detail sheet
+NEW_CASE, SUSPECT_GAP, FAILED_SYNC, NO_LOGS, FAILING_CHECK = (
+    "case opened in the last 7 days",
+    "suspect gap",
+    "failed sync",
+    "day without logs",
+    "failing check",
+)
+_NOT_RESOLVED = "status <> 'resolved'"
+_CASE_FLAGS = """concat_ws('; ',
+    case when negative_payment_balance then 'negative payment balance' end,
+    case when mirrors_transaction_id is not null
+         then 'mirrors ' || mirrors_outcome || ' sync ' || mirrors_transaction_id || ' (' || mirrors_basis || ')'
+    end)"""
 EXPOSURE_FIGURES = (
     "revenue_at_risk",
     "owed_to_users",
@@ -138,9 +153,89 @@ QUERIES: dict[str, str] = {
                    row_number() over (partition by currency order by sum(amount) desc, user_id) as rank
             from transactions where {_WINDOW} and outcome = 'applied' group by 1, 2)
         where rank <= 10 order by currency, volume desc, user_id""",
+    "cases": """
+        select * from discrepancy_cases order by currency nulls last, abs(latest_gap) desc, user_id""",
+    "exposure_trend": f"""
+        select day, currency, revenue_at_risk, owed_to_users, users_over_credited, users_under_credited,
+               cases_opened, cases_resolved, cases_probably_resolved
+        from exposure_daily where {_WINDOW} order by currency, day""",
+    "top_gaps": f"""
+        select currency, rank, user_id, latest_gap, share_of_total, status, age_days, opened_day,
+               last_seen_at, {_CASE_FLAGS} as flags
+        from (
+            select *, row_number() over (partition by currency order by abs(latest_gap) desc, user_id)
+                          as rank,
+                      abs(latest_gap) / sum(abs(latest_gap)) over (partition by currency, exposure_type)
+                          as share_of_total
+            from discrepancy_cases where {_NOT_RESOLVED})
+        where rank <= {TOP_GAPS} order by currency nulls last, rank""",
+    "needs_action": f"""
+        select what, day, user_id, currency, amount, detail from (
+            select 1 as position, 0 as priority, '{NEW_CASE}' as what, opened_day as day, user_id, currency,
+                   latest_gap as amount, 'status ' || status || coalesce('; ' || opened_action, '') as detail
+            from discrepancy_cases
+            where {_NOT_RESOLVED} and opened_day > $last - 7 and opened_day <= $last
+            union all
+            select 2, (mirrors_transaction_id is not null)::int, '{SUSPECT_GAP}', opened_day, user_id,
+                   currency, latest_gap, {_CASE_FLAGS}
+            from discrepancy_cases
+            where {_NOT_RESOLVED} and (negative_payment_balance or mirrors_transaction_id is not null)
+            union all
+            select 3, 0, '{FAILED_SYNC}', day, user_id, currency, amount,
+                   coalesce(action, '{LEGACY_ACTION}') || ': ' || coalesce(outcome_detail, '')
+            from transactions where outcome = 'failed' and {_WINDOW}
+            union all
+            select 4, 0, '{NO_LOGS}', day, null, null, null, 'no log record that day (' || weekday || ')'
+            from calendar where not has_logs and {_WINDOW}
+        )
+        qualify row_number() over (partition by what order by abs(amount) desc nulls last, day desc, user_id)
+                <= {NEEDS_ACTION_ROWS}
+        order by position, abs(amount) desc nulls last, day desc, user_id""",
     "quarantine": f"""
         select day, occurred_at, stream, file, line, unit, reason, excerpt from quarantine
         where {_WINDOW} order by day, stream, line, file, unit, reason, excerpt""",
+}
+
+# The per-user detail of the users named on the Overview ($users), section by section.
+_USERS = "user_id in (select unnest($users))"
+DETAIL_QUERIES: dict[str, str] = {
+    "cases": f"""
+        select user_id, currency, status, latest_gap, opened_day, last_seen_at, age_days, times_logged,
+               {_CASE_FLAGS} as flags
+        from discrepancy_cases where {_USERS} order by user_id, currency nulls last""",
+    "gaps": f"""
+        with ordered as (
+            select user_id, currency, occurred_at, stream, line, gap, subscription_balance,
+                   payment_balance, gap is distinct from lag(gap) over logged as changed
+            from balance_discrepancies where {_WINDOW} and {_USERS}
+            window logged as (partition by user_id, currency order by occurred_at, stream, line)
+        ),
+        runs as (  -- a run: the same gap logged again and again
+            select *, sum(changed::int) over (partition by user_id, currency
+                                              order by occurred_at, stream, line
+                                              rows unbounded preceding) as run
+            from ordered
+        )
+        select user_id, currency, min(occurred_at) as first_logged, max(occurred_at) as last_logged,
+               first(gap) as gap, first(subscription_balance) as subscription_balance,
+               first(payment_balance) as payment_balance, count(*) as times_logged
+        from runs group by user_id, currency, run order by user_id, currency nulls last, first_logged""",
+    "transactions": f"""
+        select user_id, day, occurred_at, currency, type, action, amount, vat, old_balance,
+               new_balance, outcome, transaction_id
+        from transactions where {_WINDOW} and {_USERS}
+        qualify row_number() over (partition by user_id order by occurred_at desc, transaction_id desc)
+                <= {DETAIL_TRANSACTIONS}
+        order by user_id, occurred_at, transaction_id""",
+    "rejections": f"""
+        select user_id, day, occurred_at, currency, action, current_balance, amount,
+               attempted_new_balance, transaction_id
+        from negative_balance_rejections where {_WINDOW} and {_USERS}
+        order by user_id, occurred_at, transaction_id""",
+    "anomalies": f"""
+        select user_id, day, occurred_at, currency, round(score, 4) as score, transaction_id, reasons
+        from anomaly_scores where is_anomaly and {_WINDOW} and {_USERS}
+        order by user_id, occurred_at, transaction_id""",
 }
 
 REPORT_INPUTS = (*metrics.INPUTS, "user_exposure", "overdrafts")
@@ -154,7 +249,8 @@ class ReportData:
     first: date
     last: date
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: list[metrics.Figure] = field(default_factory=list)
+    figures: list[metrics.Figure] = field(default_factory=list)  # headline
+    overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
     checks: list[metrics.Check] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> pd.DataFrame:
@@ -173,8 +269,13 @@ def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
         data = ReportData(period.first, period.last)
         data.figures = metrics.headline(connection, first, last)
         data.checks = metrics.checks(connection, first, last)
+        data.overview = metrics.overview(connection, first, last)
+        window = {"first": data.first, "last": data.last}
         for name, sql in QUERIES.items():
-            data.frames[name] = _query(connection, sql, data.first, data.last)
+            data.frames[name] = _query(connection, sql, window)
+        window["users"] = overview_users(data)
+        for name, sql in DETAIL_QUERIES.items():
+            data.frames[f"detail_{name}"] = _query(connection, sql, window)
     data.frames["exposure_by_currency"] = metrics.by_currency(data.figures, EXPOSURE_FIGURES)
     data.frames["checks"] = pd.DataFrame(
         [(check.label, check.passed, check.detail) for check in data.checks],
@@ -194,10 +295,14 @@ def _read_inputs_once(connection: duckdb.DuckDBPyConnection) -> None:
 
 
 def _query(
-    connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date
+    connection: duckdb.DuckDBPyConnection, sql: str, values: dict[str, object]
 ) -> pd.DataFrame:
-    parameters = {
-        name: value for name, value in (("first", first), ("last", last)) if f"${name}" in sql
-    }
+    parameters = {name: value for name, value in values.items() if f"${name}" in sql}
     # Through Arrow, so money stays Decimal (DuckDB's own .df() would turn it into float).
     return connection.sql(sql, params=parameters or None).to_arrow_table().to_pandas()
+
+
+def overview_users(data: ReportData) -> list[str]:
+    """The users named on the Overview, in its order: needs action, then the largest gaps."""
+    named = [*data["needs_action"]["user_id"], *data["top_gaps"]["user_id"]]
+    return list(dict.fromkeys(user for user in named if isinstance(user, str)))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -74,6 +74,7 @@ class ReportBook:
         self.count = add({"num_format": COUNT_FORMAT})
         self.link = add({"font_color": "#0563C1", "underline": 1})
         self.failed = add({"bold": True, "font_color": "#9C0006", "bg_color": "#FFC7CE"})
+        self.percent = add({"num_format": "0.0%"})
         self.time = add({"num_format": TIME_FORMAT})
         self.date = add({"num_format": DATE_FORMAT})
         self.money = {
@@ -295,3 +296,43 @@ def print_setup(sheet: Worksheet, last_row: int, last_column: int, title_rows: b
 
 def _missing(value: Any) -> bool:
     return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def write_block(
+    book: ReportBook,
+    sheet: Worksheet,
+    row: int,
+    column: int,
+    frame: pd.DataFrame,
+    *,
+    money: Iterable[str] = (),
+    percent: Iterable[str] = (),
+    links: Mapping[str, Callable[[Any], str | None]] | None = None,
+    link_text: Callable[[Any], str] = str,
+) -> int:
+    """``frame`` as a small block at (``row``, ``column``): a header row, then its rows; money in the
+    format of the row's currency, whole numbers with separators, ``percent`` columns as percentages,
+    and a cell of a column in ``links`` linking where its function says (shown as ``link_text`` of
+    its value). Returns the next free row."""
+    money, percent, links = set(money), set(percent), links or {}
+    for offset, title in enumerate(frame.columns):
+        sheet.write_string(row, column + offset, str(title), book.header)
+    currencies = frame["currency"].tolist() if "currency" in frame.columns else [None] * len(frame)
+    for index, values in enumerate(frame.itertuples(index=False, name=None)):
+        at = row + 1 + index
+        for offset, (name, value) in enumerate(zip(frame.columns, values, strict=True)):
+            if _missing(value):
+                continue
+            if name in links and (target := links[name](value)):
+                sheet.write_url(at, column + offset, target, book.link, string=link_text(value))
+            elif name in money:
+                sheet.write_number(
+                    at, column + offset, float(value), book.money_for(currencies[index])
+                )
+            elif name in percent:
+                sheet.write_number(at, column + offset, float(value), book.percent)
+            elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+                sheet.write_number(at, column + offset, int(value), book.count)
+            else:
+                _write_value(book, sheet, at, column + offset, value)
+    return row + 1 + len(frame)

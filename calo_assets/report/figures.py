@@ -137,6 +137,37 @@ def exposure_by_currency(data: ReportData) -> go.Figure:
     return figure
 
 
+def exposure_trend(data: ReportData) -> go.Figure:
+    """Revenue at risk and amount owed as known at the end of each day, one panel per currency."""
+    trend = data["exposure_trend"]
+    currencies = list(dict.fromkeys(trend["currency"])) or ["-"]
+    figure = make_subplots(
+        rows=1, cols=len(currencies), subplot_titles=currencies, horizontal_spacing=0.07
+    )
+    _layout(figure, "Exposure per currency, as known at the end of each day", "", "")
+    for column, currency in enumerate(currencies, start=1):
+        rows = trend[trend["currency"] == currency]
+        for name, label, colour in (
+            ("revenue_at_risk", "revenue at risk", ALERT_COLOUR),
+            ("owed_to_users", "owed to users", NEUTRAL_COLOUR),
+        ):
+            figure.add_trace(
+                go.Scatter(
+                    x=rows["day"],
+                    y=rows[name].astype(float),
+                    mode="lines",
+                    name=label,
+                    line_color=colour,
+                    showlegend=column == 1,
+                ),
+                row=1,
+                col=column,
+            )
+        figure.update_xaxes(title_text="day (UTC)", row=1, col=column)
+        figure.update_yaxes(title_text=f"amount ({currency})", row=1, col=column)
+    return figure
+
+
 def anomalies_over_time(data: ReportData) -> go.Figure:
     daily = data["daily"]
     figure = go.Figure(
@@ -210,6 +241,7 @@ def runtime_health(data: ReportData) -> go.Figure:
 
 
 CHARTS: dict[str, Callable[[ReportData], go.Figure]] = {
+    "exposure_trend": exposure_trend,
     "transactions_per_day": transactions_per_day,
     "transactions_by_action": transactions_by_action,
     "top_users_by_volume": top_users_by_volume,

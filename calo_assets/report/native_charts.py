@@ -34,13 +34,13 @@ def chart(
     """A column, bar (horizontal) or line chart with its axis titles; stacked bars overlap fully."""
     chart = book.book.add_chart({"type": kind, **({"subtype": "stacked"} if stacked else {})})
     chart.set_title({"name": title})
-    horizontal, vertical = (
-        (value_title, category_title) if kind == "bar" else (category_title, value_title)
-    )
-    if horizontal:
-        chart.set_x_axis({"name": horizontal})
-    if vertical:
-        chart.set_y_axis({"name": vertical})
+    category = {"name": category_title} if category_title else {}
+    if category_title == DAY_AXIS:  # dates as dates (Excel links to the cells' format, not all do)
+        category |= {"date_axis": True, "num_format": "yyyy-mm-dd", "num_font": {"rotation": -45}}
+    value = {"name": value_title} if value_title else {}
+    horizontal, vertical = (value, category) if kind == "bar" else (category, value)
+    chart.set_x_axis(horizontal)
+    chart.set_y_axis(vertical)
     chart.set_size(size)
     return chart
 

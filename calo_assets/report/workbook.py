@@ -1,4 +1,5 @@
-"""The Excel workbook: the Summary, one real table per sheet, native charts beside the data.
+"""The Excel workbook: the Overview, the Summary, one real table per sheet, native charts beside the
+data, and the User Detail the Overview links to.
 
 The file is the same byte for byte for the same data: the zip members carry a fixed date and the
 document's creation date is the day after the reported period. Cells and tables are written by
@@ -14,6 +15,7 @@ from typing import Any
 import pandas as pd
 from xlsxwriter.worksheet import Worksheet
 
+from calo_assets.report import user_detail
 from calo_assets.report.columns import COLUMN_MEANINGS
 from calo_assets.report.data import ReportData
 from calo_assets.report.excel import (
@@ -23,6 +25,7 @@ from calo_assets.report.excel import (
     write_table_sheet,
 )
 from calo_assets.report.native_charts import add_charts
+from calo_assets.report.overview import EXPOSURE_TREND, OVERVIEW, write_overview
 from calo_assets.report.summary import write_summary
 
 __all__ = ["FORMULA_START", "ReportBook", "build_workbook", "write_table_sheet"]
@@ -41,6 +44,18 @@ def sheet_plan(data: ReportData) -> list[tuple[str, pd.DataFrame, list[str]]]:
             ["subscription_balance", "payment_balance", "gap"],
         ),
         (
+            "Discrepancy Cases",
+            data["cases"],
+            [
+                "latest_gap",
+                "latest_subscription_balance",
+                "latest_payment_balance",
+                "revenue_at_risk",
+                "owed_to_user",
+                "mirrors_amount",
+            ],
+        ),
+        (
             "User Exposure",
             data["exposure"],
             ["latest_gap", "latest_subscription_balance", "latest_payment_balance"],
@@ -50,6 +65,7 @@ def sheet_plan(data: ReportData) -> list[tuple[str, pd.DataFrame, list[str]]]:
             data["exposure_by_currency"],
             ["revenue_at_risk", "owed_to_users"],
         ),
+        (EXPOSURE_TREND, data["exposure_trend"], ["revenue_at_risk", "owed_to_users"]),
         ("User Errors", data["user_errors"], ["latest_gap"]),
         ("Ledger Breaks", data["ledger_breaks"], ["expected", "actual", "difference"]),
         ("Overdrafts", data["overdrafts"], ["balance_before", "amount", "balance_after"]),
@@ -68,12 +84,18 @@ def build_workbook(data: ReportData, path: Path) -> dict[str, Any]:
     created = dt.datetime.combine(data.last + dt.timedelta(days=1), dt.time(), dt.UTC)
     book = ReportBook(path, created)
     plan = sheet_plan(data)
-    write_summary(book, data, [name for name, _, _ in plan] + ["Column Definitions"])
+    write_overview(book, data, user_detail.link(data))
+    write_summary(
+        book,
+        data,
+        [OVERVIEW, *(name for name, _, _ in plan), user_detail.USER_DETAIL, "Column Definitions"],
+    )
     sheets: dict[str, Worksheet] = {}
     for name, frame, money in plan:
         sheets[name] = write_table_sheet(book, name, frame, money)[0]
     _highlight_failed_checks(book, sheets["Checks"], data["checks"])
     charts = add_charts(book, data, sheets)
+    user_detail.write_user_detail(book, data)
     _column_definitions(book, {name: frame for name, frame, _ in plan})
     names = book.sheet_names
     book.close()
