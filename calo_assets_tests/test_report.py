@@ -51,6 +51,7 @@ SHEETS = [
     "By Action",
     "Top Users",
     "Runtime Health",
+    "Runtime Versions",
     "Errors by Type",
     "Data Quality",
     "Checks",

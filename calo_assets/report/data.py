@@ -103,16 +103,13 @@ QUERIES: dict[str, str] = {
         left join user_exposure x on x.user_id = e.user_id and x.currency is not distinct from e.currency
         group by e.user_id, e.currency order by errors desc, e.user_id, e.currency nulls last""",
     "runtime_daily": f"""
-        select day, count(*) as invocations, count(*) filter (where cold_start) as cold_starts,
-               count(*) filter (where status <> 'success') as failed_invocations,
-               round(median(duration_ms), 1) as median_duration_ms,
-               round(quantile_cont(duration_ms, 0.95), 1) as p95_duration_ms,
-               round(max(duration_ms), 1) as max_duration_ms,
-               round(avg(max_memory_used_mb), 1) as avg_memory_mb
-        from invocations where {_WINDOW} group by day order by day""",
-    "errors_by_type": f"""
-        select kind, error_type, count(*) as errors, min(occurred_at) as first_seen, max(occurred_at) as last_seen
-        from processing_errors where {_WINDOW} group by 1, 2 order by errors desc, kind, error_type""",
+        select * from runtime_daily where {_WINDOW} order by day""",
+    "runtime_versions": """
+        select * from runtime_versions order by first_day, last_day, runtime_version""",
+    "errors_by_type": """
+        select kind, error_type, errors, message, first_seen, last_seen, days_affected,
+               invocations_affected, transactions_affected
+        from error_types order by errors desc, kind, error_type""",
     "daily": f"""
         with days as (
             select unnest(generate_series($first::timestamp, $last::timestamp, interval 1 day))::date as day),
@@ -122,16 +119,14 @@ QUERIES: dict[str, str] = {
             from transactions where {_WINDOW} group by day),
         d as (select day, count(*) as discrepancies from balance_discrepancies where {_WINDOW} group by day),
         a as (select day, count(*) filter (where is_anomaly) as anomalies from anomaly_scores where {_WINDOW} group by day),
-        i as (select day, count(*) as invocations, count(*) filter (where status <> 'success') as failed_invocations
-              from invocations where {_WINDOW} group by day),
-        e as (select day, count(*) as processing_errors from processing_errors where {_WINDOW} group by day)
+        r as (select day, invocations, failed_invocations, processing_errors from runtime_daily)
         select day, coalesce(credits, 0) as credits, coalesce(debits, 0) as debits,
                coalesce(transactions, 0) as transactions, coalesce(discrepancies, 0) as discrepancies,
                coalesce(anomalies, 0) as anomalies, coalesce(invocations, 0) as invocations,
                coalesce(failed_invocations, 0) as failed_invocations,
                coalesce(processing_errors, 0) as processing_errors
         from days left join t using (day) left join d using (day) left join a using (day)
-        left join i using (day) left join e using (day) order by day""",
+        left join r using (day) order by day""",
     "by_action": f"""
         with labelled as (
             select coalesce(action, '{LEGACY_ACTION}') as action, 'transaction' as row_kind, type
@@ -238,7 +233,14 @@ DETAIL_QUERIES: dict[str, str] = {
         order by user_id, occurred_at, transaction_id""",
 }
 
-REPORT_INPUTS = (*metrics.INPUTS, "user_exposure", "overdrafts")
+REPORT_INPUTS = (
+    *metrics.INPUTS,
+    "user_exposure",
+    "overdrafts",
+    "runtime_daily",
+    "runtime_versions",
+    "error_types",
+)
 
 
 @dataclass

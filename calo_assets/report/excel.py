@@ -75,6 +75,7 @@ class ReportBook:
         self.link = add({"font_color": "#0563C1", "underline": 1})
         self.failed = add({"bold": True, "font_color": "#9C0006", "bg_color": "#FFC7CE"})
         self.percent = add({"num_format": "0.0%"})
+        self.decimal = add({"num_format": "#,##0.0###"})
         self.time = add({"num_format": TIME_FORMAT})
         self.date = add({"num_format": DATE_FORMAT})
         self.money = {
@@ -211,7 +212,8 @@ def _write_column(
                 sheet.write_number(row, column, (value - _EXCEL_DATE_EPOCH).days, book.date)
         return len(DATE_FORMAT)
     if kinds <= {Decimal, float, int}:
-        formats = number_formats or [book.count if kinds == {int} else None] * len(values)
+        plain = book.count if kinds == {int} else book.decimal
+        formats = number_formats or [plain] * len(values)
         write_number = sheet.write_number
         for offset, value in enumerate(values):
             if value is not None and value == value:  # NaN is the one value unequal to itself
@@ -256,7 +258,13 @@ def _write_rows(
                     sheet.write_number(row, index, serial, book.time)
             shown = len(TIME_FORMAT)
         else:
-            formats = money_formats if column in money else None
+            formats = (
+                money_formats
+                if column in money
+                else [book.percent] * len(frame)
+                if column.endswith("share")
+                else None
+            )
             shown = _write_column(book, sheet, index, series.tolist(), formats)
         widths[index] = max(widths[index], shown + 1)
     last = _HEADER + max(len(frame), 1)

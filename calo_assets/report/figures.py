@@ -219,7 +219,7 @@ def runtime_health(data: ReportData) -> go.Figure:
     figure.add_trace(
         go.Scatter(
             x=runtime["day"],
-            y=runtime["median_duration_ms"],
+            y=runtime["duration_p50_ms"],
             name="median duration",
             line_color=NEUTRAL_COLOUR,
         ),
@@ -228,7 +228,7 @@ def runtime_health(data: ReportData) -> go.Figure:
     figure.add_trace(
         go.Scatter(
             x=runtime["day"],
-            y=runtime["p95_duration_ms"],
+            y=runtime["duration_p95_ms"],
             name="95th percentile duration",
             line_color="#8d99ae",
         ),

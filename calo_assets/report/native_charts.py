@@ -107,7 +107,7 @@ def add_charts(book: ReportBook, data: ReportData, sheets: dict[str, Worksheet])
                 "Invocation durations",
                 "line",
                 "duration (ms)",
-                ["median_duration_ms", "p95_duration_ms"],
+                ["duration_p50_ms", "duration_p95_ms"],
             ),
         ):
             drawn = chart(book, kind, title, DAY_AXIS, value_title)

@@ -73,6 +73,7 @@ def sheet_plan(data: ReportData) -> list[tuple[str, pd.DataFrame, list[str]]]:
         ("By Action", data["by_action"], []),
         ("Top Users", data["top_users"], ["volume"]),
         ("Runtime Health", data["runtime_daily"], []),
+        ("Runtime Versions", data["runtime_versions"], []),
         ("Errors by Type", data["errors_by_type"], []),
         ("Data Quality", data["quarantine"], []),
         ("Checks", data["checks"], []),
