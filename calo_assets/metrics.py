@@ -343,15 +343,16 @@ def _rows(connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: da
     return connection.execute(sql, parameters or None).fetchall()
 
 
-def _sql(metric: _Metric) -> str:
-    """The metric's query: rows of (currency or None for the total, value)."""
-    if not metric.per_currency:
-        return f"select null as currency, {metric.value} as value from {metric.source}"
-    groups = "grouping sets ((currency), ())" if metric.total else "currency"
+def _sql(source: str, per_currency: bool, values: list[str]) -> str:
+    """One query for several metrics of one source: rows of (currency, or None for the total over
+    currencies, then each metric's value)."""
+    measures = ", ".join(values)
+    if not per_currency:
+        return f"select null as currency, {measures} from {source}"
     return (
-        f"select case when grouping(currency) = 0 then currency end as currency, {metric.value} as value "
-        f"from (select * replace (coalesce(currency, '{UNKNOWN_CURRENCY}') as currency) from {metric.source}) "
-        f"group by {groups}"
+        f"select case when grouping(currency) = 0 then currency end as currency, {measures} "
+        f"from (select * replace (coalesce(currency, '{UNKNOWN_CURRENCY}') as currency) from {source}) "
+        "group by grouping sets ((currency), ())"
     )
 
 
@@ -362,45 +363,85 @@ def period(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> Pe
     return Period(low, high) if low is not None else Period(first, last)
 
 
+@dataclass(frozen=True)
+class ReportFigures:
+    """Everything ``report_figures`` computes, each once."""
+
+    period: Period
+    headline: list[Figure]
+    overview: list[Figure]
+    checks: list[Check]
+
+
+def report_figures(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> ReportFigures:
+    """The period, the headline and Overview figures and the checks of ``first..last``, in one pass
+    (what ``period``, ``headline``, ``overview`` and ``checks`` give one by one)."""
+    days, results = period(connection, first, last), checks(connection, first, last)
+    return ReportFigures(
+        days,
+        _headline(connection, first, last, days, results),
+        _overview(connection, days),
+        results,
+    )
+
+
 def headline(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
     """Every headline figure for ``first..last``: the period, then each metric in total and per
     currency (every currency any metric has, zero where a metric has no rows), then the checks."""
     days = period(connection, first, last)
-    figures = [
+    return _headline(connection, first, last, days, checks(connection, first, last))
+
+
+def _headline(
+    connection: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    days: Period,
+    results: list[Check],
+) -> list[Figure]:
+    passed = sum(check.passed for check in results)
+    return [
         Figure("period_first", "first day with a log record", days.first, DAY),
         Figure("period_last", "last day with a log record", days.last, DAY),
-    ]
-    figures += _figures(connection, METRICS, first, last)
-    results = checks(connection, first, last)
-    passed = sum(check.passed for check in results)
-    figures += [
+        *_figures(connection, METRICS, first, last, days),
         Figure("checks_passed", "data checks passed", passed, "checks"),
         Figure("checks_failed", "data checks failed", len(results) - passed, "checks"),
     ]
-    return figures
 
 
 def _figures(
-    connection: duckdb.DuckDBPyConnection, chosen: Iterable[_Metric], first: date, last: date
+    connection: duckdb.DuckDBPyConnection,
+    chosen: Iterable[_Metric],
+    first: date,
+    last: date,
+    days: Period,
 ) -> list[Figure]:
     """Each metric in total and per currency (every currency any of them has, zero where a metric
     has no rows; the unknown-currency bucket only when some figure has something in it). A metric
-    as known some days before the end is evaluated on the period; it has no figure before it."""
+    as known some days before the end is evaluated on the period ``days``; it has no figure before
+    it."""
     chosen = list(chosen)
-    days = period(connection, first, last)
-    values = {}
-    for metric in chosen:
+    values: dict[str, dict[str | None, Any]] = {metric.name: {} for metric in chosen}
+    batches: dict[tuple[str, bool, int | None], list[_Metric]] = {}
+    for metric in chosen:  # one query per source (and window)
+        batches.setdefault((metric.source, metric.per_currency, metric.days_before), []).append(
+            metric
+        )
+    for (source, per_currency, days_before), batch in batches.items():
         window = (first, last)
-        if metric.days_before is not None:
-            window = (days.first, days.last - timedelta(days=metric.days_before))
-        values[metric.name] = dict(_rows(connection, _sql(metric), *window))
+        if days_before is not None:
+            window = (days.first, days.last - timedelta(days=days_before))
+        sql = _sql(source, per_currency, [metric.value for metric in batch])
+        for currency, *found in _rows(connection, sql, *window):
+            for metric, value in zip(batch, found, strict=True):
+                values[metric.name][currency] = value
     found_currencies = {currency for found in values.values() for currency in found} - {None}
     if not any(found.get(UNKNOWN_CURRENCY) for found in values.values()):
         found_currencies.discard(UNKNOWN_CURRENCY)
     figures = []
     for metric in chosen:
         found = values[metric.name]
-        if metric.days_before and not found:  # before the first day: unknown, not zero
+        if metric.days_before and set(found) <= {None}:  # before the first day: unknown, not 0
             continue
         zero: int | Decimal = Decimal(0) if metric.unit == MONEY else 0
         if metric.total or not metric.per_currency:
@@ -417,10 +458,13 @@ def _figures(
 
 
 def overview(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
-    """The figures of the Overview for ``first..last``:
-    exposure 7 and 30 days before the end, cases by status and age, what needs action."""
-    days = period(connection, first, last)
-    return _figures(connection, OVERVIEW_METRICS, days.first, days.last)
+    """The figures of the Overview for ``first..last``: exposure 7 and 30 days before the end,
+    cases by status and age, what needs action."""
+    return _overview(connection, period(connection, first, last))
+
+
+def _overview(connection: duckdb.DuckDBPyConnection, days: Period) -> list[Figure]:
+    return _figures(connection, OVERVIEW_METRICS, days.first, days.last, days)
 
 
 def currency_order(currency: str) -> tuple[bool, str]:

@@ -254,6 +254,9 @@ class ReportData:
     figures: list[metrics.Figure] = field(default_factory=list)  # headline
     overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
     checks: list[metrics.Check] = field(default_factory=list)
+    cache: dict[str, object] = field(
+        default_factory=dict
+    )  # what the writers derive once per report
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.frames[name]
@@ -267,11 +270,13 @@ def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
     """
     with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
         _read_inputs_once(connection)
-        period = metrics.period(connection, first, last)
-        data = ReportData(period.first, period.last)
-        data.figures = metrics.headline(connection, first, last)
-        data.checks = metrics.checks(connection, first, last)
-        data.overview = metrics.overview(connection, first, last)
+        figures = metrics.report_figures(connection, first, last)
+        data = ReportData(figures.period.first, figures.period.last)
+        data.figures, data.overview, data.checks = (
+            figures.headline,
+            figures.overview,
+            figures.checks,
+        )
         window = {"first": data.first, "last": data.last}
         for name, sql in QUERIES.items():
             data.frames[name] = _query(connection, sql, window)

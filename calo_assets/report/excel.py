@@ -192,10 +192,13 @@ def _write_column(
     numbers are counts, with thousands separators. Returns the width of the widest value shown."""
     first = _HEADER + 1
     kinds = set(map(type, values)) - {type(None)}
+    if kinds == {str, float} and all(value != value for value in values if type(value) is float):
+        values = [None if type(value) is float else value for value in values]  # NaN: missing text
+        kinds = {str}
     if kinds <= {str}:
         # Characters Excel refuses are rare: look for them once in the whole column.
         clean = not _ILLEGAL.search("\n".join(value for value in values if value is not None))
-        write_string, quoted = sheet.write_string, book.quoted
+        write_string, quoted = _fast(sheet, "string"), book.quoted
         for row, value in enumerate(values, start=first):
             if value is not None:
                 text = value if clean else excel_text(value)
@@ -207,14 +210,15 @@ def _write_column(
                 sheet.write_boolean(row, column, value)
         return 5
     if kinds == {dt.date}:  # days (a datetime is a date too, but of another type)
+        write_number = _fast(sheet, "number")
         for row, value in enumerate(values, start=first):
             if value is not None:
-                sheet.write_number(row, column, (value - _EXCEL_DATE_EPOCH).days, book.date)
+                write_number(row, column, (value - _EXCEL_DATE_EPOCH).days, book.date)
         return len(DATE_FORMAT)
     if kinds <= {Decimal, float, int}:
         plain = book.count if kinds == {int} else book.decimal
         formats = number_formats or [plain] * len(values)
-        write_number = sheet.write_number
+        write_number = _fast(sheet, "number")
         for offset, value in enumerate(values):
             if value is not None and value == value:  # NaN is the one value unequal to itself
                 write_number(first + offset, column, float(value), formats[offset])
@@ -225,6 +229,12 @@ def _write_column(
         else:
             _write_value(book, sheet, first + offset, column, value)
     return max((len(str(value)) for value in values if not _missing(value)), default=0)
+
+
+def _fast(sheet: Worksheet, kind: str) -> Callable[..., Any]:
+    """``sheet.write_<kind>`` without its argument checks (A1 notation, types), for (row, column,
+    value, format) calls in bulk: XlsxWriter's own ``_write_<kind>`` where it has one."""
+    return getattr(sheet, f"_write_{kind}", getattr(sheet, f"write_{kind}"))
 
 
 def _number_width(values: list[Any], whole: bool) -> int:
@@ -253,9 +263,10 @@ def _write_rows(
     for index, column in enumerate(columns):
         series = frame[column]
         if column != "day" and _is_time(series):
+            write_number = _fast(sheet, "number")
             for row, serial in enumerate(_excel_times(series), start=_HEADER + 1):
                 if serial is not None:
-                    sheet.write_number(row, index, serial, book.time)
+                    write_number(row, index, serial, book.time)
             shown = len(TIME_FORMAT)
         else:
             formats = (

@@ -3,8 +3,6 @@ transactions, rejections and anomalies), which the Overview's user ids link to."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pandas as pd
 from xlsxwriter.worksheet import Worksheet
 
@@ -35,11 +33,21 @@ SECTIONS = (
 COLUMNS = 12  # the widest section (transactions, without the user id)
 
 
-def _sections(data: ReportData, user: str) -> Iterator[tuple[str, pd.DataFrame, tuple[str, ...]]]:
-    for name, title, money in SECTIONS:
-        frame = data[name]
-        rows = frame[frame["user_id"] == user].drop(columns="user_id")
-        yield title, rows, money
+def _sections(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame, tuple[str, ...]]]]:
+    """Each listed user's sections (title, rows, money columns), in order, computed once per report."""
+    if "user_detail" not in data.cache:
+        by_user = {
+            name: dict(iter(data[name].groupby("user_id", sort=False))) for name, _, _ in SECTIONS
+        }
+        empty = {name: data[name].iloc[0:0] for name, _, _ in SECTIONS}
+        data.cache["user_detail"] = {
+            user: [
+                (title, by_user[name].get(user, empty[name]).drop(columns="user_id"), money)
+                for name, title, money in SECTIONS
+            ]
+            for user in overview_users(data)
+        }
+    return data.cache["user_detail"]
 
 
 def _height(rows: pd.DataFrame) -> int:
@@ -50,9 +58,9 @@ def _height(rows: pd.DataFrame) -> int:
 def anchors(data: ReportData) -> dict[str, int]:
     """The 0-based row where each listed user's block starts (for links from the Overview)."""
     row, found = 2, {}
-    for user in overview_users(data):
+    for user, sections in _sections(data).items():
         found[user] = row
-        row += 1 + sum(_height(rows) for _, rows, _ in _sections(data, user)) + 1
+        row += 1 + sum(_height(rows) for _, rows, _ in sections) + 1
     return found
 
 
@@ -79,7 +87,7 @@ def _write_user(book: ReportBook, sheet: Worksheet, data: ReportData, user: str,
     """The block of ``user`` from ``row``; returns the row after it."""
     sheet.write_string(row, 0, f"User {user}", book.big_title)
     row += 1
-    for title, rows, money in _sections(data, user):
+    for title, rows, money in _sections(data)[user]:
         sheet.write_string(row, 0, title, book.bold)
         if len(rows):
             row = write_block(book, sheet, row + 1, 0, rows, money=money)
