@@ -131,14 +131,13 @@ def write_table_sheet(
 
 
 def _is_time(series: pd.Series) -> bool:
+    """Timestamps: a datetime column, or objects whose first present value is a datetime."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return True
-    present = series.dropna()
-    return bool(len(present)) and isinstance(present.iloc[0], dt.datetime)
-
-
-def _header(column: str, frame: pd.DataFrame) -> str:
-    return f"{column} (UTC)" if column != "day" and _is_time(frame[column]) else column
+    if series.dtype != object:
+        return False
+    first = next((value for value in series if value is not None and value == value), None)
+    return isinstance(first, dt.datetime)
 
 
 def _excel_times(series: pd.Series) -> list[float | None]:
@@ -250,7 +249,10 @@ def _write_rows(
     book: ReportBook, sheet: Worksheet, frame: pd.DataFrame, money: set[str], currency_column: str
 ) -> None:
     columns = list(frame.columns)
-    headers = [_header(column, frame) for column in columns]
+    times = [column != "day" and _is_time(frame[column]) for column in columns]
+    headers = [
+        f"{column} (UTC)" if time else column for column, time in zip(columns, times, strict=True)
+    ]
     money_formats = [
         book.money_for(currency)
         for currency in (
@@ -262,7 +264,7 @@ def _write_rows(
     widths = [len(header) + 3 for header in headers]  # room for the filter button
     for index, column in enumerate(columns):
         series = frame[column]
-        if column != "day" and _is_time(series):
+        if times[index]:
             write_number = _fast(sheet, "number")
             for row, serial in enumerate(_excel_times(series), start=_HEADER + 1):
                 if serial is not None:

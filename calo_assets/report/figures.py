@@ -6,10 +6,14 @@ from collections.abc import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 
 from calo_assets.report.data import ReportData
 
 WIDTH, HEIGHT = 1000, 520
+TEMPLATE = pio.templates[
+    "plotly_white"
+]  # the object: naming it makes plotly look it up and check it
 TRACE_TYPES = frozenset({"bar", "scatter"})  # every trace type the charts below use
 CREDIT_COLOUR, DEBIT_COLOUR, ALERT_COLOUR, NEUTRAL_COLOUR = (
     "#2a9d8f",
@@ -23,7 +27,7 @@ def _layout(figure: go.Figure, title: str, x_title: str | None, y_title: str | N
     """The common layout; axis titles for every axis unless None (panels title their own)."""
     figure.update_layout(
         title={"text": title, "x": 0.01},
-        template="plotly_white",
+        template=TEMPLATE,
         width=WIDTH,
         height=HEIGHT,
         legend={"orientation": "h", "y": -0.18},

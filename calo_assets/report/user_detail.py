@@ -36,13 +36,14 @@ COLUMNS = 12  # the widest section (transactions, without the user id)
 def _sections(data: ReportData) -> dict[str, list[tuple[str, pd.DataFrame, tuple[str, ...]]]]:
     """Each listed user's sections (title, rows, money columns), in order, computed once per report."""
     if "user_detail" not in data.cache:
-        by_user = {
-            name: dict(iter(data[name].groupby("user_id", sort=False))) for name, _, _ in SECTIONS
-        }
-        empty = {name: data[name].iloc[0:0] for name, _, _ in SECTIONS}
+        by_user, empty = {}, {}
+        for name, _, _ in SECTIONS:
+            rows = data[name].drop(columns="user_id")
+            by_user[name] = dict(iter(rows.groupby(data[name]["user_id"], sort=False)))
+            empty[name] = rows.iloc[0:0]
         data.cache["user_detail"] = {
             user: [
-                (title, by_user[name].get(user, empty[name]).drop(columns="user_id"), money)
+                (title, by_user[name].get(user, empty[name]), money)
                 for name, title, money in SECTIONS
             ]
             for user in overview_users(data)
