@@ -2,10 +2,16 @@
 
 The workbook, the HTML page, the CSV files (and the ``calo-report`` summary, Dagster metadata and checks)
 read figures from here and compute none of their own. Each figure is one SQL aggregate over the
-warehouse's views (any DuckDB connection that has them: ``Warehouse.connect()`` or the report's
-in-memory copy) for the UTC days ``first..last``; exposure is over the whole history (latest gap per
-user). A figure per currency is also given in total when adding makes sense (counts, never money);
-rows without a currency are counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total.
+warehouse's views (any DuckDB connection that has the ``INPUTS``: ``Warehouse.connect()`` or the
+report's in-memory copy) for the UTC days ``first..last``; exposure is as known at the end of the
+period's last day (``exposure_daily``: the latest gap per user up to that day). A figure per currency
+is also given in total when adding makes sense (counts, never money); rows without a currency are
+counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total. Metrics of one source are
+computed by one query.
+
+API: ``headline``, ``overview``, ``checks``, ``period`` (or ``report_figures`` for all four at once)
+give ``Figure``, ``Check`` and ``Period`` values; ``find``, ``currencies``, ``by_currency`` and ``label``
+read them.
 """
 
 from __future__ import annotations
