@@ -7,99 +7,19 @@ from datetime import date
 from decimal import Decimal
 
 import duckdb
-import pandas as pd
 import pytest
 
 from calo_assets import metrics
 from calo_assets.ledger import finance
 from calo_assets.warehouse import Warehouse
-from calo_assets_tests.report_cases import FIRST_DAY, LAST_DAY, LOOK_BACK_DAY, materialized, table
-
-UNKNOWN = "unknown"
-TOLERANCE = Decimal("0.0005")
-
-
-def expected_figures(warehouse: Warehouse) -> dict[tuple[str, str | None], object]:
-    """Every headline figure of the whole warehouse, by (name, currency), computed with pandas."""
-    frames = {
-        name: table(warehouse, name)
-        for name in (
-            "transactions",
-            "balance_discrepancies",
-            "negative_balance_rejections",
-            "anomaly_scores",
-            "processing_errors",
-            "invocations",
-            "ingest_manifest",
-            "log_events",
-            "quarantine",
-        )
-    }
-    for frame in frames.values():
-        if "currency" in frame.columns:
-            frame["currency"] = frame["currency"].fillna(UNKNOWN)
-    tx, gaps = frames["transactions"], frames["balance_discrepancies"]
-    # exposure: the latest gap logged for each user and currency, from the raw discrepancy rows
-    exposure = (
-        gaps.sort_values(["occurred_at", "stream", "line"])
-        .groupby(["user_id", "currency"], as_index=False)
-        .last()
-        .rename(columns={"gap": "latest_gap"})
-    )
-    over = exposure[exposure["latest_gap"] > TOLERANCE]
-    under = exposure[exposure["latest_gap"] < -TOLERANCE]
-    applied = tx[tx["outcome"] == "applied"]
-    per_currency = {
-        "transactions": (tx, len),
-        "users_with_transactions": (tx, lambda rows: rows["user_id"].nunique()),
-        "applied_credits": (applied[applied["type"] == "CREDIT"], len),
-        "applied_debits": (applied[applied["type"] == "DEBIT"], len),
-        "volume_credited": (applied[applied["type"] == "CREDIT"], lambda rows: sum(rows["amount"])),
-        "volume_debited": (applied[applied["type"] == "DEBIT"], lambda rows: sum(rows["amount"])),
-        "transactions_rejected": (tx[tx["outcome"] == "rejected"], len),
-        "transactions_failed": (tx[tx["outcome"] == "failed"], len),
-        "negative_balance_rejections": (frames["negative_balance_rejections"], len),
-        "discrepancy_events": (gaps, len),
-        "users_with_discrepancies": (gaps, lambda rows: rows["user_id"].nunique()),
-        "revenue_at_risk": (over, lambda rows: sum(rows["latest_gap"])),
-        "users_over_credited": (over, len),
-        "owed_to_users": (under, lambda rows: -sum(rows["latest_gap"])),
-        "users_under_credited": (under, len),
-        "anomalies": (frames["anomaly_scores"].query("is_anomaly"), len),
-    }
-    money = {"volume_credited", "volume_debited", "revenue_at_risk", "owed_to_users"}
-    no_total = money | {"users_over_credited", "users_under_credited"}
-    currencies = set()
-    for frame, _ in per_currency.values():
-        currencies |= set(frame.get("currency", pd.Series(dtype=object)))
-    expected: dict[tuple[str, str | None], object] = {}
-    for name, (frame, measure) in per_currency.items():
-        if name not in no_total:
-            expected[(name, None)] = int(measure(frame))
-        for currency in currencies:
-            rows = frame[frame["currency"] == currency] if len(frame) else frame
-            value = measure(rows)
-            expected[(name, currency)] = Decimal(value) if name in money else int(value)
-    invocations, quarantine = frames["invocations"], frames["quarantine"]
-    manifest = frames["ingest_manifest"]
-    read_days = manifest[manifest["records_read"] > 0]["day"].astype(str)
-    expected |= {
-        ("period_first", None): date.fromisoformat(read_days.min()),
-        ("period_last", None): date.fromisoformat(read_days.max()),
-        ("processing_errors", None): len(frames["processing_errors"]),
-        ("invocations", None): len(invocations),
-        ("failed_invocations", None): int((invocations["status"] != "success").sum()),
-        ("log_streams", None): manifest["stream"].nunique(),
-        ("records_read", None): int(manifest["records_read"].sum()),
-        ("records_typed", None): len(frames["log_events"]),
-        ("records_quarantined", None): int(
-            (quarantine.get("unit", pd.Series(dtype=object)) == "record").sum()
-        ),
-        ("files_quarantined", None): int(
-            (quarantine.get("unit", pd.Series(dtype=object)) == "file").sum()
-        ),
-    }
-    return expected
+from calo_assets_tests.report_cases import (
+    FIRST_DAY,
+    LAST_DAY,
+    LOOK_BACK_DAY,
+    UNKNOWN,
+    expected_figures,
+    materialized,
+)
 
 
 def with_finance_tables(connection: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:

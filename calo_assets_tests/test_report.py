@@ -8,12 +8,15 @@ import struct
 import time
 from datetime import date, datetime
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import openpyxl
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
+from calo_assets import metrics
+from calo_assets.money import format_money
 from calo_assets.report import excel as excel_module
 from calo_assets.report import figures as figures_module
 from calo_assets.report import images as images_module
@@ -29,6 +32,7 @@ from calo_assets_tests.report_cases import (
     LAST_DAY,
     LONG_ACTION,
     LOOK_BACK_DAY,
+    expected_figures,
     materialized,
     report_of,
     table,
@@ -561,6 +565,7 @@ def test_failed_checks_are_highlighted(handmade):
 # --- issue 12 point 3: the Overview ---
 
 TOLERANCE = Decimal("0.0005")
+OVERVIEW_ONLY = {metric.name for metric in metrics.OVERVIEW_METRICS}
 
 
 def overview_block(sheet, title: str) -> list[list[object]]:
@@ -779,3 +784,60 @@ def test_the_overview_draws_the_exposure_trend_per_currency(handmade):
     page = (folder / HTML_PAGE).read_text()
     assert page.index("<h2>Overview</h2>") < page.index("KPIs per currency")
     assert "Needs action" in page and "mirrors rejected sync T3" in page
+
+
+class _Tables(HTMLParser):
+    """The text of every table cell of a page, table by table, row by row."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def test_each_figure_is_the_same_in_the_workbook_the_page_and_the_csv_and_the_rows(handmade):
+    """Every headline figure: figures.csv, the Summary, the HTML page and pandas over the raw rows."""
+    warehouse, folder, book = handmade
+    written = pd.read_csv(folder / "csv" / "figures.csv", dtype=str, keep_default_na=False)
+    expected = expected_figures(warehouse)
+    grid = summary_grid(book["Summary"])
+    parser = _Tables()
+    parser.feed((folder / HTML_PAGE).read_text())
+    header, *rows = next(table for table in parser.tables if table[0][0] == "figure")
+    page = {(row[0], title): text for row in rows for title, text in zip(header, row, strict=True)}
+    checked = 0
+    for row in written.itertuples(index=False):
+        currency = row.currency or None
+        value = date.fromisoformat(row.value) if row.unit == "day" else Decimal(row.value)
+        if (row.name, currency) in expected:
+            assert value == expected[(row.name, currency)], row
+        if row.name.startswith(("period_", "checks_")) or row.name.endswith("days_before"):
+            continue
+        if row.name in OVERVIEW_ONLY:
+            continue
+        column = {None: "total", "unknown": "unknown currency"}.get(currency, currency)
+        assert grid[(row.label, column)] == float(value), row
+        shown = format_money(value, currency) if row.unit == "money" else f"{int(value):,}"
+        assert page[(row.label, column)] == shown, row
+        checked += 1
+    assert checked > 50 and set(expected) <= {
+        (name, currency or None)
+        for name, currency in zip(written["name"], written["currency"], strict=True)
+    }

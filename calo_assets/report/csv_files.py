@@ -73,7 +73,7 @@ def write_csv_files(data: ReportData, folder: Path) -> list[Path]:
     """The main tables and the figures as CSV; money written exactly."""
     folder.mkdir(parents=True, exist_ok=True)
     frames = {name: data.frames.get(frame, pd.DataFrame()) for name, frame in CSV_TABLES.items()}
-    frames[Path(FIGURES_FILE).stem] = figures_frame(data.figures)
+    frames[Path(FIGURES_FILE).stem] = figures_frame([*data.figures, *data.overview])
     paths = []
     for name, frame in frames.items():
         path = folder / f"{name}.csv"

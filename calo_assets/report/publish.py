@@ -55,7 +55,7 @@ class Published:
     sheets: list[str] = field(default_factory=list)
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
-    figures: list[metrics.Figure] = field(default_factory=list)
+    figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
 
 
@@ -108,7 +108,7 @@ def publish(
         sheets=contents["sheets"],
         charts=contents["charts"],
         kpis=kpis,
-        figures=data.figures,
+        figures=[*data.figures, *data.overview],
         seconds=stages.seconds,
     )
 
