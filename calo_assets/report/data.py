@@ -1,7 +1,8 @@
-"""What the report shows, read from the warehouse with SQL for a window of days.
+"""The rows the report's sheets and charts show, read from the warehouse with SQL for a window of days.
 
-Everything here is a pandas DataFrame built by one query each, all on one DuckDB connection; the
-workbook, the chart images and the HTML page all draw from the same ``ReportData``, so they cannot
+Every figure (totals, per currency, checks) comes from ``calo_assets.metrics``; this module only holds
+the queries of the table rows. Everything is read on one DuckDB connection; the workbook, the chart
+images, the HTML page and the CSV files all draw from the same ``ReportData``, so they cannot
 disagree. Rows are fully ordered, so the same warehouse gives the same report.
 """
 
@@ -13,14 +14,35 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from calo_assets.ledger import reconcile
-from calo_assets.money import KNOWN_CURRENCIES
+from calo_assets import metrics
 from calo_assets.warehouse import Warehouse
 
 _WINDOW = "day between $first and $last"
-_KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
-_KNOWN_TEXT = "'" + ", ".join(sorted(KNOWN_CURRENCIES)) + "'"
 _IN_MEMORY = "report_inputs"
+LEGACY_ACTION = "(legacy, no action)"  # transactions logged before actions existed
+NOT_LINKED = "(not linked to a transaction)"  # errors logged while no transaction was being synced
+_ERROR_ACTION = f"coalesce(action, case when transaction_id is null then '{NOT_LINKED}' else '{LEGACY_ACTION}' end)"
+TOP_GAPS, NEEDS_ACTION_ROWS = 10, 10  # largest gaps per currency; rows per kind of action
+DETAIL_TRANSACTIONS = 20  # a user's latest transactions on the User Detail sheet
+NEW_CASE, SUSPECT_GAP, FAILED_SYNC, NO_LOGS, FAILING_CHECK = (
+    "case opened in the last 7 days",
+    "suspect gap",
+    "failed sync",
+    "day without logs",
+    "failing check",
+)
+_NOT_RESOLVED = "status <> 'resolved'"
+_CASE_FLAGS = """concat_ws('; ',
+    case when negative_payment_balance then 'negative payment balance' end,
+    case when mirrors_transaction_id is not null
+         then 'mirrors ' || mirrors_outcome || ' sync ' || mirrors_transaction_id || ' (' || mirrors_basis || ')'
+    end)"""
+EXPOSURE_FIGURES = (
+    "revenue_at_risk",
+    "owed_to_users",
+    "users_over_credited",
+    "users_under_credited",
+)
 
 QUERIES: dict[str, str] = {
     "transactions": f"""
@@ -52,201 +74,246 @@ QUERIES: dict[str, str] = {
         where a.is_anomaly and a.{_WINDOW} order by a.score desc, a.transaction_id""",
     "user_errors": f"""
         with errors as (
-            select user_id, occurred_at, action, 'balance discrepancy' as error from balance_discrepancies
-            where {_WINDOW}
+            select user_id, currency, occurred_at, action, 'balance discrepancy' as error
+            from balance_discrepancies where {_WINDOW}
             union all
-            select user_id, occurred_at, action, error_type from processing_errors
-            where {_WINDOW} and user_id is not null
+            select p.user_id, t.currency, p.occurred_at, p.action, p.error_type
+            from processing_errors p left join transactions t using (transaction_id)
+            where p.{_WINDOW} and p.user_id is not null
             union all
-            select user_id, occurred_at, action, 'negative balance rejection' from negative_balance_rejections
-            where {_WINDOW}
+            select user_id, currency, occurred_at, action, 'negative balance rejection'
+            from negative_balance_rejections where {_WINDOW}
+        ),
+        most as (  -- the action named in most of the errors (ties: the first by name)
+            select user_id, currency, first(action order by errors desc, action) as action
+            from (select user_id, currency, action, count(*) as errors from errors
+                  where action is not null group by all)
+            group by all
         )
-        select e.user_id, count(*) as errors,
+        select e.user_id, e.currency, count(*) as errors,
                count(*) filter (where error = 'balance discrepancy') as discrepancies,
                count(*) filter (where error = 'negative balance rejection') as rejections,
                count(*) filter (where error not in ('balance discrepancy', 'negative balance rejection'))
                    as processing_errors,
                min(occurred_at) as first_error, max(occurred_at) as last_error,
-               any_value(a.action) as action_that_failed_most,
-               any_value(x.currency) as currency, any_value(x.latest_gap) as latest_gap,
-               any_value(x.exposure_type) as exposure_type
-        from errors e
-        left join (  -- the action named in most of the user's errors (ties: the first by name)
-            select user_id, first(action order by errors desc, action) as action
-            from (select user_id, action, count(*) as errors from errors where action is not null group by all)
-            group by user_id
-        ) a using (user_id)
-        left join (  -- one row per user (the first currency by name, if a user has several)
-            select user_id, first(currency order by currency) as currency,
-                   first(latest_gap order by currency) as latest_gap,
-                   first(exposure_type order by currency) as exposure_type
-            from user_exposure group by user_id
-        ) x using (user_id)
-        group by e.user_id order by errors desc, e.user_id""",
+               any_value(m.action) as action_that_failed_most,
+               any_value(x.latest_gap) as latest_gap, any_value(x.exposure_type) as exposure_type
+        from errors e  -- one row per user and currency: the exposure of that currency
+        left join most m on m.user_id = e.user_id and m.currency is not distinct from e.currency
+        left join user_exposure x on x.user_id = e.user_id and x.currency is not distinct from e.currency
+        group by e.user_id, e.currency order by errors desc, e.user_id, e.currency nulls last""",
     "runtime_daily": f"""
-        select day, count(*) as invocations, count(*) filter (where cold_start) as cold_starts,
-               count(*) filter (where status <> 'success') as failed_invocations,
-               round(median(duration_ms), 1) as median_duration_ms,
-               round(quantile_cont(duration_ms, 0.95), 1) as p95_duration_ms,
-               round(max(duration_ms), 1) as max_duration_ms,
-               round(avg(max_memory_used_mb), 1) as avg_memory_mb
-        from invocations where {_WINDOW} group by day order by day""",
-    "errors_by_type": f"""
-        select kind, error_type, count(*) as errors, min(occurred_at) as first_seen, max(occurred_at) as last_seen
-        from processing_errors where {_WINDOW} group by 1, 2 order by errors desc, kind, error_type""",
+        select * from runtime_daily where {_WINDOW} order by day""",
+    "runtime_versions": """
+        select * from runtime_versions order by first_day, last_day, runtime_version""",
+    "errors_by_type": """
+        select kind, error_type, errors, message, first_seen, last_seen, days_affected,
+               invocations_affected, transactions_affected
+        from error_types order by errors desc, kind, error_type""",
     "daily": f"""
-        with t as (
+        with days as (
+            select unnest(generate_series($first::timestamp, $last::timestamp, interval 1 day))::date as day),
+        t as (
             select day, count(*) filter (where type = 'CREDIT') as credits,
                    count(*) filter (where type = 'DEBIT') as debits, count(*) as transactions
             from transactions where {_WINDOW} group by day),
         d as (select day, count(*) as discrepancies from balance_discrepancies where {_WINDOW} group by day),
         a as (select day, count(*) filter (where is_anomaly) as anomalies from anomaly_scores where {_WINDOW} group by day),
-        e as (select day, count(*) as runtime_errors from processing_errors where {_WINDOW} group by day)
-        select t.day, credits, debits, transactions, coalesce(discrepancies, 0) as discrepancies,
-               coalesce(anomalies, 0) as anomalies, coalesce(runtime_errors, 0) as runtime_errors
-        from t left join d using (day) left join a using (day) left join e using (day) order by day""",
+        r as (select day, invocations, failed_invocations, processing_errors from runtime_daily)
+        select day, coalesce(credits, 0) as credits, coalesce(debits, 0) as debits,
+               coalesce(transactions, 0) as transactions, coalesce(discrepancies, 0) as discrepancies,
+               coalesce(anomalies, 0) as anomalies, coalesce(invocations, 0) as invocations,
+               coalesce(failed_invocations, 0) as failed_invocations,
+               coalesce(processing_errors, 0) as processing_errors
+        from days left join t using (day) left join d using (day) left join a using (day)
+        left join r using (day) order by day""",
     "by_action": f"""
-        select coalesce(t.action, '(legacy, no action)') as action, count(*) as transactions,
-               count(*) filter (where t.type = 'CREDIT') as credits, count(*) filter (where t.type = 'DEBIT') as debits,
-               (select count(*) from balance_discrepancies d where d.action is not distinct from t.action and d.{_WINDOW})
-                   as discrepancies,
-               (select count(*) from processing_errors p where p.action is not distinct from t.action and p.{_WINDOW})
-                   as processing_errors
-        from transactions t where t.{_WINDOW} group by t.action order by transactions desc, 1""",
+        with labelled as (
+            select coalesce(action, '{LEGACY_ACTION}') as action, 'transaction' as row_kind, type
+            from transactions where {_WINDOW}
+            union all
+            select {_ERROR_ACTION}, 'discrepancy', null from balance_discrepancies where {_WINDOW}
+            union all
+            select {_ERROR_ACTION}, 'processing error', null from processing_errors where {_WINDOW}
+        )
+        select action, count(*) filter (where row_kind = 'transaction') as transactions,
+               count(*) filter (where row_kind = 'transaction' and type = 'CREDIT') as credits,
+               count(*) filter (where row_kind = 'transaction' and type = 'DEBIT') as debits,
+               count(*) filter (where row_kind = 'discrepancy') as discrepancies,
+               count(*) filter (where row_kind = 'processing error') as processing_errors
+        from labelled group by action order by transactions desc, action""",
     "top_users": f"""
         select currency, user_id, volume, transactions from (
             select currency, user_id, sum(amount) as volume, count(*) as transactions,
                    row_number() over (partition by currency order by sum(amount) desc, user_id) as rank
             from transactions where {_WINDOW} and outcome = 'applied' group by 1, 2)
         where rank <= 10 order by currency, volume desc, user_id""",
-    "kpis": f"""
-        with t as (select * from transactions where {_WINDOW})
-        select currency,
-               coalesce(sum(amount) filter (where type = 'CREDIT' and outcome = 'applied'), 0) as credited,
-               coalesce(sum(amount) filter (where type = 'DEBIT' and outcome = 'applied'), 0) as debited,
-               count(*) as transactions,
-               (select count(distinct user_id) from balance_discrepancies d where d.currency is not distinct from t.currency and d.{_WINDOW})
-                   as discrepancy_users,
-               (select count(*) from negative_balance_rejections r where r.currency is not distinct from t.currency and r.{_WINDOW})
-                   as rejected_overdrafts,
-               (select count(*) from anomaly_scores a where a.currency is not distinct from t.currency and a.is_anomaly and a.{_WINDOW})
-                   as anomalies,
-               (select count(*) from processing_errors p join transactions x using (transaction_id)
-                where x.currency is not distinct from t.currency and p.{_WINDOW}) as runtime_errors
-        from t group by currency order by currency""",
+    "cases": """
+        select * from discrepancy_cases order by currency nulls last, abs(latest_gap) desc, user_id""",
+    "exposure_trend": f"""
+        select day, currency, revenue_at_risk, owed_to_users, users_over_credited, users_under_credited,
+               cases_opened, cases_resolved, cases_probably_resolved
+        from exposure_daily where {_WINDOW} order by currency, day""",
+    "top_gaps": f"""
+        select currency, rank, user_id, latest_gap, share_of_total, status, age_days, opened_day,
+               last_seen_at, {_CASE_FLAGS} as flags
+        from (
+            select *, row_number() over (partition by currency order by abs(latest_gap) desc, user_id)
+                          as rank,
+                      abs(latest_gap) / sum(abs(latest_gap)) over (partition by currency, exposure_type)
+                          as share_of_total
+            from discrepancy_cases where {_NOT_RESOLVED})
+        where rank <= {TOP_GAPS} order by currency nulls last, rank""",
+    "needs_action": f"""
+        select what, day, user_id, currency, amount, detail from (
+            select 1 as position, 0 as priority, '{NEW_CASE}' as what, opened_day as day, user_id, currency,
+                   latest_gap as amount, 'status ' || status || coalesce('; ' || opened_action, '') as detail
+            from discrepancy_cases
+            where {_NOT_RESOLVED} and opened_day > $last - 7 and opened_day <= $last
+            union all
+            select 2, (mirrors_transaction_id is not null)::int, '{SUSPECT_GAP}', opened_day, user_id,
+                   currency, latest_gap, {_CASE_FLAGS}
+            from discrepancy_cases
+            where {_NOT_RESOLVED} and (negative_payment_balance or mirrors_transaction_id is not null)
+            union all
+            select 3, 0, '{FAILED_SYNC}', day, user_id, currency, amount,
+                   coalesce(action, '{LEGACY_ACTION}') || ': ' || coalesce(outcome_detail, '')
+            from transactions where outcome = 'failed' and {_WINDOW}
+            union all
+            select 4, 0, '{NO_LOGS}', day, null, null, null, 'no log record that day (' || weekday || ')'
+            from calendar where not has_logs and {_WINDOW}
+        )
+        qualify row_number() over (partition by what order by abs(amount) desc nulls last, day desc, user_id)
+                <= {NEEDS_ACTION_ROWS}
+        order by position, abs(amount) desc nulls last, day desc, user_id""",
     "quarantine": f"""
         select day, occurred_at, stream, file, line, unit, reason, excerpt from quarantine
         where {_WINDOW} order by day, stream, line, file, unit, reason, excerpt""",
-    "data_quality": f"""
-        select (select count(distinct stream) from ingest_manifest where {_WINDOW}) as streams,
-               (select coalesce(sum(records_read), 0) from ingest_manifest where {_WINDOW}) as records_read,
-               (select count(*) from log_events where {_WINDOW}) as records_typed,
-               (select count(*) from quarantine where {_WINDOW} and unit = 'record') as records_quarantined,
-               (select count(*) from quarantine where {_WINDOW} and unit = 'file') as files_quarantined""",
-    "checks": f"""
-        select "check", passed, detail from (
-        select 1 as position, 'records read = typed + quarantined, every day' as "check",
-               count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) = 0 as passed,
-               'days with a difference: ' || count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) as detail
-        from (select day, sum(records_read) as records_read from ingest_manifest where {_WINDOW} group by day) m
-        left join (select day, count(*) as typed from log_events where {_WINDOW} group by day) e using (day)
-        left join (select day, count(*) as quarantined from quarantine where unit = 'record' and {_WINDOW} group by day) q using (day)
-        union all
-        select 2 as position, 'transaction ids unique', count(*) = count(distinct transaction_id),
-               'duplicated ids: ' || (count(*) - count(distinct transaction_id)) from transactions
-        union all
-        select 3 as position, 'every transaction has an outcome', count(*) filter (where outcome is null) = 0,
-               'without outcome: ' || count(*) filter (where outcome is null) from transactions where {_WINDOW}
-        union all
-        select 4 as position, 'arithmetic rule: new = old +/- (amount - vat)', count(*) = 0,
-               'breaks: ' || count(*) || ' (of which legacy: ' || count(*) filter (where type_inferred) || ')'
-        from ledger_breaks where rule = 'arithmetic' and {_WINDOW}
-        union all
-        select 5 as position, 'continuity: each applied sync starts where the previous ended', count(*) = 0, 'breaks: ' || count(*)
-        from ledger_breaks where rule = 'continuity' and {_WINDOW}
-        union all
-        select 6 as position, 'every currency is known (' || {_KNOWN_TEXT} || ')',
-               count(*) filter (where currency is null or currency not in ({_KNOWN})) = 0,
-               'transactions with another currency: '
-                   || count(*) filter (where currency is null or currency not in ({_KNOWN}))
-        from transactions where {_WINDOW}
-        union all
-        select 7 as position, 'published events = applied transactions', sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for),
-               'days that do not add up: ' || count(*) filter (where published_without_transaction <> 0 or not all_accounted_for)
-        from sync_outcomes where {_WINDOW}
-        ) order by position""",
 }
 
+# The per-user detail of the users named on the Overview ($users), section by section.
+_USERS = "user_id in (select unnest($users))"
+DETAIL_QUERIES: dict[str, str] = {
+    "cases": f"""
+        select user_id, currency, status, latest_gap, opened_day, last_seen_at, age_days, times_logged,
+               {_CASE_FLAGS} as flags
+        from discrepancy_cases where {_USERS} order by user_id, currency nulls last""",
+    "gaps": f"""
+        with ordered as (
+            select user_id, currency, occurred_at, stream, line, gap, subscription_balance,
+                   payment_balance, gap is distinct from lag(gap) over logged as changed
+            from balance_discrepancies where {_WINDOW} and {_USERS}
+            window logged as (partition by user_id, currency order by occurred_at, stream, line)
+        ),
+        runs as (  -- a run: the same gap logged again and again
+            select *, sum(changed::int) over (partition by user_id, currency
+                                              order by occurred_at, stream, line
+                                              rows unbounded preceding) as run
+            from ordered
+        )
+        select user_id, currency, min(occurred_at) as first_logged, max(occurred_at) as last_logged,
+               first(gap) as gap, first(subscription_balance) as subscription_balance,
+               first(payment_balance) as payment_balance, count(*) as times_logged
+        from runs group by user_id, currency, run order by user_id, currency nulls last, first_logged""",
+    "transactions": f"""
+        select user_id, day, occurred_at, currency, type, action, amount, vat, old_balance,
+               new_balance, outcome, transaction_id
+        from transactions where {_WINDOW} and {_USERS}
+        qualify row_number() over (partition by user_id order by occurred_at desc, transaction_id desc)
+                <= {DETAIL_TRANSACTIONS}
+        order by user_id, occurred_at, transaction_id""",
+    "rejections": f"""
+        select user_id, day, occurred_at, currency, action, current_balance, amount,
+               attempted_new_balance, transaction_id
+        from negative_balance_rejections where {_WINDOW} and {_USERS}
+        order by user_id, occurred_at, transaction_id""",
+    "anomalies": f"""
+        select user_id, day, occurred_at, currency, round(score, 4) as score, transaction_id, reasons
+        from anomaly_scores where is_anomaly and {_WINDOW} and {_USERS}
+        order by user_id, occurred_at, transaction_id""",
+}
+
+# Inputs that one query reads (copying them first would read them twice), and log_events.
+_READ_ONCE = frozenset(
+    {"log_events", "invocations", "sync_outcomes", "overdrafts", "runtime_versions", "error_types"}
+)
 REPORT_INPUTS = (
-    "transactions",
-    "balance_discrepancies",
-    "negative_balance_rejections",
-    "processing_errors",
-    "invocations",
-    "quarantine",
-    "ingest_manifest",
-    "log_events",
-    "anomaly_scores",
-    "ledger_breaks",
+    *metrics.INPUTS,
     "user_exposure",
     "overdrafts",
-    "sync_outcomes",
+    "runtime_daily",
+    "runtime_versions",
+    "error_types",
 )
 
 
 @dataclass
 class ReportData:
-    """The frames of one report, for the days ``first..last``."""
+    """The rows and figures of one report; ``first..last`` is the period: the days of the requested
+    window that hold at least one log record."""
 
     first: date
     last: date
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    exposure_totals: pd.DataFrame = field(default_factory=pd.DataFrame)
+    figures: list[metrics.Figure] = field(default_factory=list)  # headline
+    overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
+    checks: list[metrics.Check] = field(default_factory=list)
+    cache: dict[str, object] = field(
+        default_factory=dict
+    )  # what the writers derive once per report
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.frames[name]
 
 
 def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
-    """Run every report query over the warehouse for ``first..last``.
+    """Every figure and every report query over the warehouse for ``first..last``.
 
     The inputs are read from their Parquet files once, into memory, and every query runs on that copy
     (most tables are read by several queries; a table is about a hundred small files).
     """
-    data = ReportData(first, last)
     with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
         _read_inputs_once(connection)
+        figures = metrics.report_figures(connection, first, last)
+        data = ReportData(figures.period.first, figures.period.last)
+        data.figures, data.overview, data.checks = (
+            figures.headline,
+            figures.overview,
+            figures.checks,
+        )
+        window = {"first": data.first, "last": data.last}
         for name, sql in QUERIES.items():
-            data.frames[name] = _query(connection, sql, first, last)
-        totals = reconcile.exposure_totals(connection).to_pandas()
-        data.exposure_totals = totals[
-            [
-                "currency",
-                "revenue_at_risk",
-                "owed_to_users",
-                "users_over_credited",
-                "users_under_credited",
-                "users_in_sync",
-            ]
-        ]
+            data.frames[name] = _query(connection, sql, window)
+        window["users"] = overview_users(data)
+        for name, sql in DETAIL_QUERIES.items():
+            data.frames[f"detail_{name}"] = _query(connection, sql, window)
+    data.frames["exposure_by_currency"] = metrics.by_currency(data.figures, EXPOSURE_FIGURES)
+    data.frames["checks"] = pd.DataFrame(
+        [(check.label, check.passed, check.detail) for check in data.checks],
+        columns=["check", "passed", "detail"],
+    )
     return data
 
 
 def _read_inputs_once(connection: duckdb.DuckDBPyConnection) -> None:
-    """Copy every input into an in-memory schema searched first (``log_events`` stays on disk: the
-    report only counts its rows, which Parquet metadata answers)."""
+    """Copy every input read more than once into an in-memory schema searched first (``log_events``
+    stays on disk: the report only counts its rows and days, which Parquet files answer fast)."""
     connection.execute(f"create schema {_IN_MEMORY}")
     for table in REPORT_INPUTS:
-        if table != "log_events":
+        if table not in _READ_ONCE:
             connection.execute(f'create table {_IN_MEMORY}."{table}" as select * from "{table}"')
     connection.execute(f"set search_path = '{_IN_MEMORY},main'")
 
 
 def _query(
-    connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date
+    connection: duckdb.DuckDBPyConnection, sql: str, values: dict[str, object]
 ) -> pd.DataFrame:
-    parameters = {
-        name: value for name, value in (("first", first), ("last", last)) if f"${name}" in sql
-    }
+    parameters = {name: value for name, value in values.items() if f"${name}" in sql}
     # Through Arrow, so money stays Decimal (DuckDB's own .df() would turn it into float).
     return connection.sql(sql, params=parameters or None).to_arrow_table().to_pandas()
+
+
+def overview_users(data: ReportData) -> list[str]:
+    """The users named on the Overview, in its order: needs action, then the largest gaps."""
+    named = [*data["needs_action"]["user_id"], *data["top_gaps"]["user_id"]]
+    return list(dict.fromkeys(user for user in named if isinstance(user, str)))

@@ -1,0 +1,596 @@
+"""Every figure a person can see, named and defined once, with its unit and currency.
+
+The workbook, the HTML page, the CSV files (and the ``calo-report`` summary, Dagster metadata and checks)
+read figures from here and compute none of their own. Each figure is one SQL aggregate over the
+warehouse's views (any DuckDB connection that has the ``INPUTS``: ``Warehouse.connect()`` or the
+report's in-memory copy) for the UTC days ``first..last``; exposure is as known at the end of the
+period's last day (``exposure_daily``: the latest gap per user up to that day). A figure per currency
+is also given in total when adding makes sense (counts, never money); rows without a currency are
+counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total. Metrics of one source are
+computed by one query.
+
+API: ``headline``, ``overview``, ``checks``, ``period`` (or ``report_figures`` for all four at once)
+give ``Figure``, ``Check`` and ``Period`` values; ``find``, ``currencies``, ``by_currency`` and ``label``
+read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from calo_assets.ledger import finance
+from calo_assets.money import KNOWN_CURRENCIES, format_money
+
+UNKNOWN_CURRENCY = "unknown"
+# The warehouse views the figures read: a connection needs a view, or an empty table, for each.
+INPUTS = (
+    "transactions",
+    "balance_discrepancies",
+    "negative_balance_rejections",
+    "processing_errors",
+    "invocations",
+    "anomaly_scores",
+    "ingest_manifest",
+    "log_events",
+    "quarantine",
+    "ledger_breaks",
+    "sync_outcomes",
+    "exposure_daily",
+    "discrepancy_cases",
+    "calendar",
+)
+MONEY, DAY = "money", "day"  # units that are not counts; any other unit names what is counted
+
+_WINDOW = "day between $first and $last"
+_KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One reported figure: ``value`` in ``unit`` ("money", "day" or what is counted), per
+    ``currency`` (None: not per currency, or the total over currencies)."""
+
+    name: str
+    label: str
+    value: int | Decimal | date
+    unit: str
+    currency: str | None = None
+
+    @property
+    def text(self) -> str:
+        """The value as shown: money to the currency's minor unit, counts with separators."""
+        if self.unit == MONEY:
+            return format_money(Decimal(self.value), self.currency)  # type: ignore[arg-type]
+        if self.unit == DAY:
+            return self.value.isoformat()  # type: ignore[union-attr]
+        return f"{self.value:,}"
+
+
+@dataclass(frozen=True)
+class Period:
+    """The days reported: the first and last day of the window that hold at least one log record
+    (the window itself when none does)."""
+
+    first: date
+    last: date
+
+
+@dataclass(frozen=True)
+class Check:
+    """One data check over the window: whether it holds and the figures behind the result."""
+
+    name: str
+    label: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class _Metric:
+    name: str
+    label: str
+    unit: str
+    source: str  # a relation: table name or parenthesised query (with $first/$last for the window)
+    value: str  # an aggregate over ``source``
+    per_currency: bool = True
+    total: bool = True  # also the total over currencies (False for money)
+    days_before: int | None = None  # as known at the end of the period's last day minus this
+
+
+def _window(table: str) -> str:
+    return f"(select * from {table} where {_WINDOW})"
+
+
+_TX, _DISCREPANCIES = _window("transactions"), _window("balance_discrepancies")
+# Exposure as known at the end of a day (``$day``: the last day with a figure up to it), from
+# ``exposure_daily`` (the latest gap per user, per currency); nothing before the period's first day.
+_EXPOSURE_AT = """(select * from exposure_daily
+    where day = (select max(day) from exposure_daily where day <= $day) and $day >= $first)"""
+
+
+def _exposure_at(days_before: int) -> tuple[_Metric, ...]:
+    when = "at the end of the period" if not days_before else f"{days_before} days before the end"
+    suffix = "" if not days_before else f"_{days_before}_days_before"
+    return tuple(
+        _Metric(
+            f"{name}{suffix}",
+            f"{text} {when}",
+            unit,
+            _EXPOSURE_AT,
+            f"coalesce(sum({name}), 0)" + ("" if unit == MONEY else "::bigint"),
+            total=False,
+            days_before=days_before,
+        )
+        for name, text, unit in (
+            ("revenue_at_risk", "revenue at risk: latest gaps > 0,", MONEY),
+            ("owed_to_users", "owed to users: latest gaps < 0,", MONEY),
+            ("users_over_credited", "users over-credited (latest gap > 0)", "users"),
+            ("users_under_credited", "users under-credited (latest gap < 0)", "users"),
+        )
+    )
+
+
+def _applied_sum(kind: str) -> str:
+    return f"coalesce(sum(amount) filter (where type = '{kind}' and outcome = 'applied'), 0)"
+
+
+METRICS: tuple[_Metric, ...] = (
+    _Metric("transactions", "transactions (balance syncs)", "transactions", _TX, "count(*)"),
+    _Metric(
+        "users_with_transactions",
+        "users with transactions",
+        "users",
+        _TX,
+        "count(distinct user_id)",
+    ),
+    _Metric(
+        "applied_credits",
+        "credits applied",
+        "transactions",
+        _TX,
+        "count(*) filter (where type = 'CREDIT' and outcome = 'applied')",
+    ),
+    _Metric(
+        "applied_debits",
+        "debits applied",
+        "transactions",
+        _TX,
+        "count(*) filter (where type = 'DEBIT' and outcome = 'applied')",
+    ),
+    _Metric(
+        "volume_credited",
+        "volume credited: applied credits, gross (VAT included)",
+        MONEY,
+        _TX,
+        _applied_sum("CREDIT"),
+        total=False,
+    ),
+    _Metric(
+        "volume_debited",
+        "volume debited: applied debits, gross (VAT included)",
+        MONEY,
+        _TX,
+        _applied_sum("DEBIT"),
+        total=False,
+    ),
+    _Metric(
+        "transactions_rejected",
+        "transactions with outcome rejected (negative balance)",
+        "transactions",
+        _TX,
+        "count(*) filter (where outcome = 'rejected')",
+    ),
+    _Metric(
+        "transactions_failed",
+        "transactions with outcome failed (failed syncs)",
+        "transactions",
+        _TX,
+        "count(*) filter (where outcome = 'failed')",
+    ),
+    _Metric(
+        "negative_balance_rejections",
+        "negative-balance rejections (logged refusals)",
+        "rejections",
+        _window("negative_balance_rejections"),
+        "count(*)",
+    ),
+    _Metric(
+        "discrepancy_events",
+        "balance discrepancy events (a gap is logged at every sync)",
+        "events",
+        _DISCREPANCIES,
+        "count(*)",
+    ),
+    _Metric(
+        "users_with_discrepancies",
+        "users with discrepancies",
+        "users",
+        _DISCREPANCIES,
+        "count(distinct user_id)",
+    ),
+    *_exposure_at(0),
+    _Metric(
+        "anomalies",
+        "transactions flagged as anomalous",
+        "transactions",
+        _window("anomaly_scores"),
+        "count(*) filter (where is_anomaly)",
+    ),
+    _Metric(
+        "processing_errors",
+        "processing errors (all, linked to a transaction or not)",
+        "errors",
+        _window("processing_errors"),
+        "count(*)",
+        per_currency=False,
+    ),
+    _Metric(
+        "invocations",
+        "Lambda invocations",
+        "invocations",
+        _window("invocations"),
+        "count(*)",
+        per_currency=False,
+    ),
+    _Metric(
+        "failed_invocations",
+        "failed invocations (error, timeout or never ended)",
+        "invocations",
+        _window("invocations"),
+        "count(*) filter (where status <> 'success')",
+        per_currency=False,
+    ),
+    _Metric(
+        "log_streams",
+        "log streams",
+        "streams",
+        _window("ingest_manifest"),
+        "count(distinct stream)",
+        per_currency=False,
+    ),
+    _Metric(
+        "records_read",
+        "records read",
+        "records",
+        _window("ingest_manifest"),
+        "coalesce(sum(records_read), 0)::bigint",
+        per_currency=False,
+    ),
+    _Metric(
+        "records_typed",
+        "records typed",
+        "records",
+        _window("log_events"),
+        "count(*)",
+        per_currency=False,
+    ),
+    _Metric(
+        "records_quarantined",
+        "records quarantined",
+        "records",
+        _window("quarantine"),
+        "count(*) filter (where unit = 'record')",
+        per_currency=False,
+    ),
+    _Metric(
+        "files_quarantined",
+        "files quarantined",
+        "files",
+        _window("quarantine"),
+        "count(*) filter (where unit = 'file')",
+        per_currency=False,
+    ),
+)
+# The Overview: exposure 7 and 30 days before the end; the cases of ``discrepancy_cases`` (whole
+# history, ages at the end of the period); what needs action.
+EXPOSURE_BEFORE = (*_exposure_at(7), *_exposure_at(30))
+_CASES = "discrepancy_cases"
+_NOT_RESOLVED = "status <> 'resolved'"
+_SUSPECT = f"{_NOT_RESOLVED} and (negative_payment_balance or mirrors_transaction_id is not null)"
+OVERVIEW_METRICS: tuple[_Metric, ...] = (
+    _Metric("open_cases", "open cases", "cases", _CASES, "count(*) filter (where status = 'open')"),
+    _Metric(
+        "probably_resolved_cases",
+        "cases probably resolved (applied syncs since, gap not logged again)",
+        "cases",
+        _CASES,
+        "count(*) filter (where status = 'probably_resolved')",
+    ),
+    *(
+        _Metric(
+            f"open_cases_aged_{bucket.replace('-', '_').replace(' ', '_')}",
+            f"open cases aged {bucket} days",
+            "cases",
+            _CASES,
+            f"count(*) filter (where status = 'open' and age_bucket = '{bucket}')",
+        )
+        for _, bucket in finance.AGE_BUCKETS
+    ),
+    _Metric(
+        "cases_opened_last_7_days",
+        "cases opened in the period's last 7 days, not resolved",
+        "cases",
+        _CASES,
+        f"count(*) filter (where {_NOT_RESOLVED} and opened_day > $last - 7 and opened_day <= $last)",
+    ),
+    _Metric(
+        "suspect_gaps",
+        "suspect gaps: negative payment balance or mirroring a refused or failed sync",
+        "cases",
+        _CASES,
+        f"count(*) filter (where {_SUSPECT})",
+    ),
+    *EXPOSURE_BEFORE,
+    _Metric(
+        "days_without_logs",
+        "days of the period without any log",
+        "days",
+        f"(select * from calendar where {_WINDOW})",
+        "count(*) filter (where not has_logs)",
+        per_currency=False,
+    ),
+)
+_BY_NAME = {metric.name: metric for metric in (*METRICS, *OVERVIEW_METRICS)}
+PERIOD_FIGURES = ("period_first", "period_last")
+CHECK_FIGURES = ("checks_passed", "checks_failed")
+
+
+def _rows(connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date) -> list[Any]:
+    """Rows of ``sql`` with ``$first``/``$last`` (and ``$day``: ``last``) bound where it uses them."""
+    values = {"first": first, "last": last, "day": last}
+    parameters = {name: value for name, value in values.items() if f"${name}" in sql}
+    return connection.execute(sql, parameters or None).fetchall()
+
+
+def _sql(source: str, per_currency: bool, values: list[str]) -> str:
+    """One query for several metrics of one source: rows of (currency, or None for the total over
+    currencies, then each metric's value)."""
+    measures = ", ".join(values)
+    if not per_currency:
+        return f"select null as currency, {measures} from {source}"
+    return (
+        f"select case when grouping(currency) = 0 then currency end as currency, {measures} "
+        f"from (select * replace (coalesce(currency, '{UNKNOWN_CURRENCY}') as currency) from {source}) "
+        "group by grouping sets ((currency), ())"
+    )
+
+
+def period(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> Period:
+    """First and last day of ``first..last`` holding at least one log record (``finance``'s rule)."""
+    sql = f"select min(day), max(day) from ({finance.LOGGED_DAYS_SQL}) where {_WINDOW}"
+    low, high = _rows(connection, sql, first, last)[0]
+    return Period(low, high) if low is not None else Period(first, last)
+
+
+@dataclass(frozen=True)
+class ReportFigures:
+    """Everything ``report_figures`` computes, each once."""
+
+    period: Period
+    headline: list[Figure]
+    overview: list[Figure]
+    checks: list[Check]
+
+
+def report_figures(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> ReportFigures:
+    """The period, the headline and Overview figures and the checks of ``first..last``, in one pass
+    (what ``period``, ``headline``, ``overview`` and ``checks`` give one by one)."""
+    days, results = period(connection, first, last), checks(connection, first, last)
+    return ReportFigures(
+        days,
+        _headline(connection, first, last, days, results),
+        _overview(connection, days),
+        results,
+    )
+
+
+def headline(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
+    """Every headline figure for ``first..last``: the period, then each metric in total and per
+    currency (every currency any metric has, zero where a metric has no rows), then the checks."""
+    days = period(connection, first, last)
+    return _headline(connection, first, last, days, checks(connection, first, last))
+
+
+def _headline(
+    connection: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    days: Period,
+    results: list[Check],
+) -> list[Figure]:
+    passed = sum(check.passed for check in results)
+    return [
+        Figure("period_first", "first day with a log record", days.first, DAY),
+        Figure("period_last", "last day with a log record", days.last, DAY),
+        *_figures(connection, METRICS, first, last, days),
+        Figure("checks_passed", "data checks passed", passed, "checks"),
+        Figure("checks_failed", "data checks failed", len(results) - passed, "checks"),
+    ]
+
+
+def _figures(
+    connection: duckdb.DuckDBPyConnection,
+    chosen: Iterable[_Metric],
+    first: date,
+    last: date,
+    days: Period,
+) -> list[Figure]:
+    """Each metric in total and per currency (every currency any of them has, zero where a metric
+    has no rows; the unknown-currency bucket only when some figure has something in it). A metric
+    as known some days before the end is evaluated on the period ``days``; it has no figure before
+    it."""
+    chosen = list(chosen)
+    values: dict[str, dict[str | None, Any]] = {metric.name: {} for metric in chosen}
+    batches: dict[tuple[str, bool, int | None], list[_Metric]] = {}
+    for metric in chosen:  # one query per source (and window)
+        batches.setdefault((metric.source, metric.per_currency, metric.days_before), []).append(
+            metric
+        )
+    for (source, per_currency, days_before), batch in batches.items():
+        window = (first, last)
+        if days_before is not None:
+            window = (days.first, days.last - timedelta(days=days_before))
+        sql = _sql(source, per_currency, [metric.value for metric in batch])
+        for currency, *found in _rows(connection, sql, *window):
+            for metric, value in zip(batch, found, strict=True):
+                values[metric.name][currency] = value
+    found_currencies = {currency for found in values.values() for currency in found} - {None}
+    if not any(found.get(UNKNOWN_CURRENCY) for found in values.values()):
+        found_currencies.discard(UNKNOWN_CURRENCY)
+    figures = []
+    for metric in chosen:
+        found = values[metric.name]
+        if metric.days_before and set(found) <= {None}:  # before the first day: unknown, not 0
+            continue
+        zero: int | Decimal = Decimal(0) if metric.unit == MONEY else 0
+        if metric.total or not metric.per_currency:
+            total = found.get(None)
+            figures.append(
+                Figure(metric.name, metric.label, zero if total is None else total, metric.unit)
+            )
+        if metric.per_currency:
+            figures += [
+                Figure(metric.name, metric.label, found.get(currency, zero), metric.unit, currency)
+                for currency in sorted(found_currencies, key=currency_order)
+            ]
+    return figures
+
+
+def overview(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
+    """The figures of the Overview for ``first..last``: exposure 7 and 30 days before the end,
+    cases by status and age, what needs action."""
+    return _overview(connection, period(connection, first, last))
+
+
+def _overview(connection: duckdb.DuckDBPyConnection, days: Period) -> list[Figure]:
+    return _figures(connection, OVERVIEW_METRICS, days.first, days.last, days)
+
+
+def currency_order(currency: str) -> tuple[bool, str]:
+    """Currencies by code, the unknown bucket last."""
+    return currency == UNKNOWN_CURRENCY, currency
+
+
+def find(figures: Iterable[Figure], name: str, currency: str | None = None) -> Figure:
+    """The figure ``name`` for ``currency`` (None: its total, or the figure if not per currency)."""
+    for figure in figures:
+        if figure.name == name and figure.currency == currency:
+            return figure
+    raise KeyError(f"no figure {name!r} for currency {currency!r}")
+
+
+def currencies(figures: Iterable[Figure]) -> list[str]:
+    """The currencies the figures are given in, in display order."""
+    return sorted(
+        {figure.currency for figure in figures if figure.currency is not None}, key=currency_order
+    )
+
+
+def by_currency(figures: Iterable[Figure], names: Iterable[str]) -> pd.DataFrame:
+    """One row per currency that any figure in ``names`` has, one column per figure (exact values;
+    None where a figure has no value for the currency)."""
+    cells = {(figure.name, figure.currency): figure.value for figure in figures}
+    names = list(names)
+    shown = sorted(
+        {currency for name, currency in cells if name in names and currency}, key=currency_order
+    )
+    rows = [
+        {"currency": currency, **{name: cells.get((name, currency)) for name in names}}
+        for currency in shown
+    ]
+    rows = [  # the unknown bucket only when it holds something
+        row
+        for row in rows
+        if row["currency"] != UNKNOWN_CURRENCY or any(row[name] for name in names)
+    ]
+    return pd.DataFrame(rows, columns=["currency", *names])
+
+
+def currency_title(currency: str | None) -> str:
+    """A currency as a column header: its code, "unknown currency", or "total"."""
+    if currency is None:
+        return "total"
+    return "unknown currency" if currency == UNKNOWN_CURRENCY else currency
+
+
+def label(name: str) -> str:
+    """The label of the metric ``name``."""
+    return _BY_NAME[name].label
+
+
+def per_currency_names() -> list[str]:
+    """Names of the metrics given per currency, in order."""
+    return [metric.name for metric in METRICS if metric.per_currency]
+
+
+def total_names() -> list[str]:
+    """Names of the metrics that are not per currency, in order."""
+    return [metric.name for metric in METRICS if not metric.per_currency]
+
+
+_CHECKS: tuple[tuple[str, str, str], ...] = (
+    (
+        "nothing_lost",
+        "records read = typed + quarantined, every day",
+        f"""select count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) = 0,
+               'days with a difference: ' || count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0))
+        from (select day, sum(records_read) as records_read from ingest_manifest where {_WINDOW} group by day) m
+        left join (select day, count(*) as typed from log_events where {_WINDOW} group by day) e using (day)
+        left join (select day, count(*) as quarantined from quarantine where unit = 'record' and {_WINDOW} group by day) q using (day)""",
+    ),
+    (
+        "transaction_ids_unique",
+        "transaction ids unique (whole history)",
+        """select count(*) = count(distinct transaction_id),
+               'duplicated ids: ' || (count(*) - count(distinct transaction_id)) from transactions""",
+    ),
+    (
+        "every_transaction_has_an_outcome",
+        "every transaction has an outcome",
+        f"""select count(*) filter (where outcome is null) = 0,
+               'without outcome: ' || count(*) filter (where outcome is null) from transactions where {_WINDOW}""",
+    ),
+    (
+        "arithmetic_rule",
+        "arithmetic rule: new = old +/- (amount - vat)",
+        f"""select count(*) = 0,
+               'breaks: ' || count(*) || ' (of which legacy: ' || count(*) filter (where type_inferred) || ')'
+        from ledger_breaks where rule = 'arithmetic' and {_WINDOW}""",
+    ),
+    (
+        "continuity_rule",
+        "continuity: each applied sync starts where the previous ended",
+        f"""select count(*) = 0, 'breaks: ' || count(*)
+        from ledger_breaks where rule = 'continuity' and {_WINDOW}""",
+    ),
+    (
+        "currencies_known",
+        f"every currency is known ({', '.join(sorted(KNOWN_CURRENCIES))})",
+        f"""select count(*) filter (where currency is null or currency not in ({_KNOWN})) = 0,
+               'transactions with another currency: ' || count(*) filter (where currency is null or currency not in ({_KNOWN}))
+        from transactions where {_WINDOW}""",
+    ),
+    (
+        "every_transaction_accounted_for",
+        "published events = applied transactions",
+        f"""select coalesce(sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for), true),
+               'days that do not add up: ' || count(*) filter (where published_without_transaction <> 0 or not all_accounted_for)
+        from sync_outcomes where {_WINDOW}""",
+    ),
+)
+
+
+def checks(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Check]:
+    """The data checks over ``first..last``, in a fixed order."""
+    results = []
+    for name, text, sql in _CHECKS:
+        passed, detail = _rows(connection, sql, first, last)[0]
+        results.append(Check(name, text, bool(passed), detail))
+    return results

@@ -1,0 +1,359 @@
+"""Excel cells and tables: real tables, money to each currency's minor unit, counts with separators.
+
+Written with XlsxWriter. Text from logs is always written as a string cell (``write_string``, so
+``=cmd()`` stays text, shown with a quote prefix) with characters Excel cannot hold replaced;
+timestamps are Excel datetimes in UTC; a sheet longer than Excel's row limit continues on numbered
+sheets, and the sheet says so. The file is the same byte for byte for the same data: the zip
+members carry a fixed date and the document's creation date is the end of the reported period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from xlsxwriter import Workbook
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
+
+from calo_assets.money import MINOR_UNITS, minor_unit
+from calo_assets.report.columns import SHEET_PURPOSES
+
+MAX_DATA_ROWS = 1_048_576 - 3  # Excel's limit, less the title, the blank row and the header
+HEADER_ROW = 3  # 1-based, as Excel shows it; data starts on the next row
+_HEADER = HEADER_ROW - 1  # 0-based, as XlsxWriter counts
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what a spreadsheet reads as a formula
+DATE_FORMAT, TIME_FORMAT, COUNT_FORMAT = "yyyy-mm-dd", "yyyy-mm-dd hh:mm:ss", "#,##0"
+MAX_WIDTH = 60  # characters: a column is as wide as its widest value, up to this
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")  # day 0 of Excel's 1900 date system (after 1900-03-01)
+_EXCEL_DATE_EPOCH = dt.date(1899, 12, 30)
+_DAY = pd.Timedelta(days=1)
+_FIXED_CREATED = dt.datetime(
+    2000, 1, 1, tzinfo=dt.UTC
+)  # when no date is given: still deterministic
+
+
+def excel_text(value: str) -> str:
+    """Log text made safe for a cell: characters Excel refuses become U+FFFD."""
+    return _ILLEGAL.sub("\ufffd", value)
+
+
+class ReportBook:
+    """An XlsxWriter workbook with the report's cell formats, created once."""
+
+    def __init__(self, path: Path, created: dt.datetime | None = None) -> None:
+        self.book = Workbook(
+            str(path),
+            {
+                "in_memory": True,  # no temporary files, and zip members with a fixed date
+                "strings_to_numbers": False,
+                "strings_to_formulas": False,
+                "strings_to_urls": False,
+            },
+        )
+        self.book.set_properties(
+            {"title": "Balance sync analytics report", "created": created or _FIXED_CREATED}
+        )
+        add = self.book.add_format
+        self.title = add({"bold": True, "font_size": 13})
+        self.big_title = add({"bold": True, "font_size": 16})
+        self.bold = add({"bold": True})
+        self.note = add({"italic": True, "font_color": "#9C0006"})
+        self.header = add(
+            {"bold": True, "font_color": "#FFFFFF", "bg_color": "#1F4E78", "valign": "vcenter"}
+        )
+        self.quoted = add({"quote_prefix": True})
+        self.count = add({"num_format": COUNT_FORMAT})
+        self.link = add({"font_color": "#0563C1", "underline": 1})
+        self.failed = add({"bold": True, "font_color": "#9C0006", "bg_color": "#FFC7CE"})
+        self.percent = add({"num_format": "0.0%"})
+        self.decimal = add({"num_format": "#,##0.0###"})
+        self.time = add({"num_format": TIME_FORMAT})
+        self.date = add({"num_format": DATE_FORMAT})
+        self.money = {
+            decimals: add({"num_format": "#,##0." + "0" * decimals})
+            for decimals in {2, *MINOR_UNITS.values()}
+        }
+
+    def money_for(self, currency: Any) -> Format:
+        """The money format of ``currency``."""
+        return self.money[minor_unit(currency if isinstance(currency, str) else None)]
+
+    def add_sheet(self, name: str) -> Worksheet:
+        return self.book.add_worksheet(name[:31])
+
+    @property
+    def sheet_names(self) -> list[str]:
+        return [sheet.get_name() for sheet in self.book.worksheets()]
+
+    def close(self) -> None:
+        self.book.close()
+
+
+def write_table_sheet(
+    book: ReportBook,
+    title: str,
+    frame: pd.DataFrame,
+    money_columns: Iterable[str] = (),
+    currency_column: str = "currency",
+) -> list[Worksheet]:
+    """Write ``frame`` as an Excel table on ``title`` (and continuation sheets); return the sheets."""
+    money = set(money_columns)
+    chunks = [
+        frame.iloc[start : start + MAX_DATA_ROWS]
+        for start in range(0, max(len(frame), 1), MAX_DATA_ROWS)
+    ]
+    sheets = []
+    for index, chunk in enumerate(chunks):
+        name = title if index == 0 else f"{title} ({index + 1})"
+        sheet = book.add_sheet(name)
+        sheet.write_string(0, 0, f"{title}: {SHEET_PURPOSES.get(title, '')}", book.title)
+        if len(chunks) > 1:
+            first, last = index * MAX_DATA_ROWS + 1, index * MAX_DATA_ROWS + len(chunk)
+            more = f"; continued on '{title} ({index + 2})'" if index + 1 < len(chunks) else ""
+            sheet.write_string(
+                1,
+                0,
+                f"Rows {first:,} to {last:,} of {len(frame):,}: Excel holds at most {MAX_DATA_ROWS:,} per sheet{more}.",
+                book.note,
+            )
+        _write_rows(book, sheet, chunk, money, currency_column)
+        sheets.append(sheet)
+    return sheets
+
+
+def _is_time(series: pd.Series) -> bool:
+    """Timestamps: a datetime column, or objects whose first present value is a datetime."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    if series.dtype != object:
+        return False
+    first = next((value for value in series if value is not None and value == value), None)
+    return isinstance(first, dt.datetime)
+
+
+def _excel_times(series: pd.Series) -> list[float | None]:
+    """Timestamps as Excel serial days in UTC (what a datetime cell holds); None where missing."""
+    times = pd.to_datetime(series, utc=True).dt.tz_convert(None)
+    serials = (times - _EXCEL_EPOCH) / _DAY
+    return [
+        None if missing else value for value, missing in zip(serials, times.isna(), strict=True)
+    ]
+
+
+def _excel_time(value: dt.datetime) -> float:
+    """One timestamp as an Excel serial day in UTC (a naive one is taken as UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return (pd.Timestamp(value) - _EXCEL_EPOCH) / _DAY
+
+
+def _write_value(book: ReportBook, sheet: Worksheet, row: int, column: int, value: Any) -> None:
+    """One cell, by the value's type: text as text (never a formula), times in UTC, blanks skipped."""
+    if isinstance(value, str):
+        text = excel_text(value)
+        sheet.write_string(
+            row, column, text, book.quoted if text.startswith(FORMULA_START) else None
+        )
+    elif isinstance(value, bool | np.bool_):
+        sheet.write_boolean(row, column, bool(value))
+    elif isinstance(value, int | np.integer | Decimal):
+        sheet.write_number(row, column, float(value))
+    elif isinstance(value, float | np.floating):
+        if not math.isnan(value):
+            sheet.write_number(row, column, float(value))
+    elif isinstance(value, dt.datetime):  # pd.Timestamp too; NaT is neither
+        if value is not pd.NaT:
+            sheet.write_number(row, column, _excel_time(value), book.time)
+    elif isinstance(value, dt.date):
+        sheet.write_number(row, column, (value - _EXCEL_DATE_EPOCH).days, book.date)
+    elif value is not None and value is not pd.NaT and value is not pd.NA:
+        sheet.write_string(row, column, excel_text(str(value)))
+
+
+def _write_column(
+    book: ReportBook,
+    sheet: Worksheet,
+    column: int,
+    values: list[Any],
+    number_formats: list[Format] | None,
+) -> int:
+    """One column of cells from row ``_HEADER + 1``; plain text and plain number columns go the short
+    way, mixed ones cell by cell. ``number_formats``: the format of each row's number (money); whole
+    numbers are counts, with thousands separators. Returns the width of the widest value shown."""
+    first = _HEADER + 1
+    kinds = set(map(type, values)) - {type(None)}
+    if kinds == {str, float} and all(value != value for value in values if type(value) is float):
+        values = [None if type(value) is float else value for value in values]  # NaN: missing text
+        kinds = {str}
+    if kinds <= {str}:
+        # Characters Excel refuses are rare: look for them once in the whole column.
+        clean = not _ILLEGAL.search("\n".join(value for value in values if value is not None))
+        write_string, quoted = _fast(sheet, "string"), book.quoted
+        for row, value in enumerate(values, start=first):
+            if value is not None:
+                text = value if clean else excel_text(value)
+                write_string(row, column, text, quoted if text.startswith(FORMULA_START) else None)
+        return max((len(value) for value in values if value is not None), default=0)
+    if kinds == {bool}:
+        for row, value in enumerate(values, start=first):
+            if value is not None:
+                sheet.write_boolean(row, column, value)
+        return 5
+    if kinds == {dt.date}:  # days (a datetime is a date too, but of another type)
+        write_number = _fast(sheet, "number")
+        for row, value in enumerate(values, start=first):
+            if value is not None:
+                write_number(row, column, (value - _EXCEL_DATE_EPOCH).days, book.date)
+        return len(DATE_FORMAT)
+    if kinds <= {Decimal, float, int}:
+        plain = book.count if kinds == {int} else book.decimal
+        formats = number_formats or [plain] * len(values)
+        write_number = _fast(sheet, "number")
+        for offset, value in enumerate(values):
+            if value is not None and value == value:  # NaN is the one value unequal to itself
+                write_number(first + offset, column, float(value), formats[offset])
+        return _number_width(values, whole=kinds == {int})
+    for offset, value in enumerate(values):
+        if number_formats and isinstance(value, Decimal | float | int) and value == value:
+            sheet.write_number(first + offset, column, float(value), number_formats[offset])
+        else:
+            _write_value(book, sheet, first + offset, column, value)
+    return max((len(str(value)) for value in values if not _missing(value)), default=0)
+
+
+def _fast(sheet: Worksheet, kind: str) -> Callable[..., Any]:
+    """``sheet.write_<kind>`` without its argument checks (A1 notation, types), for (row, column,
+    value, format) calls in bulk: XlsxWriter's own ``_write_<kind>`` where it has one."""
+    return getattr(sheet, f"_write_{kind}", getattr(sheet, f"write_{kind}"))
+
+
+def _number_width(values: list[Any], whole: bool) -> int:
+    """Characters of the widest number as shown (thousands separators; 3 decimals at most)."""
+    present = [abs(float(value)) for value in values if value is not None and value == value]
+    if not present:
+        return 0
+    shown = f"{max(present):,.0f}" if whole else f"{max(present):,.3f}"
+    return len(shown) + 1  # a minus sign
+
+
+def _write_rows(
+    book: ReportBook, sheet: Worksheet, frame: pd.DataFrame, money: set[str], currency_column: str
+) -> None:
+    columns = list(frame.columns)
+    times = [column != "day" and _is_time(frame[column]) for column in columns]
+    headers = [
+        f"{column} (UTC)" if time else column for column, time in zip(columns, times, strict=True)
+    ]
+    money_formats = [
+        book.money_for(currency)
+        for currency in (
+            frame[currency_column].tolist()
+            if currency_column in frame.columns
+            else [None] * len(frame)
+        )
+    ]
+    widths = [len(header) + 3 for header in headers]  # room for the filter button
+    for index, column in enumerate(columns):
+        series = frame[column]
+        if times[index]:
+            write_number = _fast(sheet, "number")
+            for row, serial in enumerate(_excel_times(series), start=_HEADER + 1):
+                if serial is not None:
+                    write_number(row, index, serial, book.time)
+            shown = len(TIME_FORMAT)
+        else:
+            formats = (
+                money_formats
+                if column in money
+                else [book.percent] * len(frame)
+                if column.endswith("share")
+                else None
+            )
+            shown = _write_column(book, sheet, index, series.tolist(), formats)
+        widths[index] = max(widths[index], shown + 1)
+    last = _HEADER + max(len(frame), 1)
+    if len(frame):
+        sheet.add_table(
+            _HEADER,
+            0,
+            _HEADER + len(frame),
+            len(columns) - 1,
+            {
+                "name": re.sub(r"\W", "_", sheet.get_name()),
+                "style": "Table Style Medium 2",
+                "columns": [{"header": header, "header_format": book.header} for header in headers],
+            },
+        )
+    else:
+        for index, header in enumerate(headers):
+            sheet.write_string(_HEADER, index, header, book.header)
+        sheet.write_string(_HEADER + 1, 0, "No rows in this period.", book.note)
+    sheet.freeze_panes(HEADER_ROW, 0)
+    for index, width in enumerate(widths):
+        sheet.set_column(index, index, min(max(width, 8), MAX_WIDTH))
+    print_setup(sheet, last, len(columns) - 1, title_rows=True)
+
+
+def print_setup(sheet: Worksheet, last_row: int, last_column: int, title_rows: bool) -> None:
+    """Landscape A4, one page wide, the header row repeated on every page, printing ``A1`` to
+    (``last_row``, ``last_column``), 0-based."""
+    sheet.set_landscape()
+    sheet.set_paper(9)
+    sheet.fit_to_pages(1, 0)
+    sheet.set_margins(left=0.4, right=0.4, top=0.5, bottom=0.5)
+    if title_rows:
+        sheet.repeat_rows(_HEADER)
+    sheet.print_area(0, 0, last_row, last_column)
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NaT or (isinstance(value, float) and math.isnan(value))
+
+
+def write_block(
+    book: ReportBook,
+    sheet: Worksheet,
+    row: int,
+    column: int,
+    frame: pd.DataFrame,
+    *,
+    money: Iterable[str] = (),
+    percent: Iterable[str] = (),
+    links: Mapping[str, Callable[[Any], str | None]] | None = None,
+    link_text: Callable[[Any], str] = str,
+) -> int:
+    """``frame`` as a small block at (``row``, ``column``): a header row, then its rows; money in the
+    format of the row's currency, whole numbers with separators, ``percent`` columns as percentages,
+    and a cell of a column in ``links`` linking where its function says (shown as ``link_text`` of
+    its value). Returns the next free row."""
+    money, percent, links = set(money), set(percent), links or {}
+    for offset, title in enumerate(frame.columns):
+        sheet.write_string(row, column + offset, str(title), book.header)
+    currencies = frame["currency"].tolist() if "currency" in frame.columns else [None] * len(frame)
+    for index, values in enumerate(frame.itertuples(index=False, name=None)):
+        at = row + 1 + index
+        for offset, (name, value) in enumerate(zip(frame.columns, values, strict=True)):
+            if _missing(value):
+                continue
+            if name in links and (target := links[name](value)):
+                sheet.write_url(at, column + offset, target, book.link, string=link_text(value))
+            elif name in money:
+                sheet.write_number(
+                    at, column + offset, float(value), book.money_for(currencies[index])
+                )
+            elif name in percent:
+                sheet.write_number(at, column + offset, float(value), book.percent)
+            elif isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+                sheet.write_number(at, column + offset, int(value), book.count)
+            else:
+                _write_value(book, sheet, at, column + offset, value)
+    return row + 1 + len(frame)
