@@ -14,12 +14,10 @@ import time
 from datetime import date
 from pathlib import Path
 
-from calo_assets import pipeline
+from calo_assets import metrics, pipeline
 from calo_assets.config import Settings
-from calo_assets.ledger import reconcile
 from calo_assets.logs.export import Discovery, days_reading_folder, discover
 from calo_assets.logs.ingest import IngestOptions, default_workers
-from calo_assets.money import format_money
 from calo_assets.pipeline import days_between
 from calo_assets.report.publish import CHART_FOLDER, CSV_FOLDER, HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
@@ -222,48 +220,33 @@ def report_files(output_dir: Path) -> str:
     return "\n".join(lines)
 
 
-_COUNTS = {
-    "transactions": "select count(*) from transactions where day between ? and ?",
-    "users with transactions": "select count(distinct user_id) from transactions where day between ? and ?",
-    "invocations": "select count(*) from invocations where day between ? and ?",
-    "balance discrepancies": "select count(*) from balance_discrepancies where day between ? and ?",
-    "users with discrepancies": "select count(distinct user_id) from balance_discrepancies where day between ? and ?",
-    "negative-balance rejections": "select count(*) from negative_balance_rejections where day between ? and ?",
-    "processing errors": "select count(*) from processing_errors where day between ? and ?",
-    "quarantined items": "select count(*) from quarantine where day between ? and ?",
-}
-
-
 def summary(warehouse: Warehouse, first: str, last: str) -> str:
-    """A short text summary of the tables for the days ``first..last``."""
-    window = [date.fromisoformat(first), date.fromisoformat(last)]
-    lines = [f"Period: {first} to {last} (UTC)"]
+    """The report's figure grid for the days ``first..last``, as text: each figure from
+    ``calo_assets.metrics``, shown as the workbook and the HTML page show it."""
+    from calo_assets.report.summary import grid
+
+    window = (date.fromisoformat(first), date.fromisoformat(last))
     # An in-memory connection over the Parquet files: calo.duckdb may be held open by another run.
-    tables = ("transactions", "invocations", "balance_discrepancies", "negative_balance_rejections")
-    tables += ("processing_errors", "quarantine", "user_exposure")
-    with warehouse.connect(empty_tables=tables) as connection:
-        width = max(len(label) for label in _COUNTS)
-        for label, query in _COUNTS.items():
-            (count,) = connection.execute(query, window).fetchone()
-            lines.append(f"  {label:<{width}}  {count:>10,}")
-        lines.append("Volume by currency (applied transactions):")
-        volume = connection.execute(
-            "select currency, type, count(*), sum(amount - coalesce(vat, 0)) from transactions "
-            "where day between ? and ? and outcome = 'applied' group by 1, 2 order by 1, 2",
-            window,
-        ).fetchall()
-        for currency, kind, count, total in volume:
-            lines.append(
-                f"  {currency or '?':<4} {kind or '?':<6} {count:>8,} transactions  {format_money(total, currency)}"
-            )
-        lines.append("Exposure by currency (latest gap per user, whole history):")
-        for row in reconcile.exposure_totals(connection).to_pylist():
-            currency = row["currency"]
-            lines.append(
-                f"  {currency:<4} revenue at risk {format_money(row['revenue_at_risk'], currency)}"
-                f" ({row['users_over_credited']} users), owed to users {format_money(row['owed_to_users'], currency)}"
-                f" ({row['users_under_credited']} users)"
-            )
+    with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
+        figures = metrics.report_figures(connection, *window)
+    period = figures.period
+    lines = [f"Period: {period.first} to {period.last} (UTC days holding at least one log record)"]
+    currencies = metrics.currencies(figures.headline)
+    titles = ["", *map(metrics.currency_title, [None, *currencies])]
+    rows = [
+        [label, *("" if figure is None else figure.text for figure in cells)]
+        for label, cells in grid(figures.headline)
+    ]
+    widths = [max(len(row[column]) for row in [titles, *rows]) for column in range(len(titles))]
+    for row in [titles, *rows]:
+        cells = [row[0].ljust(widths[0])]
+        cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
+        lines.append("  " + "  ".join(cells).rstrip())
+    failed = [check for check in figures.checks if not check.passed]
+    lines.append(
+        f"Data checks: {len(figures.checks) - len(failed)} passed, {len(failed)} failed"
+        + "".join(f"\n  failed: {check.label}: {check.detail}" for check in failed)
+    )
     lines.append(f"Tables: {warehouse.root} (DuckDB views in {warehouse.root / DUCKDB_FILE})")
     return "\n".join(lines)
 

@@ -1,0 +1,100 @@
+"""One definition per figure: on the real export, each headline figure is the same in the workbook,
+the HTML page, the summary printed by ``calo-report``, and pandas over the warehouse's raw rows."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from datetime import date
+from decimal import Decimal
+
+import openpyxl
+import pytest
+
+from calo_assets import cli, metrics
+from calo_assets.money import format_money
+from calo_assets.report.publish import HTML_PAGE, WORKBOOK
+from calo_assets.warehouse import Warehouse
+from calo_assets_tests.report_cases import expected_figures
+from calo_assets_tests.test_report import _Tables, summary_grid
+
+UNKNOWN_COLUMN = "unknown currency"
+
+
+def printed_grid(text: str) -> dict[tuple[str, str], str]:
+    """The figure grid printed by ``calo-report``: text by (label, column title). Columns are
+    right-aligned under their titles, so a cell ends where its title ends."""
+    lines = text.splitlines()
+    start = next(index for index, line in enumerate(lines) if line.strip().startswith("total"))
+    header = lines[start]
+    titles, ends, position = [], [], 0
+    for title in header.split():
+        position = header.index(title, position) + len(title)
+        titles.append(title)
+        ends.append(position)
+    # "unknown currency" is two words: one column
+    if "unknown" in titles:
+        index = titles.index("unknown")
+        titles[index : index + 2] = [UNKNOWN_COLUMN]
+        ends[index : index + 2] = [ends[index + 1]]
+    label_end = header.index(titles[0]) - 1
+    grid = {}
+    for line in lines[start + 1 :]:
+        if not line.startswith("  "):  # "Data checks: ..." ends the grid
+            break
+        label = line[:label_end].strip()
+        begin = label_end
+        for title, end in zip(titles, ends, strict=True):
+            grid[(label, title)] = line[begin:end].strip()
+            begin = end
+    return grid
+
+
+@pytest.fixture(scope="module")
+def one_shot(real_logs, tmp_path_factory):
+    """``calo-report`` on the whole real export, as a user runs it: its output and files."""
+    root = tmp_path_factory.mktemp("consistency")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setenv("CALO_WAREHOUSE_DIR", str(root / "warehouse"))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        code = cli.main([str(real_logs), str(root / "report"), "--quiet", "--no-chart-images"])
+    monkeypatch.undo()
+    assert code == 0, buffer.getvalue()[-2000:]
+    return Warehouse(root / "warehouse"), root / "report", buffer.getvalue()
+
+
+def test_each_headline_figure_is_the_same_on_every_surface(one_shot):
+    warehouse, report, printed = one_shot
+    expected = expected_figures(warehouse)
+    book = summary_grid(openpyxl.load_workbook(report / WORKBOOK, read_only=True)["Summary"])
+    parser = _Tables()
+    parser.feed((report / HTML_PAGE).read_text())
+    header, *rows = next(table for table in parser.tables if table[0][0] == "figure")
+    page = {(row[0], title): text for row in rows for title, text in zip(header, row, strict=True)}
+    summary = printed_grid(printed)
+    labels = {label for label, _ in book}
+    compared = 0
+    for (name, currency), value in expected.items():
+        if name.startswith("period_"):
+            continue
+        label = metrics.label(name)
+        assert label in labels, name
+        column = {None: "total", "unknown": UNKNOWN_COLUMN}.get(currency, currency)
+        if (label, column) not in book:
+            continue  # e.g. money has no total
+        shown = (
+            format_money(Decimal(value), currency)
+            if isinstance(value, Decimal)
+            else f"{int(value):,}"
+        )
+        assert book[(label, column)] == float(value), (name, currency)
+        assert page[(label, column)] == shown, (name, currency)
+        assert summary[(label, column)] == shown, (name, currency)
+        compared += 1
+    assert compared > 100
+    first, last = expected[("period_first", None)], expected[("period_last", None)]
+    assert isinstance(first, date)
+    assert f"Period: {first} to {last}" in printed
+    assert f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" in (report / HTML_PAGE).read_text()
