@@ -161,10 +161,25 @@ def _run_through_dagster(
 ) -> list[tuple[str, bool, str]] | None:
     """The same steps as one Dagster run (stored in ``DAGSTER_HOME`` when set, so the UI shows it);
     the checks' (name, passed, severity), or ``None`` when the run failed."""
+    # The run's days are partitions of its definitions: they end where this input ends, unless
+    # CALO_LAST_DAY says otherwise (read when the definitions are first imported).
+    os.environ.setdefault("CALO_LAST_DAY", last.isoformat())
     import dagster as dg  # only this path loads Dagster
 
     from calo_assets.definitions import defs
+    from calo_assets.defs.partitions import daily_partitions
     from calo_assets.defs.resources import resources_for
+
+    for day in (first.isoformat(), last.isoformat()):
+        if not daily_partitions.has_partition_key(day):
+            keys = daily_partitions.get_partition_keys()
+            span = f"{keys[0]} to {keys[-1]}" if keys else "none"
+            print(
+                f"calo-report: error: {day} is not a daily partition (partitions: {span}); "
+                "set CALO_FIRST_DAY / CALO_LAST_DAY to include it",
+                file=sys.stderr,
+            )
+            return None
 
     instance = (
         dg.DagsterInstance.get()

@@ -1,20 +1,18 @@
-"""Anomaly scores per day, and the reconciliation tables over the whole history, with their checks.
+"""Anomaly scores per day, and the reconciliation tables over the whole history (checks: ``checks.py``).
 
 The history tables are declared once, in ``pipeline.HISTORY_TABLES`` (name and inputs) and
-``_HISTORY`` below (description, check); their assets are built from that registry.
+``_HISTORY`` below (description, metadata); their assets are built from that registry.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets import checks, pipeline
-from calo_assets.checks import CheckOutcome
+from calo_assets import pipeline
 from calo_assets.defs.metadata import (
-    check_result,
-    check_spec,
     materialize_days,
     preview_value,
     schema_metadata,
@@ -45,7 +43,6 @@ class AnomalyConfig(dg.Config):
     owners=OWNERS,
     code_version=CODE_VERSION,
     deps=["transactions"],
-    check_specs=[check_spec("anomaly_share")],
     description="IsolationForest score of each transaction of the day, fitted on the transactions of "
     "a trailing window of days ending at it; flagged ones say which features made them unusual.",
 )
@@ -67,8 +64,10 @@ def anomaly_scores(
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
-    flagged = pc.sum(table["is_anomaly"]).as_py() or 0
-    per_day = {day: {"dagster/row_count": 0, "anomalies": 0} for day in context.partition_keys}
+    per_day = {
+        day: {"dagster/row_count": 0, "anomalies": 0, "contamination": settings.contamination}
+        for day in context.partition_keys
+    }
     for row in (
         table.group_by("day")
         .aggregate([("is_anomaly", "count"), ("is_anomaly", "sum")])
@@ -77,74 +76,63 @@ def anomaly_scores(
         figures = per_day[row["day"].isoformat()]
         figures["dagster/row_count"] = row["is_anomaly_count"]
         figures["anomalies"] = row["is_anomaly_sum"] or 0
-    top = table.filter(table["is_anomaly"]).sort_by([("score", "descending")]).slice(0, 10)
-    yield materialize_days(
-        context,
-        "anomaly_scores",
-        per_day,
-        table,
-        {"top anomalies": preview_value(top, 10)},
-    )
-    yield check_result(checks.anomaly_share(table.num_rows, flagged, settings.contamination))
+    for day, figures in per_day.items():
+        day_value = pa.scalar(date.fromisoformat(day), type=table.schema.field("day").type)
+        scored = table.filter(pc.equal(table["day"], day_value))
+        top = scored.filter(scored["is_anomaly"]).sort_by([("score", "descending")])
+        figures["top anomalies"] = preview_value(top, 10)
+        figures["preview"] = preview_value(scored)
+    return materialize_days(context, "anomaly_scores", per_day)
 
 
-def _ledger_breaks(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
-    return {"breaks by rule": dg.MetadataValue.json(value_counts(table, "rule"))}, [
-        checks.arithmetic_rule(table)
-    ]
+def _ledger_breaks(table: pa.Table) -> dict:
+    return {"breaks by rule": dg.MetadataValue.json(value_counts(table, "rule"))}
 
 
-def _overdrafts(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
-    return {"by kind": dg.MetadataValue.json(value_counts(table, "kind"))}, []
+def _overdrafts(table: pa.Table) -> dict:
+    return {"by kind": dg.MetadataValue.json(value_counts(table, "kind"))}
 
 
-def _sync_outcomes(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
+def _sync_outcomes(table: pa.Table) -> dict:
     columns = ("transactions", "applied", "skipped", "rejected", "failed", "unknown")
     totals = {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
-    return {"totals": dg.MetadataValue.json(totals)}, [
-        checks.every_transaction_accounted_for(table)
-    ]
+    return {"totals": dg.MetadataValue.json(totals)}
 
 
-def _nothing_more(table: pa.Table) -> tuple[dict, list[CheckOutcome]]:
-    return {}, []
+def _nothing_more(table: pa.Table) -> dict:
+    return {}
 
 
-# Per history table: its description, what its metadata adds and which checks it runs.
-_HISTORY: dict[str, tuple[str, Callable[[pa.Table], tuple[dict, list[CheckOutcome]]], tuple]] = {
+# Per history table: its description and what its metadata adds (its checks: defs/checks.py).
+_HISTORY: dict[str, tuple[str, Callable[[pa.Table], dict]]] = {
     "ledger_breaks": (
         "Transactions breaking the arithmetic rule or the per-user continuity rule, once each.",
         _ledger_breaks,
-        ("arithmetic_rule",),
     ),
     "user_exposure": (
         "Per user and currency: the latest gap between subscription and payment balance, its sign, "
         "when first and last seen and how often logged. Never a sum over repeated events.",
         _nothing_more,
-        (),
     ),
     "overdrafts": (
         "Attempted overdrafts (rejected by the service, with the balance at the time) and applied "
         "ones (a new balance below zero that was applied), kept apart by `kind`.",
         _overdrafts,
-        (),
     ),
     "sync_outcomes": (
         "Per day: transactions by outcome, reconciled against the 'event published' messages.",
         _sync_outcomes,
-        ("every_transaction_accounted_for",),
     ),
     "user_summary": (
         "Per user: currency, transactions, credits, debits, amounts, first and last activity, "
         "discrepancy events, exposure, breaks and anomalies.",
         _nothing_more,
-        (),
     ),
 }
 
 
 def _history_asset(name: str) -> dg.AssetsDefinition:
-    description, describe, check_names = _HISTORY[name]
+    description, describe = _HISTORY[name]
 
     @dg.asset(
         name=name,
@@ -155,20 +143,18 @@ def _history_asset(name: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         code_version=CODE_VERSION,
         description=description,
-        check_specs=[check_spec(check) for check in check_names],
+        # Not partitioned: one build over the whole history, also after a range of days.
+        backfill_policy=single_run,
     )
-    def history_asset(warehouse: WarehouseResource) -> Iterator:
+    def history_asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
         table = pipeline.build_history(warehouse.store, name)
-        extra, outcomes = describe(table)
-        yield dg.MaterializeResult(
+        return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": table.num_rows,
                 "preview": preview_value(table),
-                **extra,
+                **describe(table),
             }
         )
-        for outcome in outcomes:
-            yield check_result(outcome)
 
     return history_asset
 

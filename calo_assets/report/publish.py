@@ -56,6 +56,8 @@ class Published:
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
+    # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
+    warnings: list[str] = field(default_factory=list)
 
 
 def publish(
@@ -108,6 +110,7 @@ def publish(
         charts=contents["charts"],
         kpis=kpis,
         seconds=stages.seconds,
+        warnings=list(drawing.warnings) if drawing is not None else [],
     )
 
 

@@ -1,0 +1,162 @@
+"""The asset checks: each core check (``calo_assets.checks``) as its own Dagster check.
+
+Each check reads the written warehouse files, so it runs after its table in a run that materializes
+it, and can also run alone ("Execute" in the UI, a run selecting only the check).
+
+- A daily check (``partitions_def`` = the daily partitions) records one result per day it checked,
+  in that day's partition: the run's day or days, or, when the run has no partition (a check run
+  alone from the UI), every day of its table in the warehouse.
+- A check over the whole table (``transaction_ids_unique``, the history tables' checks,
+  ``latest_day_present``) is not partitioned and records one result.
+"""
+
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pyarrow.compute as pc
+
+from calo_assets import checks
+from calo_assets.checks import CHECKS, CheckOutcome
+from calo_assets.defs.metadata import check_evaluation, check_result
+from calo_assets.defs.partitions import daily_partitions
+from calo_assets.defs.resources import WarehouseResource
+from calo_assets.ledger.anomalies import DEFAULT_CONTAMINATION
+from calo_assets.warehouse import Warehouse
+
+DayCheck = Callable[[WarehouseResource, str, dg.AssetCheckExecutionContext], CheckOutcome]
+TableCheck = Callable[[WarehouseResource], CheckOutcome]
+
+
+def check_days(context: dg.AssetCheckExecutionContext, store: Warehouse, table: str) -> list[str]:
+    """The days a daily check looks at: the run's partitions, else every day of ``table``."""
+    if context.has_partition_key or context.has_partition_key_range:
+        return list(context.partition_keys)
+    return store.days(table)
+
+
+def daily_check(name: str, evaluate: DayCheck) -> dg.AssetChecksDefinition:
+    """A partitioned check: one evaluation per day, recorded in that day's partition."""
+    table, description = CHECKS[name]
+
+    @dg.multi_asset_check(
+        name=name,
+        specs=[
+            dg.AssetCheckSpec(
+                name, asset=table, description=description, partitions_def=daily_partitions
+            )
+        ],
+        can_subset=True,  # its output is then optional: results are the evaluations it logs
+    )
+    def the_check(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckEvaluation]:
+        days = check_days(context, warehouse.store, table)
+        failed = 0
+        for day in days:
+            outcome = evaluate(warehouse, day, context)
+            failed += not outcome.passed
+            yield check_evaluation(outcome, day)
+        context.log.info(f"{name}: {len(days)} day(s) checked, {failed} did not pass")
+
+    return the_check
+
+
+def table_check(name: str, evaluate: TableCheck) -> dg.AssetChecksDefinition:
+    """An unpartitioned check over the whole table, from the warehouse."""
+    table, description = CHECKS[name]
+
+    @dg.asset_check(name=name, asset=table, description=description)
+    def the_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+        return check_result(evaluate(warehouse))
+
+    return the_check
+
+
+def _nothing_lost(warehouse: WarehouseResource, day: str, _) -> CheckOutcome:
+    return checks.nothing_lost(warehouse.store, [day])
+
+
+def _sync_check(name: str) -> DayCheck:
+    def evaluate(warehouse: WarehouseResource, day: str, _) -> CheckOutcome:
+        (outcome,) = checks.sync_checks(
+            warehouse.store, [day], {name}, warehouse.max_discrepancy_rate
+        )
+        return outcome
+
+    return evaluate
+
+
+def _transaction_ids_unique(warehouse: WarehouseResource) -> CheckOutcome:
+    days = warehouse.store.days("transactions") or ["1970-01-01"]  # the query reads every day
+    (outcome,) = checks.sync_checks(warehouse.store, days, {"transaction_ids_unique"})
+    return outcome
+
+
+def _anomaly_share(
+    warehouse: WarehouseResource, day: str, context: dg.AssetCheckExecutionContext
+) -> CheckOutcome:
+    """The day's flagged share against the contamination its scores were computed with."""
+    scores = warehouse.store.read_day("anomaly_scores", day)
+    return checks.anomaly_share(
+        scores.num_rows,
+        pc.sum(scores["is_anomaly"]).as_py() or 0,
+        _contamination(context, day),
+    )
+
+
+def _contamination(context: dg.AssetCheckExecutionContext, day: str) -> float:
+    """The contamination of the day's latest anomaly scores (run config), from their metadata."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("anomaly_scores"), asset_partitions=[day]),
+        limit=1,
+    ).records
+    if records:
+        materialization = records[0].asset_materialization
+        value = materialization.metadata.get("contamination") if materialization else None
+        if value is not None:
+            return float(value.value)
+    return DEFAULT_CONTAMINATION
+
+
+def _history(name: str, table: str) -> TableCheck:
+    def evaluate(warehouse: WarehouseResource) -> CheckOutcome:
+        return getattr(checks, name)(warehouse.store.read_all(table))
+
+    return evaluate
+
+
+@dg.asset_check(
+    asset="log_events",
+    description="The daily tables are fresh: the latest complete UTC day (yesterday) has been materialized.",
+)
+def latest_day_present(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    """Warn when yesterday (UTC) is missing from the warehouse."""
+    latest_complete = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
+    days = warehouse.store.days("log_events")
+    return dg.AssetCheckResult(
+        passed=latest_complete in days,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "latest complete day": latest_complete,
+            "latest day in the warehouse": days[-1] if days else "none",
+        },
+    )
+
+
+ASSET_CHECKS = [
+    daily_check("nothing_lost", _nothing_lost),
+    table_check("transaction_ids_unique", _transaction_ids_unique),
+    *(
+        daily_check(name, _sync_check(name))
+        for name in ("every_transaction_has_an_outcome", "currencies_known", "discrepancy_rate")
+    ),
+    daily_check("anomaly_share", _anomaly_share),
+    table_check("arithmetic_rule", _history("arithmetic_rule", "ledger_breaks")),
+    table_check(
+        "every_transaction_accounted_for",
+        _history("every_transaction_accounted_for", "sync_outcomes"),
+    ),
+    latest_day_present,
+]
