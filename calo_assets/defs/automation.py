@@ -149,7 +149,9 @@ def changed_folder_days(cursor: str | None, current: Mapping[str, str]) -> set[s
         if month in previous_months:
             changed.update(now)
         else:
-            changed.update(day for day in {*now, *before_days} if now.get(day) != before_days.get(day))
+            changed.update(
+                day for day in {*now, *before_days} if now.get(day) != before_days.get(day)
+            )
     return changed
 
 

@@ -10,7 +10,6 @@ it, and can also run alone ("Execute" in the UI, a run selecting only the check)
   ``latest_day_present``) is not partitioned and records one result.
 """
 
-
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 

@@ -39,9 +39,7 @@ def newest_stream_day(log_dir: Path) -> str | None:
     return newest
 
 
-def last_partition_day(
-    configured: str, log_dir: Path, today: date | None = None
-) -> str | None:
+def last_partition_day(configured: str, log_dir: Path, today: date | None = None) -> str | None:
     """The last daily partition (``None``: the last complete UTC day, moving on every day)."""
     configured = configured.strip().lower()
     if configured == ROLLING:
