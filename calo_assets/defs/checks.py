@@ -3,6 +3,9 @@
 Each check reads the written warehouse files, so it runs after its table in a run that materializes
 it, and can also run alone ("Execute" in the UI, a run selecting only the check).
 
+The checks of a family (the log tables, the sync tables, ...) run in one step, since a step costs
+a process; any of them can still be executed alone.
+
 - A daily check (``partitions_def`` = the daily partitions) records one result per day it checked,
   in that day's partition: the run's day or days, or, when the run has no partition (a check run
   alone from the UI), every day of its table in the warehouse.
@@ -33,44 +36,6 @@ def check_days(context: dg.AssetCheckExecutionContext, store: Warehouse, table: 
     if context.has_partition_key or context.has_partition_key_range:
         return list(context.partition_keys)
     return store.days(table)
-
-
-def daily_check(name: str, evaluate: DayCheck) -> dg.AssetChecksDefinition:
-    """A partitioned check: one evaluation per day, recorded in that day's partition."""
-    table, description = CHECKS[name]
-
-    @dg.multi_asset_check(
-        name=name,
-        specs=[
-            dg.AssetCheckSpec(
-                name, asset=table, description=description, partitions_def=daily_partitions
-            )
-        ],
-        can_subset=True,  # its output is then optional: results are the evaluations it logs
-    )
-    def the_check(
-        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
-    ) -> Iterator[dg.AssetCheckEvaluation]:
-        days = check_days(context, warehouse.store, table)
-        failed = 0
-        for day in days:
-            outcome = evaluate(warehouse, day, context)
-            failed += not outcome.passed
-            yield check_evaluation(outcome, day)
-        context.log.info(f"{name}: {len(days)} day(s) checked, {failed} did not pass")
-
-    return the_check
-
-
-def table_check(name: str, evaluate: TableCheck) -> dg.AssetChecksDefinition:
-    """An unpartitioned check over the whole table, from the warehouse."""
-    table, description = CHECKS[name]
-
-    @dg.asset_check(name=name, asset=table, description=description)
-    def the_check(warehouse: WarehouseResource) -> dg.AssetCheckResult:
-        return check_result(evaluate(warehouse))
-
-    return the_check
 
 
 def _nothing_lost(warehouse: WarehouseResource, day: str, _) -> CheckOutcome:
@@ -126,36 +91,87 @@ def _history(name: str, table: str) -> TableCheck:
     return evaluate
 
 
-@dg.asset_check(
-    asset="log_events",
-    description="The daily tables are fresh: the latest complete UTC day (yesterday) has been materialized.",
-)
-def latest_day_present(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def _latest_day_present(warehouse: WarehouseResource) -> CheckOutcome:
     """Warn when yesterday (UTC) is missing from the warehouse."""
     latest_complete = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
     days = warehouse.store.days("log_events")
-    return dg.AssetCheckResult(
-        passed=latest_complete in days,
-        severity=dg.AssetCheckSeverity.WARN,
-        metadata={
+    return CheckOutcome(
+        "latest_day_present",
+        "log_events",
+        latest_complete in days,
+        "WARN",
+        {
             "latest complete day": latest_complete,
             "latest day in the warehouse": days[-1] if days else "none",
         },
     )
 
 
-ASSET_CHECKS = [
-    daily_check("nothing_lost", _nothing_lost),
-    table_check("transaction_ids_unique", _transaction_ids_unique),
-    *(
-        daily_check(name, _sync_check(name))
+# Every check: a daily one (evaluated per day) or one over its whole table.
+DAILY_CHECKS: dict[str, DayCheck] = {
+    "nothing_lost": _nothing_lost,
+    **{
+        name: _sync_check(name)
         for name in ("every_transaction_has_an_outcome", "currencies_known", "discrepancy_rate")
+    },
+    "anomaly_share": _anomaly_share,
+}
+TABLE_CHECKS: dict[str, TableCheck] = {
+    "latest_day_present": _latest_day_present,
+    "transaction_ids_unique": _transaction_ids_unique,
+    "arithmetic_rule": _history("arithmetic_rule", "ledger_breaks"),
+    "every_transaction_accounted_for": _history("every_transaction_accounted_for", "sync_outcomes"),
+}
+DESCRIPTIONS = {
+    **CHECKS,
+    "latest_day_present": (
+        "log_events",
+        "The daily tables are fresh: the latest complete UTC day (yesterday) has been materialized.",
     ),
-    daily_check("anomaly_share", _anomaly_share),
-    table_check("arithmetic_rule", _history("arithmetic_rule", "ledger_breaks")),
-    table_check(
-        "every_transaction_accounted_for",
-        _history("every_transaction_accounted_for", "sync_outcomes"),
+}
+# The checks of one family run in one step (a step costs a process); each can still run alone.
+_GROUPS = {
+    "log_checks": ("nothing_lost", "latest_day_present"),
+    "sync_checks": (
+        "transaction_ids_unique",
+        "every_transaction_has_an_outcome",
+        "currencies_known",
+        "discrepancy_rate",
     ),
-    latest_day_present,
-]
+    "anomaly_checks": ("anomaly_share",),
+    "history_checks": ("arithmetic_rule", "every_transaction_accounted_for"),
+}
+
+
+def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
+    """The checks ``names`` in one step; any subset of them can be executed."""
+    specs = []
+    for name in names:
+        table, description = DESCRIPTIONS[name]
+        partitions = daily_partitions if name in DAILY_CHECKS else None
+        specs.append(
+            dg.AssetCheckSpec(name, asset=table, description=description, partitions_def=partitions)
+        )
+
+    @dg.multi_asset_check(name=group, specs=specs, can_subset=True)
+    def the_checks(
+        context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.AssetCheckResult]:
+        selected = {key.name for key in context.selected_asset_check_keys}
+        for name in (name for name in names if name in selected):
+            if name in TABLE_CHECKS:
+                yield check_result(TABLE_CHECKS[name](warehouse))
+                continue
+            table = DESCRIPTIONS[name][0]
+            days = check_days(context, warehouse.store, table)
+            failed = 0
+            for day in days:
+                outcome = DAILY_CHECKS[name](warehouse, day, context)
+                failed += not outcome.passed
+                yield check_evaluation(outcome, day)
+            context.log.info(f"{name}: {len(days)} day(s) of {table} checked, {failed} failed")
+
+    return the_checks
+
+
+ASSET_CHECKS = [check_group(group, names) for group, names in _GROUPS.items()]
