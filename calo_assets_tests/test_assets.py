@@ -308,3 +308,88 @@ def test_each_check_runs_alone(sample_run, tmp_path, partition):
         assert found == expected, key
     after = {table: warehouse.day_file(table, "2024-03-04").read_bytes() for table in DAILY_TABLES}
     assert after == before
+
+
+def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
+    sample_run, tmp_path, monkeypatch
+):
+    """The first start-up of the chart browser hangs and is abandoned; the second one draws the
+    charts. The run succeeds, and says so: a warning in the event log and in the metadata."""
+    import asyncio
+    import logging
+
+    from calo_assets.defs.report import balance_sync_report
+    from calo_assets.report import images
+
+    _, warehouse = sample_run
+    opened = images._OneTab.open
+    starts = []
+
+    async def first_hangs(self) -> None:
+        starts.append(self)
+        if len(starts) == 1:
+            await asyncio.sleep(3600)
+        await opened(self)
+
+    monkeypatch.setattr(images._OneTab, "open", first_hangs)
+    monkeypatch.setattr(images, "OPEN_TIMEOUT", 2.0)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [balance_sync_report],
+        resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "reports"),
+        instance=instance,
+    )
+    assert result.success and len(starts) == 2
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    (warning,) = metadata["warnings"].value
+    assert warning.startswith("chart browser start-up attempt 1 of 2 failed after 2.0 s")
+    assert metadata["chart images"].value > 0 and metadata["chart images skipped"].value == "no"
+    warnings = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.level == logging.WARNING
+    ]
+    assert any("chart browser start-up attempt 1 of 2 failed" in text for text in warnings)
+    assert metadata["period"].value == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} (UTC days)"
+    assert "every day in the warehouse" in metadata["period chosen by"].value
+    assert metadata["workbook"].value == str(
+        tmp_path / "reports" / "balance_sync_analytics_report.xlsx"
+    )
+
+
+def test_metadata_shows_money_as_plain_decimals_and_paths_as_paths(sample_run):
+    """No exponent (1.2E+2) and no run of trailing zeros (2034.780000000000000000) in any metadata
+    of a run (materializations of every partition, check results); file locations as path values."""
+    import re
+
+    result, _ = sample_run
+    exponent = re.compile(r"-?\d+(\.\d+)?[eE][+-]?\d+")  # a whole token: not inside an id
+    long_zeros = re.compile(r"-?\d+\.\d*0{6,}")
+    texts = []
+    paths = []
+
+    def collect(label, value):
+        if isinstance(value, dg.TableMetadataValue):
+            texts.extend(f"{label}: {cell}" for r in value.records for cell in r.data.values())
+        elif isinstance(value, dg.PathMetadataValue):
+            paths.append(label)
+        elif isinstance(value, dg.MetadataValue):
+            texts.append(f"{label}: {value.value}")
+
+    for event in result.get_asset_materialization_events():
+        for label, value in event.step_materialization_data.materialization.metadata.items():
+            collect(label, value)
+    for evaluation in result.get_asset_check_evaluations():
+        for label, value in evaluation.metadata.items():
+            collect(label, value)
+    assert len(texts) > 1000
+    bad = [
+        text
+        for text in texts
+        for token in re.split(r"[\s\"',:{}\[\]()|]+", text)
+        if exponent.fullmatch(token) or long_zeros.fullmatch(token)
+    ]
+    assert bad == []
+    assert sorted(paths) == ["csv folder", "html page", "workbook"]
+    assert not [text for text in texts if "/reports/" in text or "/warehouse/" in text]

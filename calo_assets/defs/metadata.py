@@ -86,7 +86,10 @@ def schema_metadata(table: str) -> dict[str, Any]:
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
+    # Money is exact decimal text: never 1.2E+2, 0E-18 or Arrow's 18 digits of scale.
+    text = (
+        "" if value is None else plain_decimal(value) if isinstance(value, Decimal) else str(value)
+    )
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
 
