@@ -147,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"calo-report: error: {exc}", file=sys.stderr)
             return EXIT_RUN_FAILED
         outcomes = [(check.name, check.passed, check.severity) for check in outcome.checks]
+        for warning in outcome.report.warnings:  # e.g. the chart browser's start-up retried
+            print(f"calo-report: warning: {warning}", file=sys.stderr)
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
     print(summary(warehouse, first.isoformat(), last.isoformat()))
     print(report_files(output))
@@ -210,11 +212,14 @@ def _run_through_dagster(
     if not result.success:
         return None
     print(f"calo-report: Dagster run {result.run_id}", file=sys.stderr)
-    return [
-        (check.check_name, check.passed, check.severity.value)
-        for check in result.get_asset_check_evaluations()
-        if check.check_name != "latest_day_present"  # about the calendar, not about this export
-    ]
+    # One line per check: a daily check has a result per day, and fails if one day fails.
+    outcomes: dict[str, tuple[str, bool, str]] = {}
+    for check in result.get_asset_check_evaluations():
+        if check.check_name == "latest_day_present":  # about the calendar, not about this export
+            continue
+        name, passed, _ = outcomes.get(check.check_name, (check.check_name, True, ""))
+        outcomes[name] = (name, passed and check.passed, check.severity.value)
+    return list(outcomes.values())
 
 
 def export_window(found: Discovery) -> tuple[date, date]:
