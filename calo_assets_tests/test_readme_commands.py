@@ -61,6 +61,9 @@ def test_every_line_is_run_or_knowingly_skipped():
             assert any(line.startswith(prefix) for prefix in SKIPPED), line
 
 
+# About 2 minutes on an idle machine (each command starts Dagster, most write a report); 4 to 6 under
+# the load of a shared 2-core machine.
+@pytest.mark.slow
 def test_readme_commands_run_as_written(tmp_path):
     home, scratch = tmp_path / "dagster_home", tmp_path / "scratch"
     home.mkdir()
@@ -115,7 +118,8 @@ def test_readme_commands_run_as_written(tmp_path):
                 process.wait()
         print("\n".join(outputs))
     warehouse = Warehouse(tmp_path / "warehouse")
-    assert warehouse.days("transactions")[:8] == [f"2024-03-0{day}" for day in range(1, 9)]
+    # --partition-range 2024-03-01...2024-03-03, --partition 2024-03-05, the backfill's 06 and 07
+    assert warehouse.days("transactions") == [f"2024-03-0{day}" for day in (1, 2, 3, 5, 6, 7)]
     assert (tmp_path / "reports" / "balance_sync_analytics_report.xlsx").exists()
     assert len(list((scratch / "logs").rglob("000000.gz"))) > 30  # calo-synth-logs /tmp/logs
 

@@ -36,6 +36,7 @@ DAILY_TABLES = (
     "anomaly_scores",
 )
 REPOSITORY = {"repositoryLocationName": "calo_assets", "repositoryName": "__repository__"}
+pytestmark = pytest.mark.slow  # processes and 16 runs: 2 to 3 minutes here
 
 ASSET_NODES = """{ assetNodes { assetKey { path } isExecutable isPartitioned
   partitionKeysByDimension { partitionKeys }
