@@ -13,7 +13,6 @@ queries and mutations the UI sends.
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pyarrow.compute as pc
@@ -96,14 +95,16 @@ def ui(tmp_path_factory):
     }
     workspace = str(PROJECT_ROOT / "workspace.yaml")
     processes = Processes(root)
-    os.chdir(root)  # the processes' own files, if any, stay in the temporary folder
-    try:
+    try:  # run from the temporary folder: files they may write stay there
         processes.start(
             "webserver",
             [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port), "-w", workspace],
             env,
+            cwd=root,
         )
-        processes.start("daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env)
+        processes.start(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, cwd=root
+        )
 
         def location_loaded():
             entries = graphql(port, LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
@@ -114,9 +115,7 @@ def ui(tmp_path_factory):
         wait_for(location_loaded, 180, "the code location to load", processes)
         yield port, Warehouse(root / "warehouse"), processes
     finally:
-        os.chdir(PROJECT_ROOT)
         processes.stop()
-        shutil.rmtree(home / "storage", ignore_errors=True)
 
 
 def nodes(port: int) -> dict[str, dict]:
