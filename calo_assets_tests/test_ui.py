@@ -64,6 +64,11 @@ CHECK_EXECUTIONS = """query($key: AssetKeyInput!, $name: String!, $partition: St
     runId status partition evaluation { partition success
       metadataEntries { label ... on IntMetadataEntry { intValue } } } } }"""
 
+CHECK_PARTITIONS = """query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) {
+  ... on AssetNode { assetCheckOrError(checkName: "nothing_lost") { ... on AssetCheck {
+    partitionStatuses { ... on AssetCheckTimePartitionStatuses {
+      ranges { startKey endKey status } } } } } } } }"""
+
 LAUNCH_RUN = """mutation LaunchPipelineExecution($executionParams: ExecutionParams!) {
   launchPipelineExecution(executionParams: $executionParams) {
     __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
@@ -198,6 +203,13 @@ def test_a_backfill_launched_as_the_ui_does(ui):
                 assert metadata["outcome counts"]["jsonString"].replace(" ", "") == str(
                     {row["outcome"]: row["outcome_count"] for row in sorted(counts, key=str)}
                 ).replace("'", '"').replace(" ", "")
+    # The check's Partitions tab: each day passed, as the UI reads it (an evaluation counts only
+    # when it names the partition's latest materialization).
+    statuses = graphql(port, CHECK_PARTITIONS, {"key": {"path": ["log_events"]}})
+    ranges = statuses["assetNodeOrError"]["assetCheckOrError"]["partitionStatuses"]["ranges"]
+    assert [(r["startKey"], r["endKey"], r["status"]) for r in ranges] == [
+        (DAYS[0], DAYS[-1], "SUCCEEDED")
+    ]
     for day in DAYS:
         (execution,) = graphql(
             port,

@@ -5,13 +5,18 @@
 On a temporary instance, warehouse and report folder: materializes the shipped sample with the
 README's range command, runs one check alone without a partition (as the UI's "Execute" does, so a
 check shows the results of every day), starts dagster-webserver, and saves headless chromium
-screenshots of the asset graph, one partition of ``transactions`` and the ``nothing_lost`` check.
-Everything it starts is stopped at the end.
+screenshots of the asset graph, one partition of ``transactions``, the ``nothing_lost`` check and
+the Plots of ``transactions``.
+Chromium is driven through the DevTools protocol by choreographer (which kaleido brings), so a page
+can be clicked into (a check's Partitions tab, the Plots of an asset). Everything it starts is
+stopped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import json
 import os
 import shutil
@@ -27,38 +32,52 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CHROMIUM = os.environ.get("BROWSER_PATH", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-]
 RANGE = ("2024-03-01", "2024-03-08")
-# (file, page, what it shows, window height as a multiple of --height)
+# (file, page, what it shows, window height as a multiple of --height, tabs to click, in order)
 PAGES = [
     (
         "ui_asset_graph.png",
         "/assets/balance_sync_report?view=lineage&lineageScope=upstream&lineageDepth=5",
         "the asset graph: everything upstream of the report, from the CloudWatch export",
         1.6,  # the graph is tall: a taller window draws it larger
+        (),
     ),
     (
         "ui_partition.png",
         "/assets/transactions?view=partitions&partition=2024-03-04",
         "one partition of transactions, with its own row count and preview",
         1.0,
+        (),
     ),
     (
         "ui_check.png",
         "/assets/log_events?view=checks&checkDetail=nothing_lost",
-        "the nothing_lost check, one result per partition",
+        "the nothing_lost check: its result in each partition (its Partitions tab)",
         1.0,
+        ("Partitions",),
+    ),
+    (
+        "ui_plots.png",
+        "/assets/transactions?view=overview",
+        "the Plots of transactions: each materialization's own row count (Events view)",
+        1.0,
+        ("Plots", "Events"),
     ),
 ]
+# Scrolls to and clicks the last visible element whose own text is exactly the label (a tab or a
+# button: on the check page the check's "Partitions" tab comes after the asset's).
+CLICK = """(() => {
+  const found = [...document.querySelectorAll('button, a, [role=tab], span, div')]
+    .filter(e => e.offsetParent !== null && e.childElementCount <= 2
+                 && e.textContent.trim() === %s);
+  if (found.length) {
+    const target = found[found.length - 1];
+    target.scrollIntoView({block: 'start'});
+    target.click();
+    return true;
+  }
+  return false;
+})()"""
 
 
 def free_port() -> int:
@@ -123,20 +142,31 @@ def run_check_alone(port: int) -> None:
     wait_until(finished, 300, "the check run")
 
 
-def screenshot(url: str, path: Path, width: int, height: int, wait_ms: int) -> None:
-    subprocess.run(
-        [
-            CHROMIUM,
-            *CHROMIUM_FLAGS,
-            f"--window-size={width},{height}",
-            f"--virtual-time-budget={wait_ms}",
-            f"--screenshot={path}",
-            url,
-        ],
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
+async def screenshot(
+    url: str, path: Path, width: int, height: int, wait: float, clicks: tuple[str, ...]
+) -> None:
+    """Open ``url`` in headless chromium (through the DevTools protocol, with choreographer, which
+    kaleido already brings), let it load, click ``clicks`` in turn, and save a PNG."""
+    import choreographer
+
+    async with choreographer.Browser(path=CHROMIUM, headless=True) as browser:
+        tab = browser.get_tab()  # the window headless chromium opens with
+        await tab.send_command(
+            "Emulation.setDeviceMetricsOverride",
+            params={"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+        )
+        await tab.send_command("Page.navigate", params={"url": url})
+        await asyncio.sleep(wait)
+        for label in clicks:
+            clicked = await tab.send_command(
+                "Runtime.evaluate",
+                params={"expression": CLICK % json.dumps(label), "returnByValue": True},
+            )
+            if not clicked["result"]["result"].get("value"):
+                raise SystemExit(f"screenshots: nothing to click called {label!r} on {url}")
+            await asyncio.sleep(wait)
+        shot = await tab.send_command("Page.captureScreenshot", params={"format": "png"})
+        path.write_bytes(base64.b64decode(shot["result"]["data"]))
 
 
 def main() -> int:
@@ -144,7 +174,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=1000)
-    parser.add_argument("--wait-ms", type=int, default=15000, help="time the page gets to load")
+    parser.add_argument("--wait", type=float, default=8.0, help="seconds a page gets to load")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"screenshots: {CHROMIUM} not found (apt-get install chromium)")
@@ -208,14 +238,17 @@ def main() -> int:
         print("running nothing_lost alone ...", file=sys.stderr)
         run_check_alone(port)
         args.out.mkdir(parents=True, exist_ok=True)
-        for name, page, what, taller in PAGES:
+        for name, page, what, taller, clicks in PAGES:
             print(f"{name}: {what}", file=sys.stderr)
-            screenshot(
-                f"http://127.0.0.1:{port}{page}",
-                args.out / name,
-                args.width,
-                int(args.height * taller),
-                args.wait_ms,
+            asyncio.run(
+                screenshot(
+                    f"http://127.0.0.1:{port}{page}",
+                    args.out / name,
+                    args.width,
+                    int(args.height * taller),
+                    args.wait,
+                    clicks,
+                )
             )
     finally:
         if webserver is not None and webserver.poll() is None:

@@ -170,7 +170,7 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
                 if not outcome.passed:
                     failed.append(day)
                 severity = outcome.severity
-                yield check_evaluation(outcome, day)
+                yield check_evaluation(outcome, day, context.instance)
             context.log.info(f"{name}: {len(days)} day(s) of {table} checked, {len(failed)} failed")
             if not (context.has_partition_key or context.has_partition_key_range):
                 # Run without a partition ("Execute" in the UI): the run's own result, over the
@@ -182,7 +182,7 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
                     severity,
                     {"days checked": len(days), "days that did not pass": failed[:20]},
                 )
-                yield check_evaluation(summary, None)
+                yield check_evaluation(summary, None, context.instance)
 
     return the_checks
 

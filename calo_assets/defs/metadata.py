@@ -10,6 +10,12 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+# Not exported by dagster: what an evaluation says it checked (Dagster fills it in for the results
+# of AssetCheckResult; an evaluation per partition has to name its partition's materialization).
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
 from calo_assets.checks import CHECKS, CheckOutcome
 from calo_assets.money import plain_decimal
 from calo_assets.tables.schema import SCHEMAS
@@ -224,18 +230,35 @@ def table_days_figures(
     return per_day
 
 
-def check_evaluation(outcome: CheckOutcome, partition: str | None) -> dg.AssetCheckEvaluation:
-    """A core check's outcome for one partition of its table (``None``: for the whole table).
-
-    Dagster relates it to the partition's latest materialization by time, as for any evaluation
-    that carries no materialization of its own.
-    """
+def check_evaluation(
+    outcome: CheckOutcome, partition: str | None, instance: dg.DagsterInstance
+) -> dg.AssetCheckEvaluation:
+    """A core check's outcome for one partition of its table (``None``: for the whole table), tied
+    to that partition's latest materialization as Dagster ties a check result it builds itself: the
+    UI counts a partition's check as passed or failed only when it targets that materialization."""
     result = check_result(outcome)
+    asset_key = dg.AssetKey(outcome.asset)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=asset_key, asset_partitions=[partition] if partition is not None else None
+        ),
+        limit=1,
+    ).records
+    target = (
+        AssetCheckEvaluationTargetMaterializationData(
+            storage_id=records[0].storage_id,
+            run_id=records[0].run_id,
+            timestamp=records[0].timestamp,
+        )
+        if records
+        else None
+    )
     return dg.AssetCheckEvaluation(
-        asset_key=dg.AssetKey(outcome.asset),
+        asset_key=asset_key,
         check_name=outcome.name,
         passed=outcome.passed,
         metadata=result.metadata,
+        target_materialization_data=target,
         severity=result.severity,
         partition=partition,
     )
