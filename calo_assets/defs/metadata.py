@@ -16,7 +16,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
-from calo_assets.checks import CHECKS, CheckOutcome
+from calo_assets.checks import CheckOutcome
 from calo_assets.money import plain_decimal
 from calo_assets.tables.schema import SCHEMAS
 from calo_assets.warehouse import Warehouse
@@ -122,12 +122,6 @@ def first_rows(store: Warehouse, table: str, day: str, rows: int = PREVIEW_ROWS)
     return SCHEMAS[table].empty_table()
 
 
-def check_spec(name: str) -> dg.AssetCheckSpec:
-    """The spec of a core check (``calo_assets.checks.CHECKS``): its table and description."""
-    asset, description = CHECKS[name]
-    return dg.AssetCheckSpec(name, asset=asset, description=description)
-
-
 def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     """A core check's outcome as Dagster's check result."""
     return dg.AssetCheckResult(
@@ -183,7 +177,7 @@ def materialize_days(
     A range of days is one run and one step, and Dagster records one materialization per partition:
     each day's figures (``per_day``: row count, preview, counts) are attached to its own partition
     with ``add_asset_metadata(partition_key=...)``, so a partition never shows another day's or the
-    range's figures, and the numeric ones plot per partition. ``extra`` is what is true of the whole
+    range's figures, and its numbers are what the Plots tab draws. ``extra`` is what is true of the whole
     run (files read, ...), shown on every partition of it.
     """
     days = list(per_day)
