@@ -9,15 +9,14 @@ a process; any of them can still be executed alone.
 - A daily check (``partitions_def`` = the daily partitions) records one result per day it checked,
   in that day's partition: the run's day or days, or, when the run has no partition (a check run
   alone from the UI), every day of its table in the warehouse, plus the run's own result over them.
-- A check over the whole table (``transaction_ids_unique``, the history tables' checks,
-  ``latest_day_present``) is not partitioned and records one result.
+- A check over the whole table (``transaction_ids_unique``, ``anomaly_share``, the history tables'
+  checks, ``latest_day_present``) is not partitioned and records one result.
 """
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pyarrow.compute as pc
 
 from calo_assets import checks
 from calo_assets.checks import CHECKS, CheckOutcome
@@ -28,7 +27,7 @@ from calo_assets.ledger.anomalies import DEFAULT_CONTAMINATION
 from calo_assets.warehouse import Warehouse
 
 DayCheck = Callable[[WarehouseResource, str, dg.AssetCheckExecutionContext], CheckOutcome]
-TableCheck = Callable[[WarehouseResource], CheckOutcome]
+TableCheck = Callable[[WarehouseResource, dg.AssetCheckExecutionContext], CheckOutcome]
 
 
 def check_days(context: dg.AssetCheckExecutionContext, store: Warehouse, table: str) -> list[str]:
@@ -52,22 +51,31 @@ def _sync_check(name: str) -> DayCheck:
     return evaluate
 
 
-def _transaction_ids_unique(warehouse: WarehouseResource) -> CheckOutcome:
+def _transaction_ids_unique(warehouse: WarehouseResource, _) -> CheckOutcome:
     days = warehouse.store.days("transactions") or ["1970-01-01"]  # the query reads every day
     (outcome,) = checks.sync_checks(warehouse.store, days, {"transaction_ids_unique"})
     return outcome
 
 
 def _anomaly_share(
-    warehouse: WarehouseResource, day: str, context: dg.AssetCheckExecutionContext
+    warehouse: WarehouseResource, context: dg.AssetCheckExecutionContext
 ) -> CheckOutcome:
-    """The day's flagged share against the contamination its scores were computed with."""
-    scores = warehouse.store.read_day("anomaly_scores", day)
-    return checks.anomaly_share(
-        scores.num_rows,
-        pc.sum(scores["is_anomaly"]).as_py() or 0,
-        _contamination(context, day),
-    )
+    """The share flagged over every scored day, against the contamination the scores were computed
+    with (weighted by the day's transactions when runs used different ones).
+
+    Over the whole table, not per day: IsolationForest flags a share of its trailing window, and
+    unusual transactions cluster on some days, so one day's share says little on its own.
+    """
+    with warehouse.store.connect(empty_tables=["anomaly_scores"]) as connection:
+        per_day = connection.sql(
+            "select day::varchar, count(*), count(*) filter (where is_anomaly)"
+            " from anomaly_scores group by 1 order by 1"
+        ).fetchall()
+    scored = sum(count for _, count, _ in per_day)
+    flagged = sum(count for _, _, count in per_day)
+    expected = sum(count * _contamination(context, day) for day, count, _ in per_day)
+    contamination = expected / scored if scored else DEFAULT_CONTAMINATION
+    return checks.anomaly_share(scored, flagged, contamination)
 
 
 def _contamination(context: dg.AssetCheckExecutionContext, day: str) -> float:
@@ -85,13 +93,13 @@ def _contamination(context: dg.AssetCheckExecutionContext, day: str) -> float:
 
 
 def _history(name: str, table: str) -> TableCheck:
-    def evaluate(warehouse: WarehouseResource) -> CheckOutcome:
+    def evaluate(warehouse: WarehouseResource, _) -> CheckOutcome:
         return getattr(checks, name)(warehouse.store.read_all(table))
 
     return evaluate
 
 
-def _latest_day_present(warehouse: WarehouseResource) -> CheckOutcome:
+def _latest_day_present(warehouse: WarehouseResource, _) -> CheckOutcome:
     """Warn when yesterday (UTC) is missing from the warehouse."""
     latest_complete = (datetime.now(UTC).date() - timedelta(days=1)).isoformat()
     days = warehouse.store.days("log_events")
@@ -114,9 +122,9 @@ DAILY_CHECKS: dict[str, DayCheck] = {
         name: _sync_check(name)
         for name in ("every_transaction_has_an_outcome", "currencies_known", "discrepancy_rate")
     },
-    "anomaly_share": _anomaly_share,
 }
 TABLE_CHECKS: dict[str, TableCheck] = {
+    "anomaly_share": _anomaly_share,
     "latest_day_present": _latest_day_present,
     "transaction_ids_unique": _transaction_ids_unique,
     "arithmetic_rule": _history("arithmetic_rule", "ledger_breaks"),
@@ -160,7 +168,7 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
         selected = {key.name for key in context.selected_asset_check_keys}
         for name in (name for name in names if name in selected):
             if name in TABLE_CHECKS:
-                yield check_result(TABLE_CHECKS[name](warehouse))
+                yield check_result(TABLE_CHECKS[name](warehouse, context))
                 continue
             table = DESCRIPTIONS[name][0]
             days = check_days(context, warehouse.store, table)
