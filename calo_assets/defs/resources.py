@@ -16,6 +16,7 @@ from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE
 from calo_assets.config import Settings
 from calo_assets.logs.ingest import IngestOptions, default_workers
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES
+from calo_assets.logs.source import S3Prefix, log_location
 from calo_assets.warehouse import Warehouse
 
 
@@ -28,8 +29,9 @@ class LogSource(dg.ConfigurableResource):
     max_file_bytes: int = DEFAULT_MAX_BYTES
 
     @property
-    def path(self) -> Path:
-        return Path(self.location)
+    def path(self) -> Path | S3Prefix:
+        """The export's root: a local folder, or an S3 prefix for ``s3://bucket/prefix``."""
+        return log_location(self.location)
 
     @property
     def ingest_options(self) -> IngestOptions:
