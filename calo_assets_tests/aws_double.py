@@ -105,3 +105,46 @@ def enable_auth(url: str, after_actions: str = "0") -> None:
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
+
+
+def log_events_of(files: list[Path]) -> list[tuple[int, str]]:
+    """The records of a stream's export files as CloudWatch log events (epoch ms, message), in time
+    order (ties in file order): what the Lambda logged, as PutLogEvents takes it."""
+    import re
+    from datetime import datetime
+
+    from calo_assets.logs.reader import read_text
+
+    stamped = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?)Z ", re.MULTILINE)
+    events: list[tuple[int, str]] = []
+    for path in files:
+        text, problems = read_text(path)
+        assert not problems, problems
+        starts = list(stamped.finditer(text))
+        for match, following in zip(starts, [*starts[1:], None], strict=True):
+            end = following.start() if following else len(text)
+            message = text[match.end() : end]
+            message = message[:-1] if message.endswith("\n") else message
+            whole, _, fraction = match.group(1).partition(".")
+            moment = datetime.fromisoformat(whole + "+00:00")
+            milliseconds = int(moment.timestamp()) * 1000 + int((fraction + "000")[:3])
+            events.append((milliseconds, message))
+    return sorted(events, key=lambda event: event[0])
+
+
+def fill_log_group(log_group: str, streams: dict[str, list[tuple[int, str]]]) -> int:
+    """Create ``log_group`` and put each stream's events with PutLogEvents; how many events."""
+    logs = client("logs")
+    logs.create_log_group(logGroupName=log_group)
+    count = 0
+    for name, events in streams.items():
+        logs.create_log_stream(logGroupName=log_group, logStreamName=name)
+        for start in range(0, len(events), 5000):
+            batch = events[start : start + 5000]
+            logs.put_log_events(
+                logGroupName=log_group,
+                logStreamName=name,
+                logEvents=[{"timestamp": ms, "message": message} for ms, message in batch],
+            )
+            count += len(batch)
+    return count
