@@ -171,6 +171,8 @@ def _failed_steps(instance: dg.DagsterInstance, run_id: str) -> list[str]:
                 text = text[:_FAILURE_TEXT] + "…"
         else:
             error = getattr(data, "error", None)
+            while error is not None and error.cause is not None:  # the user code's own error
+                error = error.cause
             text = f"{error.cls_name} (details in the run)" if error is not None else "failed"
         steps.append(f"{event.step_key}: {text}")
     return steps
