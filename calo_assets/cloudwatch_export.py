@@ -51,7 +51,7 @@ from calo_assets.logs.export import folder_days_read_by
 from calo_assets.logs.source import S3Prefix, aws_client, describe_s3_error
 
 MARGIN = timedelta(minutes=15)  # Lambda's longest invocation
-MARKER = "calo-export.json"
+MARKER = "calo-export.json"  # (``export.EXPORT_FILES``: junk to the reader)
 SETTLE_HOURS = 12.0  # CloudWatch: "log data can take up to 12 hours to become available for export"
 DONE, FAILED = "COMPLETED", ("FAILED", "CANCELLED")
 _ACTIVE = "PENDING"  # the marker's status while a task is known to be running

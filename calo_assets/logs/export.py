@@ -57,6 +57,9 @@ LOOKBACK_DAYS = 1
 EARLIEST_LOG_DAY = "2014-11-13"  # AWS Lambda's launch: no log stream is older
 _TIMESTAMPED_LINE = re.compile(rb"\s*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z ")
 OUTSIDE_LAYOUT = "log data under a name outside the export layout: not read"
+# Files the exporting itself writes beside the streams: junk, known without opening them (an S3 GET
+# each otherwise). CloudWatch's permission probe, and the marker of a daily export slice.
+EXPORT_FILES = frozenset({"aws-logs-write-test", "calo-export.json"})
 
 
 def folder_days_read_by(day: str) -> list[str]:
@@ -162,7 +165,7 @@ def discover(root: Path | str | ExportSource) -> Discovery:
             refused.append((location, entry.refusal, stream))
         elif part:
             copies.setdefault((stream, _slice_of(location), part.group(1)), []).append(location)
-        elif _holds_log_data(location):
+        elif location.name not in EXPORT_FILES and _holds_log_data(location):
             refused.append((location, OUTSIDE_LAYOUT, stream))
         else:
             found.junk.append(location)
