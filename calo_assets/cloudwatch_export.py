@@ -134,7 +134,7 @@ def ensure_slices(
 class _Exporter:
     def __init__(self, config, progress, warn, logs, s3, now, sleep, clock) -> None:
         self.config, self.progress, self.warn = config, progress, warn
-        self.logs = logs if logs is not None else aws_client("logs")
+        self.logs = logs if logs is not None else aws_client("logs")  # False: not needed
         self.s3 = s3 if s3 is not None else aws_client("s3")
         self.now, self.sleep, self.clock = now, sleep, clock
 
@@ -444,6 +444,29 @@ def _from_ms(value: int) -> datetime:
 
 def _iso(value: int) -> str:
     return _from_ms(value).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def provisional_slices(
+    config: ExportConfig,
+    days: Iterable[str],
+    *,
+    s3: Any = None,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[tuple[str, str]]:
+    """Of the slices of ``days``, those exported provisionally whose settle time has passed:
+    (day, task id) of each, for a run of the day to export them again and recompute it."""
+    reader = _Exporter(config, print, print, logs=False, s3=s3, now=now, sleep=None, clock=None)
+    found = []
+    for day in sorted(set(days)):
+        marker = reader._read_marker(day)
+        if not marker or marker.get("status") != DONE or marker.get("settled"):
+            continue
+        if marker.get("log_group") != config.log_group:
+            continue
+        settled_at = _from_ms(int(marker["end_ms"])) + timedelta(hours=config.settle_hours)
+        if now() >= settled_at:
+            found.append((day, str(marker.get("task_id", ""))))
+    return found
 
 
 def summary(results: list[SliceExport]) -> list[dict[str, Any]]:

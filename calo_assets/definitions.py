@@ -4,7 +4,7 @@ import dagster as dg
 
 from calo_assets.defs.alerts import ALERT_SENSORS, discrepancy_alert
 from calo_assets.defs.automation import daily_refresh, daily_schedule, new_log_streams
-from calo_assets.defs.cloudwatch import with_cloudwatch_export
+from calo_assets.defs.cloudwatch import settled_cloudwatch_slices, with_cloudwatch_export
 from calo_assets.defs.ledger import HISTORY_ASSETS, anomaly_scores
 from calo_assets.defs.logs import cloudwatch_export, ingest_logs, latest_day_present
 from calo_assets.defs.report import balance_sync_report
@@ -24,7 +24,7 @@ defs = dg.Definitions(
     asset_checks=[latest_day_present],
     jobs=[daily_refresh],
     schedules=[daily_schedule],
-    sensors=[new_log_streams, *ALERT_SENSORS],
+    sensors=[new_log_streams, settled_cloudwatch_slices, *ALERT_SENSORS],
     resources=default_resources(),
     # Every step of a run in the run's own process: a daily run has five steps, and starting a new
     # Python process with Dagster, pandas and scikit-learn for each cost seconds per step.

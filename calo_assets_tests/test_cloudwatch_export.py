@@ -42,10 +42,14 @@ from calo_assets.cloudwatch_export import (
     slice_range,
     slices_for_days,
 )
-from calo_assets.defs.cloudwatch import cloudwatch_export_day, with_cloudwatch_export
+from calo_assets.defs.cloudwatch import (
+    cloudwatch_export_day,
+    settled_cloudwatch_slices,
+    with_cloudwatch_export,
+)
 from calo_assets.defs.ledger import HISTORY_ASSETS, anomaly_scores
 from calo_assets.defs.logs import cloudwatch_export, ingest_logs
-from calo_assets.defs.resources import CloudWatchLogGroup, resources_for
+from calo_assets.defs.resources import CloudWatchLogGroup, LogSource, resources_for
 from calo_assets.defs.sync import sync_tables
 from calo_assets.ledger.anomalies import AnomalySettings
 from calo_assets.logs.export import discover
@@ -379,6 +383,16 @@ def test_a_slice_exported_too_early_is_provisional_and_replaced_once_settled(aws
     )[-1:]
     assert (early.settled, early.reused) == (False, False)
     assert any("provisional" in line for line in warned)
+    # The sensor asks for a run of the day once CloudWatch has had its 12 hours (passed here).
+    sensor_context = dg.build_sensor_context(
+        resources={
+            "cloudwatch": CloudWatchLogGroup(log_group="/aws/lambda/settle"),
+            "log_source": LogSource(location="s3://calo-settle/x"),
+        }
+    )
+    [request] = settled_cloudwatch_slices(sensor_context)
+    assert (request.partition_key, request.run_key) == (day, f"settled:{day}:{early.task_id}")
+
     [again] = ensure_slices(
         config, [day], lambda _: None, warned.append, now=lambda: end + timedelta(hours=2)
     )[-1:]
@@ -396,6 +410,7 @@ def test_a_slice_exported_too_early_is_provisional_and_replaced_once_settled(aws
     ]
     assert keys and not any(early.attempt in key for key in keys)  # the provisional one removed
     assert any(settled.attempt in key for key in keys)
+    assert isinstance(settled_cloudwatch_slices(sensor_context), dg.SkipReason)
 
 
 def test_a_missing_bucket_or_log_group_and_a_local_log_dir_are_clear_errors(aws, tmp_path):

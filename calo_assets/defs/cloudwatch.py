@@ -7,10 +7,16 @@ The rules (slices, reuse, waiting) are in ``calo_assets.cloudwatch_export``.
 """
 
 import os
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from calo_assets.cloudwatch_export import ExportError, ensure_slices, summary
+from calo_assets.cloudwatch_export import (
+    ExportError,
+    ensure_slices,
+    provisional_slices,
+    summary,
+)
 from calo_assets.defs.logs import CLOUDWATCH_EXPORT
 from calo_assets.defs.partitions import OWNERS, daily_partitions, single_run
 from calo_assets.defs.resources import CloudWatchLogGroup, LogSource
@@ -63,6 +69,42 @@ def cloudwatch_export_day(
             "seconds waited": round(sum(row["seconds_waited"] for row in rows), 1),
         }
     )
+
+
+SETTLE_LOOK_BACK_DAYS = 7  # how far back the sensor looks for provisional slices
+
+
+@dg.sensor(
+    job_name="daily_refresh",
+    name="settled_cloudwatch_slices",
+    minimum_interval_seconds=1800,
+    default_status=dg.DefaultSensorStatus.RUNNING
+    if os.environ.get(LOG_GROUP_VARIABLE, "").strip()
+    else dg.DefaultSensorStatus.STOPPED,
+    description="When a day's CloudWatch slice was exported before CloudWatch had made every event "
+    "exportable (less than CALO_CLOUDWATCH_SETTLE_HOURS after its end), requests a daily_refresh "
+    "run of that day once that time has passed: the run exports the slice again and recomputes the day.",
+)
+def settled_cloudwatch_slices(
+    context: dg.SensorEvaluationContext, cloudwatch: CloudWatchLogGroup, log_source: LogSource
+):
+    if not cloudwatch.log_group:
+        return dg.SkipReason("CALO_CLOUDWATCH_LOG_GROUP is not set")
+    try:
+        config = cloudwatch.export_config(log_source.path)
+    except ValueError as exc:
+        return dg.SkipReason(str(exc))
+    today = datetime.now(UTC).date()
+    recent = [
+        (today - timedelta(days=back)).isoformat() for back in range(1, SETTLE_LOOK_BACK_DAYS + 1)
+    ]
+    known = set(daily_partitions.get_partition_keys())
+    requests = [
+        dg.RunRequest(run_key=f"settled:{day}:{task_id}", partition_key=day)
+        for day, task_id in provisional_slices(config, recent)
+        if day in known
+    ]
+    return requests or dg.SkipReason("no provisional slice has settled")
 
 
 def markdown_rows(rows: list[dict], columns: list[str]) -> str:
