@@ -1,8 +1,8 @@
 """Read one stream file as text in bounded pieces, and cut it into records.
 
 A file is decompressed when it starts with the gzip magic bytes, whatever its name, and is read a
-few megabytes at a time (``READ_BYTES``) from the disk to the text handed on: memory does not grow with
-the file. Only regular files are opened (a FIFO could block a read forever). A damaged gzip keeps
+few megabytes at a time (``READ_BYTES``) from the disk (or from S3: ``source.S3Object`` streams itself)
+to the text handed on: memory does not grow with the file. Only regular files are opened (a FIFO could block a read forever). A damaged gzip keeps
 the text decoded before the damage. A gzip bomb is recognised by what it is, not by its size: more
 than ``BOMB_BYTES`` inflated at over ``BOMB_RATIO`` times their compressed size without a single
 record; reading stops there and the bytes not read are counted. ``max_bytes`` remains as a ceiling far
