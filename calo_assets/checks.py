@@ -10,12 +10,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets.money import KNOWN_CURRENCIES
+from calo_assets.money import KNOWN_CURRENCIES, plain_decimal
 from calo_assets.tables.sync import OUTCOMES, SYNC_TABLES
 from calo_assets.warehouse import Warehouse
 
@@ -209,7 +210,11 @@ def arithmetic_rule(ledger_breaks: pa.Table) -> CheckOutcome:
             "of which legacy (inferred direction)": pc.sum(arithmetic["type_inferred"]).as_py()
             or 0,
             "first breaks": [
-                {key: str(value) for key, value in row.items()} for row in first.to_pylist()
+                {
+                    key: plain_decimal(value) if isinstance(value, Decimal) else str(value)
+                    for key, value in row.items()
+                }
+                for row in first.to_pylist()
             ],
         },
     )

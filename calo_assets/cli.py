@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"calo-report: error: {exc}", file=sys.stderr)
             return EXIT_RUN_FAILED
         outcomes = [(check.name, check.passed, check.severity) for check in outcome.checks]
+        for warning in outcome.report.warnings:  # e.g. the chart browser's start-up retried
+            print(f"calo-report: warning: {warning}", file=sys.stderr)
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
     print(summary(warehouse, first.isoformat(), last.isoformat()))
     print(report_files(output))
@@ -164,10 +166,25 @@ def _run_through_dagster(
 ) -> list[tuple[str, bool, str]] | None:
     """The same steps as one Dagster run (stored in ``DAGSTER_HOME`` when set, so the UI shows it);
     the checks' (name, passed, severity), or ``None`` when the run failed."""
+    # The run's days are partitions of its definitions: they end where this input ends, unless
+    # CALO_LAST_DAY says otherwise (read when the definitions are first imported).
+    os.environ.setdefault("CALO_LAST_DAY", last.isoformat())
     import dagster as dg  # only this path loads Dagster
 
     from calo_assets.definitions import defs
+    from calo_assets.defs.partitions import daily_partitions
     from calo_assets.defs.resources import resources_for
+
+    for day in (first.isoformat(), last.isoformat()):
+        if not daily_partitions.has_partition_key(day):
+            keys = daily_partitions.get_partition_keys()
+            span = f"{keys[0]} to {keys[-1]}" if keys else "none"
+            print(
+                f"calo-report: error: {day} is not a daily partition (partitions: {span}); "
+                "set CALO_FIRST_DAY / CALO_LAST_DAY to include it",
+                file=sys.stderr,
+            )
+            return None
 
     instance = (
         dg.DagsterInstance.get()
@@ -198,11 +215,14 @@ def _run_through_dagster(
     if not result.success:
         return None
     print(f"calo-report: Dagster run {result.run_id}", file=sys.stderr)
-    return [
-        (check.check_name, check.passed, check.severity.value)
-        for check in result.get_asset_check_evaluations()
-        if check.check_name != "latest_day_present"  # about the calendar, not about this export
-    ]
+    # One line per check: a daily check has a result per day, and fails if one day fails.
+    outcomes: dict[str, tuple[str, bool, str]] = {}
+    for check in result.get_asset_check_evaluations():
+        if check.check_name == "latest_day_present":  # about the calendar, not about this export
+            continue
+        name, passed, _ = outcomes.get(check.check_name, (check.check_name, True, ""))
+        outcomes[name] = (name, passed and check.passed, check.severity.value)
+    return list(outcomes.values())
 
 
 def _resolved(location: Path | S3Prefix) -> Path | S3Prefix:

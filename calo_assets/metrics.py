@@ -31,14 +31,8 @@ from calo_assets.money import KNOWN_CURRENCIES, format_money
 UNKNOWN_CURRENCY = "unknown"
 # The warehouse views the figures read: a connection needs a view, or an empty table, for each.
 INPUTS = (
-    "transactions",
-    "balance_discrepancies",
-    "negative_balance_rejections",
-    "processing_errors",
-    "invocations",
+    *finance.INPUTS,
     "anomaly_scores",
-    "ingest_manifest",
-    "log_events",
     "quarantine",
     "ledger_breaks",
     "sync_outcomes",

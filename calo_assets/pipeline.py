@@ -14,11 +14,14 @@ runs in one process when no Dagster instance is asked for:
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from itertools import repeat
 from pathlib import Path
 
 import duckdb
@@ -175,6 +178,7 @@ def ingest(
     options: IngestOptions,
     progress: Progress = _quiet,
     discovery: Discovery | None = None,
+    refresh_views: bool = True,
 ) -> Ingested:
     """Read the stream files that can hold records of ``days`` once; write each day's events,
     quarantine and manifest. A day's events go to disk in row groups as the files are read."""
@@ -228,7 +232,8 @@ def ingest(
         result.events_by_day[day] = writers[day]["log_events"].rows
         result.quarantined_by_day[day] = writers[day]["quarantine"].rows
         result.records_read_by_day[day] = sum(row["records_read"] for row in manifest[day])
-    warehouse.refresh_views()
+    if refresh_views:
+        warehouse.refresh_views()
     progress(
         f"read {sum(result.records_read_by_day.values()):,} records: "
         f"{sum(result.events_by_day.values()):,} typed, "
@@ -242,13 +247,25 @@ def build_sync(
     days: Iterable[str],
     tables: Iterable[str] = SYNC_TABLES,
     progress: Progress = _quiet,
+    refresh_views: bool = True,
+    workers: int = 1,
 ) -> None:
-    """Write the sync tables (``tables``, all five by default) of each day from its events."""
+    """Write the sync tables (``tables``, all five by default) of each day from its events.
+
+    Days are independent: with ``workers`` > 1 they are built in that many forked processes (the
+    libraries already loaded), each writing its own days' files.
+    """
     selected = [name for name in SYNC_TABLES if name in set(tables)]
     days = list(days)
-    for day in days:
-        build_sync_day(warehouse, day, selected)
-    warehouse.refresh_views()
+    if workers > 1 and len(days) > 1:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(min(workers, len(days)), mp_context=context) as pool:
+            list(pool.map(build_sync_day, repeat(warehouse), days, repeat(selected)))
+    else:
+        for day in days:
+            build_sync_day(warehouse, day, selected)
+    if refresh_views:
+        warehouse.refresh_views()
     progress(f"sync tables written for {len(days)} day(s)")
 
 
@@ -289,6 +306,7 @@ def score_anomalies(
     settings: AnomalySettings,
     workers: int = 1,
     progress: Progress = _quiet,
+    refresh_views: bool = True,
 ) -> pa.Table:
     """Score each day with a model fitted on the window of days ending at it; return the scores."""
     if not 0 < settings.contamination <= 0.5 or settings.window_days < 1:
@@ -304,19 +322,38 @@ def score_anomalies(
                 "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
             )
         )
-    warehouse.refresh_views()
+    if refresh_views:
+        warehouse.refresh_views()
     table = pa.concat_tables(scored)
     progress(f"anomaly scores for {len(days)} day(s): {table.num_rows:,} transactions scored")
     return table
 
 
-def build_history(warehouse: Warehouse, name: str) -> pa.Table:
-    """Recompute one reconciliation table over the whole warehouse, write it and return it."""
-    with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
-        table = HISTORY_TABLES[name].build(connection)
-    warehouse.write_table(name, table)
-    warehouse.refresh_views()
-    return warehouse.read_all(name)
+def build_history(
+    warehouse: Warehouse,
+    name: str,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    refresh_views: bool = True,
+) -> pa.Table:
+    """Recompute one table over the whole warehouse, write it and return it.
+
+    With ``connection`` (a ``Warehouse.connect`` shared by several tables, built in registry order),
+    the written table replaces its view there, so the tables built after it read it.
+    """
+    shared = connection is not None
+    connection = connection or warehouse.connect(empty_tables=_DAILY_INPUTS)
+    try:
+        warehouse.write_table(name, HISTORY_TABLES[name].build(connection))
+        written = warehouse.read_all(name)
+        if shared:
+            connection.execute(f'drop view if exists "{name}"')
+            connection.register(name, written)
+    finally:
+        if not shared:
+            connection.close()
+    if refresh_views:
+        warehouse.refresh_views()
+    return written
 
 
 def days_between(first: date, last: date) -> list[str]:
@@ -393,22 +430,27 @@ def run(
         progress(f"{step}: {seconds[step]:.1f} s")
 
     began = time.perf_counter()
-    ingested = ingest(log_dir, warehouse, days, options, progress, discovery)
+    # The DuckDB views of calo.duckdb (for analysts) are refreshed once, at the end of the run.
+    ingested = ingest(log_dir, warehouse, days, options, progress, discovery, refresh_views=False)
     outcomes.append(checks.nothing_lost(warehouse, days))
     timed("ingest", began)
     began = time.perf_counter()
-    build_sync(warehouse, days, progress=progress)
+    build_sync(warehouse, days, progress=progress, refresh_views=False, workers=options.workers)
     outcomes += checks.sync_checks(warehouse, days, max_rate=max_discrepancy_rate)
     timed("sync tables", began)
     began = time.perf_counter()
-    scores = score_anomalies(warehouse, days, settings, options.workers, progress)
+    scores = score_anomalies(
+        warehouse, days, settings, options.workers, progress, refresh_views=False
+    )
     flagged = pc.sum(scores["is_anomaly"]).as_py() or 0
     outcomes.append(checks.anomaly_share(scores.num_rows, flagged, settings.contamination))
     timed("anomaly scores", began)
     began = time.perf_counter()
-    for name in HISTORY_TABLES:
-        table = build_history(warehouse, name)
-        outcomes += [check(table) for check in checks.HISTORY_CHECKS.get(name, ())]
+    with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
+        for name in HISTORY_TABLES:
+            table = build_history(warehouse, name, connection, refresh_views=False)
+            outcomes += [check(table) for check in checks.HISTORY_CHECKS.get(name, ())]
+    warehouse.refresh_views()
     timed("reconciliation", began)
     began = time.perf_counter()
     report = publish_report(warehouse, report_dir, images=images)

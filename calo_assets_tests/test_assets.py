@@ -12,10 +12,16 @@ from calo_assets.defs.ledger import anomaly_scores
 from calo_assets.defs.logs import ingest_logs
 from calo_assets.defs.resources import resources_for
 from calo_assets.defs.sync import sync_tables
+from calo_assets.ledger.anomalies import DEFAULT_CONTAMINATION
 from calo_assets.pipeline import HISTORY_TABLES, INGEST_TABLES
 from calo_assets.tables.sync import SYNC_TABLES
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
-from calo_assets_tests.conftest import SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY, materialize_range
+from calo_assets_tests.conftest import (
+    ALL_ASSETS,
+    SAMPLE_FIRST_DAY,
+    SAMPLE_LAST_DAY,
+    materialize_range,
+)
 
 DAILY_TABLES = (*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores")
 SAMPLE_DAYS = 8
@@ -65,66 +71,77 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         assert connection.execute("select count(*) from transactions").fetchall() == [(626,)]
 
 
-def observations(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dict]:
-    """Per (asset, partition): the figures the run recorded for that partition alone."""
-    found = {}
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_OBSERVATION":
-            observation = event.event_specific_data.asset_observation
-            found[observation.asset_key.to_user_string(), observation.partition] = {
-                key: value.value for key, value in observation.metadata.items()
-            }
-    return found
-
-
-def test_metadata_and_the_nothing_lost_check(sample_run):
-    result, warehouse = sample_run
-    metadata = {
-        event.asset_key.to_user_string(): event.step_materialization_data.materialization.metadata
+def partition_metadata(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str | None], dict]:
+    """Per (asset, partition): the metadata of that partition's materialization in the run."""
+    return {
+        (event.asset_key.to_user_string(), event.partition): {
+            key: value.value
+            for key, value in event.step_materialization_data.materialization.metadata.items()
+        }
         for event in result.get_asset_materialization_events()
     }
-    transactions = metadata["transactions"]
-    assert "dagster/row_count" not in transactions  # a range total is never a day's row count
-    assert transactions["rows in this run (all days)"].value == 626
-    assert (
-        transactions["days in this run"].value
-        == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} ({SAMPLE_DAYS} days)"
-    )
-    preview = transactions["preview"].value
-    assert [column.name for column in preview.schema.columns][:2] == ["transaction_id", "day"]
-    assert len(preview.schema.columns) == len(
-        warehouse.read_day("transactions", "2024-03-01").schema
-    )
-    assert metadata["log_events"]["junk files ignored"].value == 3
-    assert metadata["log_events"]["duplicate copies skipped"].value == 1
-    # Each partition's own figures, from that day's file.
-    per_partition = observations(result)
+
+
+def test_each_partition_shows_its_own_figures(sample_run):
+    result, warehouse = sample_run
+    metadata = partition_metadata(result)
+    assert not [e for e in result.all_events if e.event_type_value == "ASSET_OBSERVATION"]
+    run_text = f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} ({SAMPLE_DAYS} days), 626 rows in all"
     for day in warehouse.days("transactions"):
         table = warehouse.read_day("transactions", day)
-        figures = per_partition["transactions", day]
-        assert figures["dagster/row_count"] == table.num_rows
+        figures = metadata["transactions", day]
+        assert figures["dagster/row_count"] == table.num_rows  # the day's own, a number
+        assert figures["this run"].startswith(run_text)  # the range, as text: never plotted
+        preview = figures["preview"]
+        assert [column.name for column in preview.schema.columns] == table.column_names
+        assert [record.data["transaction_id"] for record in preview.records] == table[
+            "transaction_id"
+        ].to_pylist()[:5]
         outcomes = table.group_by("outcome").aggregate([("outcome", "count")]).to_pylist()
         assert figures["outcome counts"] == {
             row["outcome"]: row["outcome_count"] for row in sorted(outcomes, key=str)
         }
         for name in DAILY_TABLES:
-            assert per_partition[name, day]["dagster/row_count"] == warehouse.day_rows(name, day)
-    checks = {check.check_name: check for check in result.get_asset_check_evaluations()}
-    assert {name: check.passed for name, check in checks.items()} == {
-        "nothing_lost": True,
-        "transaction_ids_unique": True,
-        "every_transaction_has_an_outcome": True,
-        "currencies_known": True,
-        "discrepancy_rate": True,
-        "anomaly_share": True,
-        "arithmetic_rule": False,  # the sample holds one legacy transaction that does not add up
-        "every_transaction_accounted_for": True,
-        "every_day_has_logs": True,  # the sample has logs every day
-        "latest_day_present": False,  # the sample is from 2024: the warehouse is not fresh
+            assert metadata[name, day]["dagster/row_count"] == warehouse.day_rows(name, day)
+    log_events = metadata["log_events", "2024-03-04"]
+    assert log_events["junk files ignored"] == 3 and log_events["duplicate copies skipped"] == 1
+    assert sum(log_events["records by kind"].values()) == log_events["dagster/row_count"]
+    assert metadata["anomaly_scores", "2024-03-04"]["contamination"] == DEFAULT_CONTAMINATION
+
+
+def test_checks_record_one_result_per_day_in_its_partition(sample_run):
+    result, warehouse = sample_run
+    evaluations = [
+        (c.check_name, c.partition, c.passed) for c in result.get_asset_check_evaluations()
+    ]
+    days = warehouse.days("log_events")
+    daily = ("nothing_lost", "every_transaction_has_an_outcome", "currencies_known")
+    for name in (*daily, "discrepancy_rate"):
+        assert sorted(day for check, day, _ in evaluations if check == name) == days, name
+    whole = {(check, passed) for check, day, passed in evaluations if day is None}
+    assert whole == {
+        ("transaction_ids_unique", True),
+        ("anomaly_share", True),
+        ("arithmetic_rule", False),  # the sample holds one legacy transaction that does not add up
+        ("every_transaction_accounted_for", True),
+        ("every_day_has_logs", True),  # the sample has logs every day
+        ("latest_day_present", False),  # the sample is from 2024: the warehouse is not fresh
     }
-    assert checks["nothing_lost"].metadata["records read"].value == 3578
+    assert all(passed for check, day, passed in evaluations if day is not None)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations() if c.partition is None}
     assert checks["arithmetic_rule"].severity == dg.AssetCheckSeverity.WARN
     assert checks["arithmetic_rule"].metadata["breaks"].value == 1
+    nothing_lost = {
+        c.partition: c.metadata["records read"].value
+        for c in result.get_asset_check_evaluations()
+        if c.check_name == "nothing_lost"
+    }
+    assert sum(nothing_lost.values()) == 3578
+    assert nothing_lost["2024-03-04"] == metadata_value(result, "log_events", "2024-03-04")
+
+
+def metadata_value(result, asset, day, key="records read"):
+    return partition_metadata(result)[asset, day][key]
 
 
 def test_rerunning_a_day_replaces_it(sample_run, tmp_path):
@@ -244,13 +261,7 @@ def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
         ("rejected", 1),
     ]
     assert built["balance_discrepancies"]["currency"].to_pylist() == ["KWD"]
-    metadata = {
-        event.asset_key.to_user_string(): {
-            key: value.value
-            for key, value in event.step_materialization_data.materialization.metadata.items()
-        }
-        for event in result.get_asset_materialization_events()
-    }
+    metadata = {asset: figures for (asset, _), figures in partition_metadata(result).items()}
     for name, table in built.items():
         assert metadata[name]["dagster/row_count"] == table.num_rows
         preview = metadata[name]["preview"]
@@ -265,3 +276,123 @@ def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
         str(row["currency"]): format(row["amount_sum"].normalize(), "f") for row in sums.to_pylist()
     }
     assert metadata["invocations"]["status counts"] == value_counts(built["invocations"], "status")
+
+
+@pytest.mark.parametrize("partition", ["2024-03-04", None], ids=["one partition", "no partition"])
+def test_each_check_runs_alone(sample_run, tmp_path, partition):
+    """What "Execute" on a check does: a run of that check only, on the written tables. With a
+    partition, a daily check checks that day; without one (the UI's Execute), every day of its
+    table, each result in its own partition. Checks over a whole table record one result."""
+    _, warehouse = sample_run
+    graph = defs.resolve_asset_graph()
+    resources = resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path)
+    before = {table: warehouse.day_file(table, "2024-03-04").read_bytes() for table in DAILY_TABLES}
+    for key in sorted(graph.asset_check_keys, key=str):
+        daily_table = graph.get(key.asset_key).partitions_def is not None
+        result = dg.materialize(
+            ALL_ASSETS,
+            selection=dg.AssetSelection.checks(key),
+            # as the UI and the GraphQL API launch it: the partition as a run tag
+            tags={"dagster/partition": partition} if partition and daily_table else None,
+            resources=resources,
+            instance=dg.DagsterInstance.ephemeral(),
+        )
+        assert result.success, key
+        assert result.get_asset_materialization_events() == []  # nothing rebuilt
+        found = [(c.asset_check_key, c.partition) for c in result.get_asset_check_evaluations()]
+        if graph.get(key).partitions_def is None:
+            expected = [(key, None)]
+        else:
+            if partition:
+                expected = [(key, partition)]
+            else:  # every day in its own partition, then the run's own result over them
+                days = warehouse.days(key.asset_key.to_user_string())
+                expected = [*((key, day) for day in days), (key, None)]
+        assert found == expected, key
+    after = {table: warehouse.day_file(table, "2024-03-04").read_bytes() for table in DAILY_TABLES}
+    assert after == before
+
+
+def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
+    sample_run, tmp_path, monkeypatch
+):
+    """The first start-up of the chart browser hangs and is abandoned; the second one draws the
+    charts. The run succeeds, and says so: a warning in the event log and in the metadata."""
+    import asyncio
+    import logging
+
+    from calo_assets.defs.report import balance_sync_report
+    from calo_assets.report import images
+
+    _, warehouse = sample_run
+    opened = images._OneTab.open
+    starts = []
+
+    async def first_hangs(self) -> None:
+        starts.append(self)
+        if len(starts) == 1:
+            await asyncio.sleep(3600)
+        await opened(self)
+
+    monkeypatch.setattr(images._OneTab, "open", first_hangs)
+    monkeypatch.setattr(images, "OPEN_TIMEOUT", 2.0)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        [balance_sync_report],
+        resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "reports"),
+        instance=instance,
+    )
+    assert result.success and len(starts) == 2
+    (event,) = result.get_asset_materialization_events()
+    metadata = event.step_materialization_data.materialization.metadata
+    (warning,) = metadata["warnings"].value
+    assert warning.startswith("chart browser start-up attempt 1 of 2 failed after 2.0 s")
+    assert metadata["chart images"].value > 0 and metadata["chart images skipped"].value == "no"
+    warnings = [
+        entry.user_message
+        for entry in instance.all_logs(result.run_id)
+        if entry.level == logging.WARNING
+    ]
+    assert any("chart browser start-up attempt 1 of 2 failed" in text for text in warnings)
+    assert metadata["period"].value == f"{SAMPLE_FIRST_DAY} to {SAMPLE_LAST_DAY} (UTC days)"
+    assert "every day in the warehouse" in metadata["period chosen by"].value
+    assert metadata["workbook"].value == str(
+        tmp_path / "reports" / "balance_sync_analytics_report.xlsx"
+    )
+
+
+def test_metadata_shows_money_as_plain_decimals_and_paths_as_paths(sample_run):
+    """No exponent (1.2E+2) and no run of trailing zeros (2034.780000000000000000) in any metadata
+    of a run (materializations of every partition, check results); file locations as path values."""
+    import re
+
+    result, _ = sample_run
+    exponent = re.compile(r"-?\d+(\.\d+)?[eE][+-]?\d+")  # a whole token: not inside an id
+    long_zeros = re.compile(r"-?\d+\.\d*0{6,}")
+    texts = []
+    paths = []
+
+    def collect(label, value):
+        if isinstance(value, dg.TableMetadataValue):
+            texts.extend(f"{label}: {cell}" for r in value.records for cell in r.data.values())
+        elif isinstance(value, dg.PathMetadataValue):
+            paths.append(label)
+        elif isinstance(value, dg.MetadataValue):
+            texts.append(f"{label}: {value.value}")
+
+    for event in result.get_asset_materialization_events():
+        for label, value in event.step_materialization_data.materialization.metadata.items():
+            collect(label, value)
+    for evaluation in result.get_asset_check_evaluations():
+        for label, value in evaluation.metadata.items():
+            collect(label, value)
+    assert len(texts) > 1000
+    bad = [
+        text
+        for text in texts
+        for token in re.split(r"[\s\"',:{}\[\]()|]+", text)
+        if exponent.fullmatch(token) or long_zeros.fullmatch(token)
+    ]
+    assert bad == []
+    assert sorted(paths) == ["csv folder", "html page", "workbook"]
+    assert not [text for text in texts if "/reports/" in text or "/warehouse/" in text]

@@ -102,11 +102,18 @@ class Processes:
         self.logs = logs
         self.running: list[subprocess.Popen] = []
 
-    def start(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def start(
+        self, name: str, command: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> None:
         log = (self.logs / f"{name}.log").open("w")
         self.running.append(
             subprocess.Popen(
-                command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                command,
+                env=env,
+                cwd=cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         )
 

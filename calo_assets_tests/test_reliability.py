@@ -19,6 +19,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from calo_assets import checks, pipeline
 from calo_assets.cli import export_window
@@ -505,3 +507,29 @@ def test_nothing_lost_fails_when_the_parser_drops_a_record(export, tmp_path, mon
     check = checks.nothing_lost(store, days)
     assert not check.passed
     assert check.metadata["records read"] == records > check.metadata["records typed"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2100),
+            st.integers(0, 14),
+            st.integers(0, 33),
+            st.integers(0, 25),
+            st.integers(0, 61),
+            st.integers(0, 61),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_fast_impossible_time_check_agrees_with_arrow(fields):
+    """The one-match check of a piece's timestamps gives the indexes Arrow's cast refuses."""
+    from calo_assets.logs.ingest import _impossible, _no_instant
+
+    stamps = [
+        f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}.123Z"
+        for year, month, day, hour, minute, second in fields
+    ]
+    assert _impossible(stamps) == _no_instant(stamps)

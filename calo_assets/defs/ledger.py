@@ -1,19 +1,18 @@
-"""Anomaly scores per day, and the reconciliation tables over the whole history, with their checks.
+"""Anomaly scores per day, and the reconciliation tables over the whole history (checks: ``checks.py``).
 
-The history tables are declared once, in ``pipeline.HISTORY_TABLES`` (name and inputs) and
-``_HISTORY`` below (description, check); their assets are built from that registry.
+The history tables are declared once, in ``pipeline.HISTORY_TABLES`` (builder, inputs, description,
+group); their assets are built from that registry, with what ``_DESCRIBED`` adds to their metadata.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from datetime import date
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets import checks, pipeline
+from calo_assets import pipeline
 from calo_assets.defs.metadata import (
-    check_result,
-    check_spec,
     materialize_days,
     preview_value,
     schema_metadata,
@@ -44,7 +43,6 @@ class AnomalyConfig(dg.Config):
     owners=OWNERS,
     code_version=CODE_VERSION,
     deps=["transactions"],
-    check_specs=[check_spec("anomaly_share")],
     description="IsolationForest score of each transaction of the day, fitted on the transactions of "
     "a trailing window of days ending at it; flagged ones say which features made them unusual.",
 )
@@ -66,8 +64,10 @@ def anomaly_scores(
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
-    flagged = pc.sum(table["is_anomaly"]).as_py() or 0
-    per_day = {day: {"dagster/row_count": 0, "anomalies": 0} for day in context.partition_keys}
+    per_day = {
+        day: {"dagster/row_count": 0, "anomalies": 0, "contamination": settings.contamination}
+        for day in context.partition_keys
+    }
     for row in (
         table.group_by("day")
         .aggregate([("is_anomaly", "count"), ("is_anomaly", "sum")])
@@ -76,15 +76,13 @@ def anomaly_scores(
         figures = per_day[row["day"].isoformat()]
         figures["dagster/row_count"] = row["is_anomaly_count"]
         figures["anomalies"] = row["is_anomaly_sum"] or 0
-    top = table.filter(table["is_anomaly"]).sort_by([("score", "descending")]).slice(0, 10)
-    yield materialize_days(
-        context,
-        "anomaly_scores",
-        per_day,
-        table,
-        {"top anomalies": preview_value(top, 10)},
-    )
-    yield check_result(checks.anomaly_share(table.num_rows, flagged, settings.contamination))
+    for day, figures in per_day.items():
+        day_value = pa.scalar(date.fromisoformat(day), type=table.schema.field("day").type)
+        scored = table.filter(pc.equal(table["day"], day_value))
+        top = scored.filter(scored["is_anomaly"]).sort_by([("score", "descending")])
+        figures["top anomalies"] = preview_value(top, 10)
+        figures["preview"] = preview_value(scored)
+    return materialize_days(context, "anomaly_scores", per_day)
 
 
 def _sync_outcome_totals(table: pa.Table) -> dict[str, int]:
@@ -92,7 +90,7 @@ def _sync_outcome_totals(table: pa.Table) -> dict[str, int]:
     return {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
 
 
-# What a history table's metadata shows beside its rows and preview.
+# What a history table's metadata shows beside its rows and preview (its checks: defs/checks.py).
 _DESCRIBED: dict[str, Callable[[pa.Table], dict]] = {
     "ledger_breaks": lambda table: {"breaks by rule": value_counts(table, "rule")},
     "overdrafts": lambda table: {"by kind": value_counts(table, "kind")},
@@ -104,7 +102,6 @@ _DESCRIBED: dict[str, Callable[[pa.Table], dict]] = {
 def _history_asset(name: str) -> dg.AssetsDefinition:
     table_def = pipeline.HISTORY_TABLES[name]
     describe = _DESCRIBED.get(name, lambda _: {})
-    history_checks = checks.HISTORY_CHECKS.get(name, ())
 
     @dg.asset(
         name=name,
@@ -115,16 +112,15 @@ def _history_asset(name: str) -> dg.AssetsDefinition:
         owners=OWNERS,
         code_version=CODE_VERSION,
         description=table_def.description,
-        check_specs=[check_spec(check.__name__) for check in history_checks],
+        # Not partitioned: one build over the whole history, also after a range of days.
+        backfill_policy=single_run,
     )
-    def history_asset(warehouse: WarehouseResource) -> Iterator:
+    def history_asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
         table = pipeline.build_history(warehouse.store, name)
         extra = {key: dg.MetadataValue.json(value) for key, value in describe(table).items()}
-        yield dg.MaterializeResult(
+        return dg.MaterializeResult(
             metadata={"dagster/row_count": table.num_rows, "preview": preview_value(table), **extra}
         )
-        for check in history_checks:
-            yield check_result(check(table))
 
     return history_asset
 

@@ -10,7 +10,13 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets.checks import CHECKS, CheckOutcome
+# Not exported by dagster: what an evaluation says it checked (Dagster fills it in for the results
+# of AssetCheckResult; an evaluation per partition has to name its partition's materialization).
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
+
+from calo_assets.checks import CheckOutcome
 from calo_assets.money import plain_decimal
 from calo_assets.tables.schema import SCHEMAS
 from calo_assets.warehouse import Warehouse
@@ -18,19 +24,6 @@ from calo_assets.warehouse import Warehouse
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
 MAX_DIGITS = 80  # enough for any sum of Arrow's 38-digit decimals
-
-
-def table_metadata(table: pa.Table, days: list[str], rows: int | None = None) -> dict[str, Any]:
-    """Standard metadata for a written table (``rows`` when ``table`` is only its first part).
-
-    Dagster stores it once per partition of the run (126 times for the real export's days), so it
-    stays small; the column schema, which never changes, is definition metadata (``schema_metadata``).
-    """
-    return {
-        "dagster/row_count": table.num_rows if rows is None else rows,
-        "days": dg.MetadataValue.text(_days_text(days)),
-        "preview": dg.MetadataValue.md(preview_markdown(table)),
-    }
 
 
 class TableSummary:
@@ -77,10 +70,6 @@ class TableSummary:
                 with localcontext(prec=MAX_DIGITS):  # exact, as Arrow sums a whole table
                     sums[str(row[key])] = total if known is None else known + (total or 0)
 
-    def metadata(self, days: list[str]) -> dict[str, Any]:
-        """``table_metadata`` of the whole table."""
-        return table_metadata(self.head, days, self.rows)
-
     def value_counts(self, column: str) -> dict[str, int]:
         """``value_counts`` of the whole table."""
         return dict(sorted(self.counts[column].items()))
@@ -102,20 +91,11 @@ def schema_metadata(table: str) -> dict[str, Any]:
     }
 
 
-def preview_markdown(table: pa.Table, rows: int = PREVIEW_ROWS) -> str:
-    """The first rows of a table as a Markdown table (long cells shortened)."""
-    names = table.column_names
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in table.slice(0, rows).to_pylist():
-        cells = [_cell(row[name]) for name in names]
-        lines.append("| " + " | ".join(cells) + " |")
-    if table.num_rows == 0:
-        lines.append("| " + " | ".join("" for _ in names) + " |")
-    return "\n".join(lines)
-
-
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
+    # Money is exact decimal text: never 1.2E+2, 0E-18 or Arrow's 18 digits of scale.
+    text = (
+        "" if value is None else plain_decimal(value) if isinstance(value, Decimal) else str(value)
+    )
     text = text.replace("|", "\\|").replace("\n", " ")
     return text if len(text) <= PREVIEW_CELL_CHARS else text[: PREVIEW_CELL_CHARS - 1] + "…"
 
@@ -134,29 +114,12 @@ def value_counts(table: pa.Table, column: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def markdown_table(
-    table: pa.Table, money_columns: tuple[str, ...] = (), currency_column: str = "currency"
-) -> str:
-    """A small table as Markdown; money shown to its currency's minor unit."""
-    from calo_assets.money import minor_unit
-
-    names = table.column_names
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    for row in table.to_pylist():
-        cells = []
-        for name in names:
-            value = row[name]
-            if name in money_columns and isinstance(value, Decimal):
-                value = f"{value:,.{minor_unit(row.get(currency_column))}f}"
-            cells.append(_cell(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def check_spec(name: str) -> dg.AssetCheckSpec:
-    """The spec of a core check (``calo_assets.checks.CHECKS``): its table and description."""
-    asset, description = CHECKS[name]
-    return dg.AssetCheckSpec(name, asset=asset, description=description)
+def first_rows(store: Warehouse, table: str, day: str, rows: int = PREVIEW_ROWS) -> pa.Table:
+    """The first rows of a day of a daily table (only its first row group is read)."""
+    for part in store.read_day_in_parts(table, day):
+        if part.num_rows:
+            return part.slice(0, rows)
+    return SCHEMAS[table].empty_table()
 
 
 def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
@@ -192,8 +155,10 @@ def preview_value(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue
 def day_figures(
     summary: TableSummary, counted: tuple[str, ...], summed: tuple[tuple[str, str], ...]
 ) -> dict[str, Any]:
-    """What one day of a table shows: its row count, value counts and sums."""
+    """What one day of a table shows: its row count, first rows, value counts and sums."""
     figures: dict[str, Any] = {"dagster/row_count": summary.rows}
+    if summary.preview:
+        figures["preview"] = preview_value(summary.head)
     for column in counted:
         figures[f"{column} counts"] = dg.MetadataValue.json(summary.value_counts(column))
     for key, value in summed:
@@ -205,27 +170,26 @@ def materialize_days(
     context: dg.AssetExecutionContext,
     asset: str,
     per_day: dict[str, dict[str, Any]],
-    preview: pa.Table,
     extra: dict[str, Any] | None = None,
 ) -> dg.MaterializeResult:
-    """The materialization of ``asset`` for the run's days, each partition showing its own figures.
+    """The materialization of ``asset`` for the run's days, each partition with its own figures.
 
-    Dagster gives every partition of a one-run range the same materialization metadata, so a range's
-    per-day figures are recorded as one observation per partition, and the materialization says
-    only what is true of the whole run (never a range total as a day's row count).
+    A range of days is one run and one step, and Dagster records one materialization per partition:
+    each day's figures (``per_day``: row count, preview, counts) are attached to its own partition
+    with ``add_asset_metadata(partition_key=...)``, so a partition never shows another day's or the
+    range's figures, and its numbers are what the Plots tab draws. ``extra`` is what is true of the whole
+    run (files read, ...), shown on every partition of it.
     """
     days = list(per_day)
-    metadata: dict[str, Any] = {"preview": preview_value(preview), **(extra or {})}
-    if len(days) == 1:
-        metadata.update(per_day[days[0]])
-        metadata["day"] = days[0]
-        return dg.MaterializeResult(asset_key=asset, metadata=metadata)
     for day, figures in per_day.items():
-        context.log_event(dg.AssetObservation(asset_key=asset, partition=day, metadata=figures))
-    metadata["days in this run"] = _days_text(days)
-    metadata["rows in this run (all days)"] = sum(
-        figures["dagster/row_count"] for figures in per_day.values()
-    )
+        context.add_asset_metadata(figures, asset_key=asset, partition_key=day)
+    metadata: dict[str, Any] = {**(extra or {})}
+    if len(days) > 1:
+        rows = sum(figures["dagster/row_count"] for figures in per_day.values())
+        # Text, not a number: a range total must not plot as a day's figure.
+        metadata["this run"] = dg.MetadataValue.text(
+            f"{_days_text(days)}, {rows:,} rows in all (each partition shows its own day)"
+        )
     return dg.MaterializeResult(asset_key=asset, metadata=metadata)
 
 
@@ -238,14 +202,57 @@ def materialize_table_days(
     summed: tuple[tuple[str, str], ...] = (),
 ) -> dg.MaterializeResult:
     """Materialize a daily table from its written files, every partition with its own figures."""
-    per_day, preview = {}, SCHEMAS[name].empty_table()
+    return materialize_days(context, name, table_days_figures(store, name, days, counted, summed))
+
+
+def table_days_figures(
+    store: Warehouse,
+    name: str,
+    days: list[str],
+    counted: tuple[str, ...] = (),
+    summed: tuple[tuple[str, str], ...] = (),
+) -> dict[str, dict[str, Any]]:
+    """Per day: the figures of a daily table, read from its written file in parts."""
+    per_day = {}
     for day in days:
-        summary = TableSummary(name, counted, summed, preview=preview.num_rows == 0)
+        summary = TableSummary(name, counted, summed)
         for part in store.read_day_in_parts(
             name, day, None if summary.wants_preview else summary.columns
         ):
             summary.add(part)
-        if preview.num_rows == 0 and summary.head.num_rows:
-            preview = summary.head
         per_day[day] = day_figures(summary, counted, summed)
-    return materialize_days(context, name, per_day, preview)
+    return per_day
+
+
+def check_evaluation(
+    outcome: CheckOutcome, partition: str | None, instance: dg.DagsterInstance
+) -> dg.AssetCheckEvaluation:
+    """A core check's outcome for one partition of its table (``None``: for the whole table), tied
+    to that partition's latest materialization as Dagster ties a check result it builds itself: the
+    UI counts a partition's check as passed or failed only when it targets that materialization."""
+    result = check_result(outcome)
+    asset_key = dg.AssetKey(outcome.asset)
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=asset_key, asset_partitions=[partition] if partition is not None else None
+        ),
+        limit=1,
+    ).records
+    target = (
+        AssetCheckEvaluationTargetMaterializationData(
+            storage_id=records[0].storage_id,
+            run_id=records[0].run_id,
+            timestamp=records[0].timestamp,
+        )
+        if records
+        else None
+    )
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key,
+        check_name=outcome.name,
+        passed=outcome.passed,
+        metadata=result.metadata,
+        target_materialization_data=target,
+        severity=result.severity,
+        partition=partition,
+    )

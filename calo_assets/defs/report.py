@@ -7,7 +7,7 @@ import pyarrow as pa
 
 from calo_assets import pipeline
 from calo_assets.defs.metadata import preview_value
-from calo_assets.defs.partitions import CODE_VERSION, OWNERS
+from calo_assets.defs.partitions import CODE_VERSION, OWNERS, single_run
 from calo_assets.defs.resources import ReportOutput, WarehouseResource
 from calo_assets.report.data import REPORT_INPUTS
 
@@ -27,7 +27,12 @@ class ReportConfig(dg.Config):
     owners=OWNERS,
     code_version=CODE_VERSION,
     description="Excel workbook (balance_sync_analytics_report.xlsx) with native charts, PNG charts, "
-    "an interactive HTML page and CSV files of the main tables, in CALO_REPORT_DIR.",
+    "an interactive HTML page and CSV files of the main tables, in CALO_REPORT_DIR. It covers every "
+    "day in the warehouse (first_day / last_day in the run config narrow it), not only the days "
+    "of the run that refreshed it: after a one-day run it still reports the whole history. Its "
+    "metadata says which period it covers.",
+    # Not partitioned: published once, also after a range of days.
+    backfill_policy=single_run,
 )
 def balance_sync_report(
     context: dg.AssetExecutionContext,
@@ -37,22 +42,37 @@ def balance_sync_report(
 ) -> dg.MaterializeResult:
     """Publish the report for the configured window (every materialized day by default)."""
     try:
+        first, last = pipeline.report_window(
+            warehouse.store, config.first_day or None, config.last_day or None
+        )
         result = pipeline.publish_report(
             warehouse.store,
             report_output.path,
-            config.first_day or None,
-            config.last_day or None,
+            first.isoformat(),
+            last.isoformat(),
             images=config.chart_images,
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
+    period = f"{first} to {last} (UTC days)"
+    if config.first_day or config.last_day:
+        why = "the first_day / last_day of the run config"
+    else:
+        why = "every day in the warehouse, whichever days this run materialized"
+    run_days = _run_days(context)
     context.log.info(
         f"report written to {report_output.path}: {len(result.sheets)} sheets, "
         f"{len(result.images)} PNG charts"
     )
     if result.images_skipped:
         context.log.warning(f"PNG charts skipped: {result.images_skipped}")
+    for warning in result.warnings:
+        context.log.warning(f"report: {warning}")
     metadata = {
+        "period": dg.MetadataValue.text(period),
+        "period chosen by": dg.MetadataValue.text(why),
+        "days of this run": dg.MetadataValue.text(run_days),
+        "warnings": dg.MetadataValue.json(result.warnings),
         "workbook": dg.MetadataValue.path(str(result.workbook)),
         "html page": dg.MetadataValue.path(str(result.html_page)),
         "csv folder": dg.MetadataValue.path(str(result.csv_files[0].parent)),
@@ -71,3 +91,14 @@ def balance_sync_report(
             f"![transactions per day](data:image/png;base64,{encoded})"
         )
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _run_days(context: dg.AssetExecutionContext) -> str:
+    """The log days the run materialized (from its partition tags), in words."""
+    tags = context.run.tags
+    if "dagster/asset_partition_range_start" in tags:
+        return (
+            f"{tags['dagster/asset_partition_range_start']} to "
+            f"{tags['dagster/asset_partition_range_end']}"
+        )
+    return tags.get("dagster/partition", "none (the report alone)")

@@ -1,16 +1,11 @@
-"""The sync tables of each day, built from its typed events, with their checks."""
+"""The sync tables of each day, built from its typed events (their checks: ``defs/checks.py``)."""
 
 from collections.abc import Iterator
 
 import dagster as dg
 
-from calo_assets import checks, pipeline
-from calo_assets.defs.metadata import (
-    check_result,
-    check_spec,
-    materialize_table_days,
-    schema_metadata,
-)
+from calo_assets import pipeline
+from calo_assets.defs.metadata import materialize_table_days, schema_metadata
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
 from calo_assets.defs.resources import WarehouseResource
 from calo_assets.tables.sync import SYNC_TABLES
@@ -25,12 +20,6 @@ _DESCRIPTIONS = {
 # What each table's partitions show beside their row count: value counts, and sums per key.
 _COUNTED = {"transactions": ("outcome",), "invocations": ("status",)}
 _SUMMED = {"transactions": (("currency", "amount"),)}
-SYNC_CHECKS = (
-    "transaction_ids_unique",
-    "every_transaction_has_an_outcome",
-    "currencies_known",
-    "discrepancy_rate",
-)
 
 
 @dg.multi_asset(
@@ -49,14 +38,13 @@ SYNC_CHECKS = (
         )
         for name in SYNC_TABLES
     ],
-    check_specs=[check_spec(name) for name in SYNC_CHECKS],
     partitions_def=daily_partitions,
     backfill_policy=single_run,
     can_subset=True,
 )
 def sync_tables(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+) -> Iterator[dg.MaterializeResult]:
     """Invocations, transactions, discrepancies, rejections and errors of each day of the run."""
     days = list(context.partition_keys)
     store = warehouse.store
@@ -69,6 +57,3 @@ def sync_tables(
         yield materialize_table_days(
             context, store, name, days, _COUNTED.get(name, ()), _SUMMED.get(name, ())
         )
-    wanted = {key.name for key in context.selected_asset_check_keys}
-    for outcome in checks.sync_checks(store, days, wanted, warehouse.max_discrepancy_rate):
-        yield check_result(outcome)

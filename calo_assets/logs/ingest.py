@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 from collections import Counter, OrderedDict, defaultdict, deque
 from collections.abc import Iterable, Iterator
@@ -375,8 +376,30 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
         yield state.finish()
 
 
+# A millisecond timestamp whose every field is in range: only a day past its month's end (30 February)
+# or year 0 can still be no instant. Checked over a whole piece in one match, in C.
+_STAMP_IN_RANGE = (
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d\.\d{3}Z"
+)
+_ALL_IN_RANGE = re.compile(rf"(?:{_STAMP_IN_RANGE}\n)*{_STAMP_IN_RANGE}")
+
+
 def _impossible(stamps: list[str | None]) -> set[int]:
     """Indexes of millisecond timestamps that are no instant (hour 25, month 13, year 0)."""
+    if not stamps:
+        return set()
+    if None not in stamps and _ALL_IN_RANGE.fullmatch("\n".join(stamps)):  # type: ignore[arg-type]
+        suspects = [
+            index
+            for index, stamp in enumerate(stamps)
+            if stamp[8:10] > "28" or stamp.startswith("0000")  # type: ignore[index,union-attr]
+        ]
+        return {suspects[index] for index in _no_instant([stamps[i] for i in suspects])}
+    return _no_instant(stamps)
+
+
+def _no_instant(stamps: list[str | None]) -> set[int]:
+    """Indexes of ``stamps`` that Arrow cannot read as an instant, or of year 0."""
     if not stamps:
         return set()
     try:

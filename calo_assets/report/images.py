@@ -23,6 +23,7 @@ import kaleido
 import plotly.graph_objects as go
 
 OPEN_TIMEOUT, OPEN_ATTEMPTS = 30.0, 2  # seconds for the browser to start (1 to 5 s here), tries
+SLOW_START = 10.0  # a start-up slower than this is reported, even when it succeeded
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 
 
@@ -57,6 +58,9 @@ class ChartImages:
         }
         self._began = time.perf_counter()
         self.opened_after = self.finished_after = math.nan  # seconds from creation, once known
+        # What went wrong on the way without stopping the images (a start-up retried or slow), for
+        # the report's metadata and the run's log; read it once ``wait`` has returned.
+        self.warnings: list[str] = []
         self._work: Future[dict[Path, go.Figure]] = Future()
         self._done: Future[list[Path]] = Future()
         self._thread = threading.Thread(target=self._run, name="chart-images", daemon=True)
@@ -112,17 +116,28 @@ class ChartImages:
         one of them went missing once here: without a limit the report would hang.
         """
         failure: BaseException | None = None
-        for _ in range(OPEN_ATTEMPTS):
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            began = time.perf_counter()
             browser = _OneTab(**self._kaleido)
             opening = asyncio.ensure_future(browser.open())
             await asyncio.wait({opening}, timeout=OPEN_TIMEOUT)
+            seconds = time.perf_counter() - began
             if opening.done() and opening.exception() is None:
+                if attempt == 1 and seconds > SLOW_START:
+                    self.warnings.append(
+                        f"the chart browser took {seconds:.1f} s to start (usually 1 to 5 s)"
+                    )
                 return browser
             opening.cancel()
             failure = (
                 opening.exception()
                 if opening.done() and not opening.cancelled()
                 else TimeoutError(f"not started in {OPEN_TIMEOUT:g} s")
+            )
+            self.warnings.append(
+                f"chart browser start-up attempt {attempt} of {OPEN_ATTEMPTS} failed after "
+                f"{seconds:.1f} s: {type(failure).__name__}: {str(failure)[:200]}"
+                + ("; trying again" if attempt < OPEN_ATTEMPTS else "")
             )
             # Closing a browser stopped half-way may fail too; what matters is the next try.
             with contextlib.suppress(BaseException):

@@ -57,6 +57,8 @@ class Published:
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
     figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
+    # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
+    warnings: list[str] = field(default_factory=list)
 
 
 def publish(
@@ -110,6 +112,7 @@ def publish(
         kpis=kpis,
         figures=[*data.figures, *data.overview],
         seconds=stages.seconds,
+        warnings=list(drawing.warnings) if drawing is not None else [],
     )
 
 

@@ -21,6 +21,28 @@ INT = pa.int64()
 FLAG = pa.bool_()
 RATIO = pa.float64()  # shares, durations, percentiles
 
+# The runtime-health columns shared by runtime_daily (per day) and runtime_versions (per version).
+_RUNTIME_HEALTH = [
+    ("invocations", INT),
+    ("cold_starts", INT),
+    ("cold_start_share", RATIO),
+    ("failed_inits", INT),
+    ("init_duration_p50_ms", RATIO),
+    ("init_duration_p95_ms", RATIO),
+    ("duration_p50_ms", RATIO),
+    ("duration_p95_ms", RATIO),
+    ("duration_p99_ms", RATIO),
+    ("duration_max_ms", RATIO),
+    ("billed_seconds", RATIO),
+    ("memory_sizes_mb", TEXT),
+    ("memory_size_mb_most_used", INT),
+    ("max_memory_used_mb", INT),
+    ("failed_invocations", INT),
+    ("failed_syncs_in_successful_invocations", INT),
+    ("processing_errors", INT),
+    ("errors_by_type", TEXT),
+]
+
 SCHEMAS: dict[str, pa.Schema] = {
     "log_events": pa.schema(
         [
@@ -306,24 +328,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         [
             ("day", DAY),
             ("runtime_versions", TEXT),
-            ("invocations", INT),
-            ("cold_starts", INT),
-            ("cold_start_share", RATIO),
-            ("failed_inits", INT),
-            ("init_duration_p50_ms", RATIO),
-            ("init_duration_p95_ms", RATIO),
-            ("duration_p50_ms", RATIO),
-            ("duration_p95_ms", RATIO),
-            ("duration_p99_ms", RATIO),
-            ("duration_max_ms", RATIO),
-            ("billed_seconds", RATIO),
-            ("memory_sizes_mb", TEXT),
-            ("memory_size_mb_most_used", INT),
-            ("max_memory_used_mb", INT),
-            ("failed_invocations", INT),
-            ("failed_syncs_in_successful_invocations", INT),
-            ("processing_errors", INT),
-            ("errors_by_type", TEXT),
+            *_RUNTIME_HEALTH,
         ]
     ),
     "runtime_versions": pa.schema(
@@ -333,24 +338,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("first_day", DAY),
             ("last_day", DAY),
             ("days", INT),
-            ("invocations", INT),
-            ("cold_starts", INT),
-            ("cold_start_share", RATIO),
-            ("failed_inits", INT),
-            ("init_duration_p50_ms", RATIO),
-            ("init_duration_p95_ms", RATIO),
-            ("duration_p50_ms", RATIO),
-            ("duration_p95_ms", RATIO),
-            ("duration_p99_ms", RATIO),
-            ("duration_max_ms", RATIO),
-            ("billed_seconds", RATIO),
-            ("memory_sizes_mb", TEXT),
-            ("memory_size_mb_most_used", INT),
-            ("max_memory_used_mb", INT),
-            ("failed_invocations", INT),
-            ("failed_syncs_in_successful_invocations", INT),
-            ("processing_errors", INT),
-            ("errors_by_type", TEXT),
+            *_RUNTIME_HEALTH,
         ]
     ),
     "error_types": pa.schema(
