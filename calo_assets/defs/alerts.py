@@ -17,7 +17,7 @@ import dagster as dg
 
 from calo_assets import alerts, metrics
 from calo_assets.defs.cloudwatch import markdown_rows
-from calo_assets.defs.partitions import OWNERS
+from calo_assets.defs.partitions import OWNERS, single_run
 from calo_assets.defs.resources import AlertWebhook, ReportOutput, WarehouseResource
 from calo_assets.money import plain_decimal
 from calo_assets.pipeline import days_between
@@ -45,6 +45,7 @@ def run_days(tags: dict[str, str]) -> list[str]:
 
 @dg.asset(
     group_name="finance",
+    backfill_policy=single_run,  # as the history tables: a range of days is one run
     deps=["discrepancy_cases", "exposure_daily"],
     kinds={"slack"},
     owners=OWNERS,
@@ -103,7 +104,10 @@ def discrepancy_alert(
             "days": ", ".join(days) if len(days) <= 3 else f"{days[0]} to {days[-1]}",
             "new cases": dg.MetadataValue.md(markdown_rows(rows[:50], columns)),
             "alert": outcome,
-            "message": dg.MetadataValue.md(f"```\n{message}\n```") if message else "",
+            # (the message without its link: a file location is never text in metadata)
+            "message": dg.MetadataValue.md(f"```\n{alerts.cases_alert(found)}\n```")
+            if message
+            else "",
         }
     )
 
