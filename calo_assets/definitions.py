@@ -27,7 +27,8 @@ defs = dg.Definitions(
     schedules=[daily_schedule],
     sensors=[new_log_streams, settled_cloudwatch_slices, *ALERT_SENSORS],
     resources=default_resources(),
-    # One process per step, as by default, but forked from a server that has already imported
-    # Dagster and this code: a step starts in well under a second instead of 3 to 6 s here.
-    executor=dg.multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
+    # Every step of a run in the run's own process: one day of every asset through
+    # `dagster asset materialize` took 21.6 s with a process per step (forked from a server that
+    # had imported Dagster and this code) and 9.5 s in process, measured one after the other.
+    executor=dg.in_process_executor,
 )
