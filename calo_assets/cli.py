@@ -18,6 +18,7 @@ from calo_assets import metrics, pipeline
 from calo_assets.config import Settings
 from calo_assets.logs.export import Discovery, days_reading_folder, discover
 from calo_assets.logs.ingest import IngestOptions, default_workers
+from calo_assets.logs.source import LogSourceError, S3Prefix, log_location
 from calo_assets.pipeline import days_between
 from calo_assets.report.publish import CHART_FOLDER, CSV_FOLDER, HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import DUCKDB_FILE, Warehouse
@@ -38,9 +39,10 @@ def parse_args(argv: list[str] | None, settings: Settings) -> argparse.Namespace
     parser.add_argument(
         "input_dir",
         nargs="?",
-        type=Path,
+        type=log_location,
         default=settings.log_dir,
-        help=f"folder holding one or more CloudWatch exports (default: {settings.log_dir})",
+        help="folder or s3://bucket/prefix holding one or more CloudWatch exports (default: "
+        f"CALO_LOG_DIR or {settings.log_dir}; S3 credentials from the standard AWS configuration)",
     )
     parser.add_argument(
         "output_dir",
@@ -85,9 +87,12 @@ def fail(message: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     args = parse_args(argv, settings)
-    if not args.input_dir.is_dir():
+    try:
+        found = discover(args.input_dir)
+    except FileNotFoundError:
         return fail(f"input folder not found: {args.input_dir}")
-    found = discover(args.input_dir)
+    except LogSourceError as exc:
+        return fail(str(exc))
     if not found.parts:
         return fail(
             f"no CloudWatch log streams (<day>-[<version>]<id>/000000.gz) under {args.input_dir}"
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             outcome = pipeline.run(
-                args.input_dir.resolve(),
+                _resolved(args.input_dir),
                 warehouse,
                 output,
                 days,
@@ -189,7 +194,7 @@ def _run_through_dagster(
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks],
         resources=resources_for(
-            args.input_dir.resolve(),
+            _resolved(args.input_dir),
             settings.warehouse_dir,
             output,
             workers=args.workers,
@@ -218,6 +223,10 @@ def _run_through_dagster(
         name, passed, _ = outcomes.get(check.check_name, (check.check_name, True, ""))
         outcomes[name] = (name, passed and check.passed, check.severity.value)
     return list(outcomes.values())
+
+
+def _resolved(location: Path | S3Prefix) -> Path | S3Prefix:
+    return location.resolve() if isinstance(location, Path) else location
 
 
 def export_window(found: Discovery) -> tuple[date, date]:

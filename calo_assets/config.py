@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from calo_assets.logs.source import S3_SCHEME, S3Prefix
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_LOG_DIR = PROJECT_ROOT / "data" / "sample-logs"
 REAL_LOG_DIR = PROJECT_ROOT.parent / "shared" / "real-logs"  # the real export, beside the project
@@ -16,6 +18,14 @@ DEFAULT_FIRST_DAY = "2023-12-01"
 def _env_path(name: str, default: Path) -> Path:
     value = os.environ.get(name, "").strip()
     return Path(value).expanduser().resolve() if value else default
+
+
+def _env_logs(name: str, default: Path) -> Path | S3Prefix:
+    """A log location: a local folder, or ``s3://bucket/prefix``."""
+    value = os.environ.get(name, "").strip()
+    if value.startswith(S3_SCHEME):
+        return S3Prefix.parse(value)
+    return _env_path(name, default)
 
 
 def _env_flag(name: str, default: bool) -> bool:
@@ -33,7 +43,7 @@ def _env_flag(name: str, default: bool) -> bool:
 class Settings:
     """Where logs are read from and where tables and reports go."""
 
-    log_dir: Path
+    log_dir: Path | S3Prefix  # a local folder or an S3 prefix (``S3Prefix.is_dir()`` is False)
     warehouse_dir: Path
     report_dir: Path
     first_day: str
@@ -47,7 +57,7 @@ class Settings:
         except ValueError as exc:
             raise ValueError(f"CALO_FIRST_DAY={first_day!r} is not a date (YYYY-MM-DD)") from exc
         return cls(
-            log_dir=_env_path("CALO_LOG_DIR", SAMPLE_LOG_DIR),
+            log_dir=_env_logs("CALO_LOG_DIR", SAMPLE_LOG_DIR),
             warehouse_dir=_env_path("CALO_WAREHOUSE_DIR", PROJECT_ROOT / "data" / "warehouse"),
             report_dir=_env_path("CALO_REPORT_DIR", PROJECT_ROOT / "data" / "reports"),
             first_day=first_day,

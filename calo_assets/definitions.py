@@ -2,8 +2,10 @@
 
 import dagster as dg
 
+from calo_assets.defs.alerts import ALERT_SENSORS, discrepancy_alert
 from calo_assets.defs.automation import daily_refresh, daily_schedule, new_log_streams
 from calo_assets.defs.checks import ASSET_CHECKS
+from calo_assets.defs.cloudwatch import settled_cloudwatch_slices, with_cloudwatch_export
 from calo_assets.defs.ledger import HISTORY_ASSETS, anomaly_scores
 from calo_assets.defs.logs import cloudwatch_export, ingest_logs
 from calo_assets.defs.report import balance_sync_report
@@ -12,17 +14,18 @@ from calo_assets.defs.sync import sync_tables
 
 defs = dg.Definitions(
     assets=[
-        cloudwatch_export,
+        with_cloudwatch_export(cloudwatch_export),  # exported by the run itself when configured
         ingest_logs,
         sync_tables,
         anomaly_scores,
         *HISTORY_ASSETS,
         balance_sync_report,
+        discrepancy_alert,
     ],
     asset_checks=ASSET_CHECKS,
     jobs=[daily_refresh],
     schedules=[daily_schedule],
-    sensors=[new_log_streams],
+    sensors=[new_log_streams, settled_cloudwatch_slices, *ALERT_SENSORS],
     resources=default_resources(),
     # Every step of a run in the run's own process: one day of every asset through
     # `dagster asset materialize` took 21.6 s with a process per step (forked from a server that

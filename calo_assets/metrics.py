@@ -331,7 +331,31 @@ OVERVIEW_METRICS: tuple[_Metric, ...] = (
         per_currency=False,
     ),
 )
-_BY_NAME = {metric.name: metric for metric in (*METRICS, *OVERVIEW_METRICS)}
+# Alerts: the cases first logged in the window (a daily run's own day), per currency, with the
+# money they hold now (not resolved: latest gap > 0 at risk, < 0 owed), from ``discrepancy_cases``.
+_OPENED = f"(select * from {_CASES} where opened_day between $first and $last)"
+ALERT_METRICS: tuple[_Metric, ...] = (
+    _Metric(
+        "cases_opened", "cases opened (first logged) in the period", "cases", _OPENED, "count(*)"
+    ),
+    _Metric(
+        "revenue_at_risk_of_cases_opened",
+        "revenue at risk of the cases opened in the period (latest gaps > 0, not resolved)",
+        MONEY,
+        _OPENED,
+        "coalesce(sum(revenue_at_risk), 0)",
+        total=False,
+    ),
+    _Metric(
+        "owed_to_users_of_cases_opened",
+        "owed to users by the cases opened in the period (latest gaps < 0, not resolved)",
+        MONEY,
+        _OPENED,
+        "coalesce(sum(owed_to_user), 0)",
+        total=False,
+    ),
+)
+_BY_NAME = {metric.name: metric for metric in (*METRICS, *OVERVIEW_METRICS, *ALERT_METRICS)}
 PERIOD_FIGURES = ("period_first", "period_last")
 CHECK_FIGURES = ("checks_passed", "checks_failed")
 
@@ -465,6 +489,12 @@ def overview(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> 
 
 def _overview(connection: duckdb.DuckDBPyConnection, days: Period) -> list[Figure]:
     return _figures(connection, OVERVIEW_METRICS, days.first, days.last, days)
+
+
+def alert_figures(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
+    """The figures alerts are made of (``ALERT_METRICS``) for ``first..last``, in total and per
+    currency (every currency with a case opened in the window)."""
+    return _figures(connection, ALERT_METRICS, first, last, Period(first, last))
 
 
 def currency_order(currency: str) -> tuple[bool, str]:

@@ -39,6 +39,7 @@ from calo_assets.ledger.anomalies import (
 )
 from calo_assets.logs.export import Discovery, discover
 from calo_assets.logs.ingest import IngestOptions, stream_days
+from calo_assets.logs.source import LogSourceError, S3Prefix
 from calo_assets.report.publish import Published, publish
 from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
 from calo_assets.tables.sync import SYNC_TABLES, SyncDay, shared_transaction_ids
@@ -171,7 +172,7 @@ class Ingested:
 
 
 def ingest(
-    log_dir: Path,
+    log_dir: Path | S3Prefix,
     warehouse: Warehouse,
     days: list[str],
     options: IngestOptions,
@@ -181,11 +182,14 @@ def ingest(
 ) -> Ingested:
     """Read the stream files that can hold records of ``days`` once; write each day's events,
     quarantine and manifest. A day's events go to disk in row groups as the files are read."""
-    if not log_dir.is_dir():
+    try:
+        found = discovery or discover(log_dir)
+    except FileNotFoundError as exc:
         raise PipelineError(
             f"log folder {log_dir} does not exist: set CALO_LOG_DIR to a CloudWatch export folder"
-        )
-    found = discovery or discover(log_dir)
+        ) from exc
+    except LogSourceError as exc:
+        raise PipelineError(f"{exc}; nothing was written") from exc
     parts = found.parts_for_days(days)
     progress(f"{len(parts)} stream files to read for {len(days)} day(s) under {log_dir}")
     result = Ingested(days=list(days), discovery=found, files=len(parts))
@@ -405,7 +409,7 @@ class RunOutcome:
 
 
 def run(
-    log_dir: Path,
+    log_dir: Path | S3Prefix,
     warehouse: Warehouse,
     report_dir: Path,
     days: list[str],

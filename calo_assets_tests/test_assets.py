@@ -37,6 +37,7 @@ def test_definitions_load_with_groups_and_partitions():
         "anomaly_scores": "ledger",
         **{name: table.group for name, table in HISTORY_TABLES.items()},
         "balance_sync_report": "report",
+        "discrepancy_alert": "finance",  # alerts on new cases (docs/s3_and_alerts.md)
     }
     assert (
         graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d")
@@ -52,8 +53,8 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         for event in result.get_asset_materialization_events()
     }
     assert (
-        len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES) + 1
-    )  # + the report
+        len(materialized) == len(DAILY_TABLES) * SAMPLE_DAYS + len(HISTORY_TABLES) + 2
+    )  # + the report and the alert
     for table in DAILY_TABLES:
         assert (
             warehouse.days(table)[0] == SAMPLE_FIRST_DAY

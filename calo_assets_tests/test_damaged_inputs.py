@@ -232,7 +232,7 @@ def test_end_without_start_and_start_without_end(tmp_path):
 
 
 def test_unreadable_file_is_refused_and_quarantined(clean, tmp_path, monkeypatch):
-    import calo_assets.logs.export as export
+    import calo_assets.logs.source as export  # where the local folder is walked
 
     clean_root, clean_rows = clean
     root = tmp_path / "copy"

@@ -1,4 +1,5 @@
-"""Resources, one per external system: the log export, the warehouse, the report's output folder.
+"""Resources, one per external system: the log export, the warehouse, the report's output folder,
+the CloudWatch log group the daily run exports from, and the alert webhook.
 
 Each is configured from its ``CALO_*`` variable with ``dg.EnvVar`` when the variable is set (the
 launchpad then shows the variable, not a machine's path), else from the default of ``Settings``.
@@ -12,10 +13,13 @@ from typing import Any
 
 import dagster as dg
 
+from calo_assets.alerts import AlertSettings, parse_thresholds
 from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE
+from calo_assets.cloudwatch_export import SETTLE_HOURS, ExportConfig
 from calo_assets.config import Settings
 from calo_assets.logs.ingest import IngestOptions, default_workers
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES
+from calo_assets.logs.source import S3Prefix, log_location
 from calo_assets.warehouse import Warehouse
 
 
@@ -28,8 +32,9 @@ class LogSource(dg.ConfigurableResource):
     max_file_bytes: int = DEFAULT_MAX_BYTES
 
     @property
-    def path(self) -> Path:
-        return Path(self.location)
+    def path(self) -> Path | S3Prefix:
+        """The export's root: a local folder, or an S3 prefix for ``s3://bucket/prefix``."""
+        return log_location(self.location)
 
     @property
     def ingest_options(self) -> IngestOptions:
@@ -37,6 +42,73 @@ class LogSource(dg.ConfigurableResource):
             mask_personal_data=self.mask_personal_data,
             max_bytes=self.max_file_bytes,
             workers=self.workers or default_workers(),
+        )
+
+
+class CloudWatchLogGroup(dg.ConfigurableResource):
+    """The log group the daily run exports its day from (``CALO_CLOUDWATCH_LOG_GROUP``; empty: the
+    export under ``CALO_LOG_DIR`` is given) into ``CALO_LOG_DIR``, and how long it waits."""
+
+    log_group: str = ""
+    log_stream_prefix: str = ""
+    timeout_seconds: float = 3600.0
+    poll_seconds: float = 15.0
+    settle_hours: float = SETTLE_HOURS
+
+    def export_config(self, root: Path | S3Prefix) -> ExportConfig:
+        if not isinstance(root, S3Prefix):
+            raise ValueError(
+                f"CALO_CLOUDWATCH_LOG_GROUP is set, so CALO_LOG_DIR must be the s3://bucket/prefix "
+                f"CloudWatch exports into (it is {root})"
+            )
+        return ExportConfig(
+            log_group=self.log_group,
+            root=root,
+            stream_prefix=self.log_stream_prefix,
+            timeout_seconds=self.timeout_seconds,
+            poll_seconds=self.poll_seconds,
+            settle_hours=self.settle_hours,
+        )
+
+    @classmethod
+    def from_env(cls) -> CloudWatchLogGroup:
+        return cls(
+            log_group=_from_env("CALO_CLOUDWATCH_LOG_GROUP", ""),
+            log_stream_prefix=os.environ.get("CALO_CLOUDWATCH_LOG_STREAM_PREFIX", "").strip(),
+            timeout_seconds=_number("CALO_CLOUDWATCH_EXPORT_TIMEOUT_SECONDS", 3600.0),
+            poll_seconds=_number("CALO_CLOUDWATCH_POLL_SECONDS", 15.0),
+            settle_hours=_number("CALO_CLOUDWATCH_SETTLE_HOURS", SETTLE_HOURS),
+        )
+
+
+class AlertWebhook(dg.ConfigurableResource):
+    """Where alerts go (``CALO_ALERT_WEBHOOK_URL``, a Slack-compatible incoming webhook; empty: no
+    alerts), from which amount of new cases per currency, and the link to the run."""
+
+    url: str = ""
+    min_amount: str = ""
+    dagster_url: str = ""
+    timeout_seconds: float = 10.0
+    attempts: int = 3
+
+    @property
+    def settings(self) -> AlertSettings:
+        return AlertSettings(
+            webhook_url=self.url,
+            thresholds=parse_thresholds(self.min_amount),
+            dagster_url=self.dagster_url,
+            timeout_seconds=self.timeout_seconds,
+            attempts=self.attempts,
+        )
+
+    @classmethod
+    def from_env(cls) -> AlertWebhook:
+        return cls(
+            url=_from_env("CALO_ALERT_WEBHOOK_URL", ""),
+            min_amount=os.environ.get("CALO_ALERT_MIN_AMOUNT", "").strip(),
+            dagster_url=os.environ.get("CALO_DAGSTER_URL", "").strip(),
+            timeout_seconds=_number("CALO_ALERT_TIMEOUT_SECONDS", 10.0),
+            attempts=int(_number("CALO_ALERT_ATTEMPTS", 3)),
         )
 
 
@@ -61,8 +133,18 @@ class ReportOutput(dg.ConfigurableResource):
         return Path(self.directory)
 
 
-def _from_env(variable: str, default: Path) -> Any:
+def _from_env(variable: str, default: Path | str) -> Any:
     return dg.EnvVar(variable) if os.environ.get(variable, "").strip() else str(default)
+
+
+def _number(variable: str, default: float) -> float:
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    try:
+        return float(value)
+    except ValueError as exc:
+        raise ValueError(f"{variable}={value!r} is not a number") from exc
 
 
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
@@ -77,6 +159,8 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
             directory=_from_env("CALO_WAREHOUSE_DIR", settings.warehouse_dir)
         ),
         "report_output": ReportOutput(directory=_from_env("CALO_REPORT_DIR", settings.report_dir)),
+        "cloudwatch": CloudWatchLogGroup.from_env(),
+        "alerts_webhook": AlertWebhook.from_env(),
     }
 
 
@@ -99,4 +183,6 @@ def resources_for(
         ),
         "warehouse": WarehouseResource(directory=str(warehouse_dir), max_discrepancy_rate=rate),
         "report_output": ReportOutput(directory=str(report_dir)),
+        "cloudwatch": CloudWatchLogGroup.from_env(),
+        "alerts_webhook": AlertWebhook.from_env(),
     }

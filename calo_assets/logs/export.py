@@ -16,6 +16,14 @@ duplicates. A file with log data under any other name is quarantined, not read; 
 Only regular files are read: FIFOs, sockets, devices, symbolic link loops, dangling links and links
 out of the log folder are refused with their reason (and quarantined by the ingest).
 
+The root is a local folder or an ``s3://bucket/prefix`` (``source.py`` walks either one; an S3
+"folder" is a key prefix): the rules below are the same for both.
+
+Daily slices: the daily run's own CloudWatch exports (``calo_assets.cloudwatch_export``) are kept in
+folders named ``day=YYYY-MM-DD``, one per slice of time of the log group. A stream that logged across
+two slices has a piece in each: such pieces are parts of one stream, read together (merged in time
+order), not copies of each other. Within one slice, copies are copies, as anywhere else.
+
 A stream belongs to the day its folder is named after, unless that day cannot be a log day (before
 ``EARLIEST_LOG_DAY`` or after tomorrow): then to the day of its first record, or failing that the
 export's first day. A stray folder named ``2099-01-01`` does not stretch the days of a run.
@@ -23,8 +31,6 @@ export's first day. A stray folder named ``2099-01-01`` does not stretch the day
 
 from __future__ import annotations
 
-import errno
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,19 +42,24 @@ from calo_assets.logs.reader import (
     GZIP_MAGIC,
     FileReading,
     first_record_day,
-    not_regular,
     read_segments,
 )
+from calo_assets.logs.source import ExportSource, Location, open_binary, open_source
 
 # A stream folder's name starts with its day, version and id; a suffix marks a copy of it.
 STREAM_FOLDER = re.compile(r"^(\d{4}-\d{2}-\d{2})-\[[^\]/]*\][0-9A-Za-z]+")
 PART_FILE = re.compile(r"^(\d{6})(?:\.[^/]*)?$")
+# A slice of the daily CloudWatch exports (see the module's docstring).
+SLICE_FOLDER = re.compile(r"^day=(\d{4}-\d{2}-\d{2})$")
 # A stream folder is named after the day its stream started, and a stream may run past midnight:
 # day D reads the folders of D - LOOKBACK_DAYS .. D. The one place this rule is written.
 LOOKBACK_DAYS = 1
 EARLIEST_LOG_DAY = "2014-11-13"  # AWS Lambda's launch: no log stream is older
 _TIMESTAMPED_LINE = re.compile(rb"\s*\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z ")
 OUTSIDE_LAYOUT = "log data under a name outside the export layout: not read"
+# Files the exporting itself writes beside the streams: junk, known without opening them (an S3 GET
+# each otherwise). CloudWatch's permission probe, and the marker of a daily export slice.
+EXPORT_FILES = frozenset({"aws-logs-write-test", "calo-export.json"})
 
 
 def folder_days_read_by(day: str) -> list[str]:
@@ -75,12 +86,14 @@ def plausible_day(day: str | None) -> bool:
 
 @dataclass(frozen=True, slots=True, order=True)
 class StreamPart:
-    """One file to read: part ``part`` of stream ``stream``, which belongs to ``day``."""
+    """One file to read: part ``part`` of stream ``stream``, which belongs to ``day``; in export
+    slice ``slice`` when the export is kept in daily slices (see the module's docstring)."""
 
     day: str
     stream: str
     part: str
-    path: Path
+    path: Location
+    slice: str = ""
 
     @property
     def folder_day(self) -> str:
@@ -88,14 +101,19 @@ class StreamPart:
         return self.day
 
     @property
+    def file(self) -> str:
+        """The file as the tables name it: its name, after its slice when it is in one."""
+        return f"{self.slice}/{self.path.name}" if self.slice else self.path.name
+
+    @property
     def label(self) -> str:
-        return f"{self.stream}/{self.path.name}"
+        return f"{self.stream}/{self.file}"
 
 
 class Refusal(NamedTuple):
     """A file not read, why, and the day its quarantine row goes to."""
 
-    path: Path
+    path: Location
     reason: str
     day: str
 
@@ -105,8 +123,8 @@ class Discovery:
     """What was found under the log root."""
 
     parts: list[StreamPart] = field(default_factory=list)
-    duplicates: list[Path] = field(default_factory=list)
-    junk: list[Path] = field(default_factory=list)
+    duplicates: list[Location] = field(default_factory=list)
+    junk: list[Location] = field(default_factory=list)
     refused: list[Refusal] = field(default_factory=list)
 
     def days(self) -> list[str]:
@@ -128,46 +146,39 @@ def _folder_days(days: Iterable[str]) -> set[str]:
     return {folder for day in days for folder in folder_days_read_by(day)}
 
 
-def discover(root: Path) -> Discovery:
-    """List the stream parts under ``root`` (not following links that leave it)."""
-    root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"log folder not found: {root}")
-    real_root = root.resolve()
+def discover(root: Path | str | ExportSource) -> Discovery:
+    """List the stream parts under ``root``: a local folder (not following links that leave it) or
+    an ``s3://bucket/prefix``, with the same rules (``source.py`` only walks them)."""
+    source = open_source(root)
+    source.check()
     found = Discovery()
-    copies: dict[tuple[str, str], list[Path]] = {}
-    refused: list[tuple[Path, str, str | None]] = []  # path, reason, stream (if in a stream folder)
-    for folder, subfolders, files in os.walk(root, followlinks=False):
-        subfolders.sort()
-        folder_path = Path(folder)
-        match = STREAM_FOLDER.match(folder_path.name)
-        stream = match.group() if match else None
-        for name in subfolders:
-            reason = _link_refusal(folder_path / name, real_root)
-            if reason:
-                refused.append((folder_path / name, reason, _stream_of(name)))
-        for name in sorted(files):
-            path = folder_path / name
-            reason = _refusal(path, real_root)
-            part = PART_FILE.match(name) if stream else None
-            if reason:
-                refused.append((path, reason, stream))
-            elif part:
-                copies.setdefault((stream, part.group(1)), []).append(path)
-            elif _holds_log_data(path):
-                refused.append((path, OUTSIDE_LAYOUT, stream))
-            else:
-                found.junk.append(path)
-    chosen: dict[tuple[str, str], Path] = {}
+    copies: dict[tuple[str, str, str], list[Location]] = {}  # (stream, slice, part) -> copies
+    refused: list[tuple[Location, str, str | None]] = []  # location, reason, stream (if any)
+    for entry in source.entries():
+        location = entry.location
+        stream = _stream_of(entry.folder)
+        if entry.is_folder:
+            refused.append((location, entry.refusal or "not read", stream))
+            continue
+        part = PART_FILE.match(location.name) if stream else None
+        if entry.refusal:
+            refused.append((location, entry.refusal, stream))
+        elif part:
+            copies.setdefault((stream, _slice_of(location), part.group(1)), []).append(location)
+        elif location.name not in EXPORT_FILES and _holds_log_data(location):
+            refused.append((location, OUTSIDE_LAYOUT, stream))
+        else:
+            found.junk.append(location)
+    chosen: dict[tuple[str, str, str], Location] = {}
     for key, paths in copies.items():
         best = _best_copy(paths)
         chosen[key] = best
         found.duplicates.extend(path for path in paths if path != best)
     stream_days = _stream_days(chosen, {stream for _, _, stream in refused if stream})
     first = min((day for day in stream_days.values() if plausible_day(day)), default=None)
-    for (stream, part), path in chosen.items():
+    for (stream, slice_name, part), path in chosen.items():
         found.parts.append(
-            StreamPart(stream_days[stream] or first or stream[:10], stream, part, path)
+            StreamPart(stream_days[stream] or first or stream[:10], stream, part, path, slice_name)
         )
     found.parts.sort()
     for path, reason, stream in refused:
@@ -179,29 +190,40 @@ def discover(root: Path) -> Discovery:
     return found
 
 
+def _slice_of(location: Location) -> str:
+    """The export slice holding a stream file: the nearest folder above its stream folder named
+    ``day=YYYY-MM-DD`` (the daily CloudWatch exports), or "" when there is none."""
+    for folder in location.parent.parents:
+        if SLICE_FOLDER.match(folder.name):
+            return folder.name
+    return ""
+
+
 def _stream_of(name: str) -> str | None:
     match = STREAM_FOLDER.match(name)
     return match.group() if match else None
 
 
-def _name_day(path: Path) -> str | None:
+def _name_day(path: Location) -> str | None:
     match = STREAM_FOLDER.match(path.parent.name)
     return match.group(1) if match else None
 
 
-def _stream_days(chosen: dict[tuple[str, str], Path], others: set[str]) -> dict[str, str | None]:
+def _stream_days(
+    chosen: dict[tuple[str, str, str], Location], others: set[str]
+) -> dict[str, str | None]:
     """Each stream's day: its folder's when plausible, else its earliest first record's, else None."""
     days: dict[str, str | None] = {}
-    for stream in sorted({stream for stream, _ in chosen} | others):
+    for stream in sorted({stream for stream, _, _ in chosen} | others):
         if plausible_day(stream[:10]):
             days[stream] = stream[:10]
             continue
-        firsts = [first_record_day(path) for (name, _), path in chosen.items() if name == stream]
+        firsts = [first_record_day(path) for (name, _, _), path in chosen.items() if name == stream]
         days[stream] = min((day for day in firsts if plausible_day(day)), default=None)
     return days
 
 
-def _day_of_file(path: Path, reason: str) -> str | None:
+def _day_of_file(path: Location, reason: str) -> str | None:
     """The day of a refused file outside any stream folder: its first record's, when it can be read."""
     if reason != OUTSIDE_LAYOUT:
         return None
@@ -209,13 +231,13 @@ def _day_of_file(path: Path, reason: str) -> str | None:
     return day if plausible_day(day) else None
 
 
-def _best_copy(paths: list[Path]) -> Path:
+def _best_copy(paths: list[Location]) -> Location:
     """Of copies of one part, the one read without damage, then with the most records, then named
     ``.gz``, then the first found."""
     if len(paths) == 1:
         return paths[0]
 
-    def rank(indexed: tuple[int, Path]) -> tuple[bool, int, bool, int]:
+    def rank(indexed: tuple[int, Location]) -> tuple[bool, int, bool, int]:
         index, path = indexed
         reading = FileReading()
         for _ in read_segments(path, reading):
@@ -225,49 +247,11 @@ def _best_copy(paths: list[Path]) -> Path:
     return max(enumerate(paths), key=rank)[1]
 
 
-def _holds_log_data(path: Path) -> bool:
+def _holds_log_data(path: Location) -> bool:
     """Whether a file starts like a stream file: gzip magic bytes, or a timestamped line."""
     try:
-        with path.open("rb") as handle:
+        with open_binary(path) as handle:
             start = handle.read(256)
     except OSError:
         return False
     return start.startswith(GZIP_MAGIC) or _TIMESTAMPED_LINE.match(start) is not None
-
-
-def _refusal(path: Path, real_root: Path) -> str | None:
-    """Why a file is not read: not a regular file, a link loop, dangling or out of the log folder,
-    or not readable; None when it can be read."""
-    try:
-        status = path.lstat()
-        if path.is_symlink():
-            try:
-                status = path.stat()
-            except OSError as exc:
-                if exc.errno == errno.ELOOP:
-                    return "symbolic link loop: not read"
-                if exc.errno == errno.ENOENT:
-                    return "dangling symbolic link (its target does not exist): not read"
-                return f"symbolic link not followed: {exc.strerror}"
-            target = path.resolve()
-            if not target.is_relative_to(real_root):
-                return f"symbolic link to {target} outside the log folder: not followed"
-    except OSError as exc:
-        return f"file could not be read: {exc.strerror}"
-    reason = not_regular(status.st_mode)
-    if reason:
-        return reason
-    if not os.access(path, os.R_OK):
-        return "file not readable (permission denied)"
-    return None
-
-
-def _link_refusal(path: Path, real_root: Path) -> str | None:
-    """Why a linked folder is not walked: it leads out of the log folder (links inside it are
-    walked where they point)."""
-    if not path.is_symlink():
-        return None
-    target = path.resolve()
-    if target.is_relative_to(real_root):
-        return None
-    return f"symbolic link to a folder {target} outside the log folder: not followed"

@@ -40,6 +40,7 @@ from calo_assets.logs.events import APP_KINDS, RecordError, classify, classify_c
 from calo_assets.logs.export import Discovery, Refusal, StreamPart, days_reading_folder
 from calo_assets.logs.order import CANONICAL_TIMESTAMP_LENGTH, Chunk, OrderedRecords, canonical
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES, FileReading, Problem, excerpt, read_segments
+from calo_assets.logs.source import size_of
 from calo_assets.privacy import mask_text
 from calo_assets.tables.schema import SCHEMAS, TIMESTAMP, from_columns, to_rows
 
@@ -194,7 +195,7 @@ def _batches(units: list[Stream | Refusal]) -> list[list[Stream | Refusal]]:
     size = files = 0
     for unit in units:
         parts = unit.parts if isinstance(unit, Stream) else ()
-        unit_size = sum(_size(part.path) for part in parts)
+        unit_size = sum(size_of(part.path) for part in parts)
         if not batches or size + unit_size > _BATCH_BYTES or files >= _BATCH_FILES:
             batches.append([])
             size = files = 0
@@ -202,13 +203,6 @@ def _batches(units: list[Stream | Refusal]) -> list[list[Stream | Refusal]]:
         size += unit_size
         files += max(1, len(parts))
     return batches
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except OSError:
-        return 0
 
 
 class _TaskResult(NamedTuple):
@@ -590,7 +584,7 @@ class _StreamState:
             self._quarantine(day, occurred[index], records, index, messages[index])
             for index, day in sorted(quarantined)
         ]
-        names = [part.path.name for part in self.stream.parts]
+        names = [part.file for part in self.stream.parts]
         for day, indexes in typed.items():
             rows.columns[day] = {
                 "day": [day] * len(indexes),
@@ -613,7 +607,7 @@ class _StreamState:
         owned = self.stream.day in self.wanted
         for index, part in enumerate(self.stream.parts):
             reading = self.readings[index]
-            file = part.path.name
+            file = part.file
             if owned:
                 for problem in self.split_problems.get(index, []) + reading.record_problems:
                     self.counts[index, self.stream.day] += 1
@@ -721,7 +715,7 @@ class _StreamState:
         self, day: str, occurred: str | None, records: Chunk, index: int, reason: str
     ) -> dict[str, Any]:
         """The quarantine row of a record, with a short masked excerpt of its text."""
-        file = self.stream.parts[records.files[index]].path.name
+        file = self.stream.parts[records.files[index]].file
         text = self.mask(excerpt(records.bodies[index]))
         return _quarantine_row(
             day, occurred, self.stream.name, file, records.lines[index], reason, text, "record"

@@ -1,8 +1,8 @@
 """Read one stream file as text in bounded pieces, and cut it into records.
 
 A file is decompressed when it starts with the gzip magic bytes, whatever its name, and is read a
-few megabytes at a time (``READ_BYTES``) from the disk to the text handed on: memory does not grow with
-the file. Only regular files are opened (a FIFO could block a read forever). A damaged gzip keeps
+few megabytes at a time (``READ_BYTES``) from the disk (or from S3: ``source.S3Object`` streams itself)
+to the text handed on: memory does not grow with the file. Only regular files are opened (a FIFO could block a read forever). A damaged gzip keeps
 the text decoded before the damage. A gzip bomb is recognised by what it is, not by its size: more
 than ``BOMB_BYTES`` inflated at over ``BOMB_RATIO`` times their compressed size without a single
 record; reading stops there and the bytes not read are counted. ``max_bytes`` remains as a ceiling far
@@ -30,10 +30,12 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from calo_assets.logs import _native
+
+if TYPE_CHECKING:
+    from calo_assets.logs.source import Location
 
 try:  # ISA-L's gzip is several times faster than zlib's; the standard library is the fallback.
     from isal import isal_zlib as zlib_impl
@@ -141,7 +143,7 @@ def not_regular(mode: int) -> str | None:
 
 
 def read_segments(
-    path: Path, reading: FileReading, max_bytes: int = DEFAULT_MAX_BYTES
+    path: Location, reading: FileReading, max_bytes: int = DEFAULT_MAX_BYTES
 ) -> Iterator[Segment]:
     """The text of a stream file in segments of whole records; what else is found goes in ``reading``."""
     with _opened(path, reading) as handle:
@@ -151,7 +153,7 @@ def read_segments(
             )
 
 
-def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list[Problem]]:
+def read_text(path: Location, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list[Problem]]:
     """The whole decoded text of a (small) stream file and the problems met while reading it."""
     reading = FileReading()
     with _opened(path, reading) as handle:
@@ -163,7 +165,7 @@ def read_text(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list
     return text, reading.problems
 
 
-def first_record_day(path: Path, limit: int = 1 << 20) -> str | None:
+def first_record_day(path: Location, limit: int = 1 << 20) -> str | None:
     """The day of the first timestamped record in the first ``limit`` bytes of a file, if any."""
     reading = FileReading()
     read = 0
@@ -208,10 +210,22 @@ def split_records(text: str, first_line: int = 1) -> tuple[Records, list[Problem
 
 
 @contextmanager
-def _opened(path: Path, reading: FileReading) -> Iterator[BinaryIO | None]:
+def _opened(path: Location, reading: FileReading) -> Iterator[BinaryIO | None]:
     """A regular file opened for reading (None, with the reason in ``reading``, for anything else).
 
-    Opened without blocking, then checked: opening a FIFO for reading would wait for a writer."""
+    Opened without blocking, then checked: opening a FIFO for reading would wait for a writer.
+    A file of another store (an ``S3Object``) opens itself as a seekable stream."""
+    if not isinstance(path, str | os.PathLike):
+        try:
+            stream = path.open_binary()
+        except OSError as exc:
+            reading.problems.append(Problem(f"file could not be read: {exc}"))
+            yield None
+            return
+        reading.file_size = path.size
+        with stream:
+            yield stream
+        return
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
