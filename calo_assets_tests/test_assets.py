@@ -37,7 +37,7 @@ def test_definitions_load_with_groups_and_partitions():
         "anomaly_scores": "ledger",
         **{name: table.group for name, table in HISTORY_TABLES.items()},
         "balance_sync_report": "report",
-        "discrepancy_alert": "finance",  # alerts on new cases (docs/s3_and_alerts.md)
+        "discrepancy_alert": "finance",  # alerts on new cases (README: Logs in S3, the daily CloudWatch export, and alerts)
     }
     assert (
         graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d")
