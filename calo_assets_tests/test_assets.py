@@ -31,14 +31,17 @@ def test_definitions_load_with_groups_and_partitions():
     repository = defs.get_repository_def()
     graph = repository.asset_graph
     groups = {key.to_user_string(): graph.get(key).group_name for key in graph.get_all_asset_keys()}
-    assert groups == {
-        **dict.fromkeys([*INGEST_TABLES, "cloudwatch_export"], "logs"),
-        **dict.fromkeys(SYNC_TABLES, "sync"),
-        "anomaly_scores": "ledger",
-        **{name: table.group for name, table in HISTORY_TABLES.items()},
-        "balance_sync_report": "report",
-        "discrepancy_alert": "finance",  # alerts on new cases (README: Logs in S3, the daily CloudWatch export, and alerts)
-    }
+    assert (
+        groups
+        == {
+            **dict.fromkeys([*INGEST_TABLES, "cloudwatch_export"], "logs"),
+            **dict.fromkeys(SYNC_TABLES, "sync"),
+            "anomaly_scores": "ledger",
+            **{name: table.group for name, table in HISTORY_TABLES.items()},
+            "balance_sync_report": "report",
+            "discrepancy_alert": "finance",  # alerts on new cases (README: Logs in S3, the daily CloudWatch export, and alerts)
+        }
+    )
     assert (
         graph.get(dg.AssetKey("transactions")).partitions_def.start.strftime("%Y-%m-%d")
         == "2023-12-01"
