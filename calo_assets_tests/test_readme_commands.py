@@ -50,7 +50,17 @@ def running_it_commands() -> list[str]:
 
 
 def as_run_here(line: str, scratch: Path) -> str:
-    return line.replace(".venv/bin/", f"{BIN}/").replace("/tmp/", f"{scratch}/")
+    # /tmp/ first: the virtual environment may itself be under /tmp (a CI clone).
+    return line.replace("/tmp/", f"{scratch}/").replace(".venv/bin/", f"{BIN}/")
+
+
+def test_the_scratch_folder_does_not_rewrite_the_environments_own_path(monkeypatch, tmp_path):
+    import calo_assets_tests.test_readme_commands as module
+
+    monkeypatch.setattr(module, "BIN", Path("/tmp/clone/.venv/bin"))
+    assert module.as_run_here(".venv/bin/calo-synth-logs /tmp/logs", tmp_path) == (
+        f"/tmp/clone/.venv/bin/calo-synth-logs {tmp_path}/logs"
+    )
 
 
 def test_every_line_is_run_or_knowingly_skipped():
