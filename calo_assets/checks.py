@@ -195,6 +195,26 @@ def anomaly_share(scored: int, flagged: int, contamination: float) -> CheckOutco
     )
 
 
+def anomaly_share_of_warehouse(
+    warehouse: Warehouse, contamination_of: Callable[[str], float]
+) -> CheckOutcome:
+    """``anomaly_share`` over every scored day of the warehouse, against the contamination each day
+    was scored with (weighted by the day's transactions when runs used different ones).
+
+    Over the whole table, not per day or per run: IsolationForest flags a share of its trailing
+    window, and unusual transactions cluster on some days, so one day's share says little alone.
+    """
+    with warehouse.connect(empty_tables=["anomaly_scores"]) as connection:
+        per_day = connection.sql(
+            "select day::varchar, count(*), count(*) filter (where is_anomaly)"
+            " from anomaly_scores group by 1 order by 1"
+        ).fetchall()
+    scored = sum(count for _, count, _ in per_day)
+    flagged = sum(count for _, _, count in per_day)
+    expected = sum(count * contamination_of(day) for day, count, _ in per_day)
+    return anomaly_share(scored, flagged, expected / scored if scored else contamination_of(""))
+
+
 def arithmetic_rule(ledger_breaks: pa.Table) -> CheckOutcome:
     """Warn when a transaction breaks new = old ± (amount - vat); list the first breaks."""
     arithmetic = ledger_breaks.filter(pc.equal(ledger_breaks["rule"], "arithmetic"))

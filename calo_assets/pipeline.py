@@ -439,11 +439,8 @@ def run(
     outcomes += checks.sync_checks(warehouse, days, max_rate=max_discrepancy_rate)
     timed("sync tables", began)
     began = time.perf_counter()
-    scores = score_anomalies(
-        warehouse, days, settings, options.workers, progress, refresh_views=False
-    )
-    flagged = pc.sum(scores["is_anomaly"]).as_py() or 0
-    outcomes.append(checks.anomaly_share(scores.num_rows, flagged, settings.contamination))
+    score_anomalies(warehouse, days, settings, options.workers, progress, refresh_views=False)
+    outcomes.append(checks.anomaly_share_of_warehouse(warehouse, lambda _: settings.contamination))
     timed("anomaly scores", began)
     began = time.perf_counter()
     with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:

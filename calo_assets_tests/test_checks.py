@@ -26,3 +26,26 @@ def test_every_history_check_is_declared_with_its_table():
     for table, history_checks in checks.HISTORY_CHECKS.items():
         for check in history_checks:
             assert checks.CHECKS[check.__name__][0] == table
+
+
+def test_the_anomaly_share_is_over_every_scored_day_of_the_warehouse(tmp_path):
+    """One definition for both paths: the share of every day's scores, not only the run's days."""
+    from calo_assets.warehouse import Warehouse
+
+    warehouse = Warehouse(tmp_path)
+    schema = warehouse_schema()
+    for day, flags in (("2024-03-01", [True] * 3 + [False] * 97), ("2024-03-02", [False] * 100)):
+        rows = [
+            {"transaction_id": f"{day}-{i}", "day": date.fromisoformat(day), "is_anomaly": flag}
+            for i, flag in enumerate(flags)
+        ]
+        warehouse.write_day("anomaly_scores", day, pa.Table.from_pylist(rows, schema=schema))
+    outcome = checks.anomaly_share_of_warehouse(warehouse, lambda _: 0.01)
+    assert (outcome.metadata["scored"], outcome.metadata["flagged"]) == (200, 3)
+    assert outcome.metadata["share"] == 3 / 200
+
+
+def warehouse_schema() -> pa.Schema:
+    from calo_assets.tables.schema import SCHEMAS
+
+    return SCHEMAS["anomaly_scores"]

@@ -60,22 +60,9 @@ def _transaction_ids_unique(warehouse: WarehouseResource, _) -> CheckOutcome:
 def _anomaly_share(
     warehouse: WarehouseResource, context: dg.AssetCheckExecutionContext
 ) -> CheckOutcome:
-    """The share flagged over every scored day, against the contamination the scores were computed
-    with (weighted by the day's transactions when runs used different ones).
-
-    Over the whole table, not per day: IsolationForest flags a share of its trailing window, and
-    unusual transactions cluster on some days, so one day's share says little on its own.
-    """
-    with warehouse.store.connect(empty_tables=["anomaly_scores"]) as connection:
-        per_day = connection.sql(
-            "select day::varchar, count(*), count(*) filter (where is_anomaly)"
-            " from anomaly_scores group by 1 order by 1"
-        ).fetchall()
-    scored = sum(count for _, count, _ in per_day)
-    flagged = sum(count for _, _, count in per_day)
-    expected = sum(count * _contamination(context, day) for day, count, _ in per_day)
-    contamination = expected / scored if scored else DEFAULT_CONTAMINATION
-    return checks.anomaly_share(scored, flagged, contamination)
+    return checks.anomaly_share_of_warehouse(
+        warehouse.store, lambda day: _contamination(context, day) if day else DEFAULT_CONTAMINATION
+    )
 
 
 def _contamination(context: dg.AssetCheckExecutionContext, day: str) -> float:
