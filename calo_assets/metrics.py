@@ -27,6 +27,7 @@ import pandas as pd
 
 from calo_assets.ledger import finance
 from calo_assets.money import KNOWN_CURRENCIES, format_money
+from calo_assets.tables.sync import OUTCOMES
 
 UNKNOWN_CURRENCY = "unknown"
 # The warehouse views the figures read: a connection needs a view, or an empty table, for each.
@@ -44,6 +45,10 @@ MONEY, DAY = "money", "day"  # units that are not counts; any other unit names w
 
 _WINDOW = "day between $first and $last"
 _KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
+# As checks.sync_checks: an outcome is one of the five (tables.sync.OUTCOMES).
+_NO_OUTCOME = "outcome is null or outcome not in ({})".format(
+    ", ".join(f"'{outcome}'" for outcome in OUTCOMES)
+)
 
 
 @dataclass(frozen=True)
@@ -578,8 +583,8 @@ _CHECKS: tuple[tuple[str, str, str], ...] = (
     (
         "every_transaction_has_an_outcome",
         "every transaction has an outcome",
-        f"""select count(*) filter (where outcome is null) = 0,
-               'without outcome: ' || count(*) filter (where outcome is null) from transactions where {_WINDOW}""",
+        f"""select count(*) filter (where {_NO_OUTCOME}) = 0,
+               'without outcome: ' || count(*) filter (where {_NO_OUTCOME}) from transactions where {_WINDOW}""",
     ),
     (
         "arithmetic_rule",
