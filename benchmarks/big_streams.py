@@ -24,8 +24,8 @@ from pathlib import Path
 from isal import igzip
 
 from benchmarks.common import INGEST_AND_SYNC, PeakMemory, materialize
-from calo_assets.checks import nothing_lost
-from calo_assets.pipeline import days_between
+from calo_assets import metrics
+from calo_assets.checks import CHECKS, CheckSettings
 from calo_assets.synth.cli import _size
 from calo_assets.synth.generator import RUNTIME_ARN, Generator, SynthConfig, _Stream, _ts
 from calo_assets.warehouse import Warehouse
@@ -99,10 +99,10 @@ def _measure_here(logs: str, warehouse: str, first: str, last: str) -> dict:
     """Ingest and sync tables of ``first..last`` (one Dagster run) under a peak-memory probe."""
     with PeakMemory() as memory:
         seconds = materialize(Path(logs), Path(warehouse), first, last, INGEST_AND_SYNC)
-    check = nothing_lost(
-        Warehouse(Path(warehouse)),
-        days_between(date.fromisoformat(first), date.fromisoformat(last)),
-    )
+    with Warehouse(Path(warehouse)).connect(empty_tables=metrics.INPUTS) as connection:
+        check = CHECKS["nothing_lost"].evaluate(
+            connection, date.fromisoformat(first), date.fromisoformat(last), CheckSettings()
+        )
     return {
         "peak MiB": memory.peak / 2**20,
         "seconds": seconds,

@@ -1,276 +1,422 @@
-"""Data-quality checks, computed from the written warehouse files, without Dagster.
+"""Data-quality checks, each defined once, over the warehouse's views, without Dagster.
 
-Each check returns a ``CheckOutcome``; the Dagster shell turns it into an asset check result and
-``calo-report`` prints the failures (and exits non-zero when one of severity ERROR fails).
+A check is a query over a DuckDB connection with the warehouse's views (``Warehouse.connect()`` or
+the report's copy) for the UTC days ``first..last``, and a judgement of its rows. A daily check's
+rows start with their day: the same judgement gives each day's result (Dagster records one per
+partition) and the result over a window (the report, ``calo-report``). The report's Checks sheet,
+``calo-report``'s exit code and the Dagster asset checks all read ``evaluate``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date
-from decimal import Decimal
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
-import pyarrow as pa
-import pyarrow.compute as pc
+import duckdb
 
+from calo_assets import metrics
 from calo_assets.money import KNOWN_CURRENCIES, plain_decimal
-from calo_assets.tables.sync import OUTCOMES, SYNC_TABLES
-from calo_assets.warehouse import Warehouse
+from calo_assets.tables.sync import OUTCOMES
 
 Severity = Literal["ERROR", "WARN"]
+Rows = list[tuple[Any, ...]]
 PREVIEW_BREAKS = 5
+PREVIEW_DAYS = 20
 DEFAULT_MAX_DISCREPANCY_RATE = 0.5
+WHOLE_HISTORY = (date(1, 1, 1), date(9999, 12, 31))
+# The tables the checks read are among ``metrics.INPUTS``.
+
+
+@dataclass(frozen=True)
+class CheckSettings:
+    """What a check is judged against: configuration, not data."""
+
+    max_discrepancy_rate: float = DEFAULT_MAX_DISCREPANCY_RATE
+    today: date | None = None  # ``latest_day_present``: the clock's UTC day when None
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
-    """One check's result: which check on which table, whether it passed, and its evidence."""
+    """One check's result: which check on which table, whether it passed, and its evidence
+    (``summary``: one line for the report; ``metadata``: the figures, for Dagster)."""
 
     name: str
     asset: str
     passed: bool
     severity: Severity = "ERROR"
     metadata: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
 
     @property
     def failed_error(self) -> bool:
         return not self.passed and self.severity == "ERROR"
 
-
-# Every check, the table it is on and what it proves: one place for names and descriptions.
-CHECKS: dict[str, tuple[str, str]] = {
-    "nothing_lost": (
-        "log_events",
-        "Records read = records typed (log_events) + records quarantined, for every day.",
-    ),
-    "transaction_ids_unique": (
-        "transactions",
-        "No transaction id appears on two rows, over the whole warehouse.",
-    ),
-    "every_transaction_has_an_outcome": (
-        "transactions",
-        "Each transaction is applied, skipped, rejected, failed or unknown.",
-    ),
-    "currencies_known": (
-        "transactions",
-        "Every transaction's currency is one whose minor unit is known (BHD, KWD, SAR, AED, QAR).",
-    ),
-    "discrepancy_rate": (
-        "balance_discrepancies",
-        "Discrepancy events per transaction, per day, stay under the configured bound.",
-    ),
-    "anomaly_share": (
-        "anomaly_scores",
-        "The share of transactions flagged is close to the configured contamination.",
-    ),
-    "arithmetic_rule": ("ledger_breaks", "new = old ± (amount - vat) within 0.0005."),
-    "every_transaction_accounted_for": (
-        "sync_outcomes",
-        "Outcomes add up and published = applied.",
-    ),
-    "every_day_has_logs": (
-        "calendar",
-        "Every day of the period holds log records (a day without any is a finding: the service "
-        "did not run, or its logs are missing).",
-    ),
-}
+    @property
+    def label(self) -> str:
+        return CHECKS[self.name].label
 
 
-def _outcome(name: str, passed: bool, severity: Severity = "ERROR", **metadata: Any):
-    return CheckOutcome(name, CHECKS[name][0], bool(passed), severity, metadata)
+Judgement = tuple[bool, str, dict[str, Any]]
 
 
-def nothing_lost(warehouse: Warehouse, days: list[str]) -> CheckOutcome:
-    """Compare, from the written files, records read with records typed plus quarantined, per day."""
-    per_day = []
-    for day in days:
-        read = pc.sum(warehouse.read_day("ingest_manifest", day)["records_read"]).as_py() or 0
-        typed = warehouse.day_rows("log_events", day)
-        quarantine = warehouse.read_day("quarantine", day)
-        quarantined = pc.sum(pc.equal(quarantine["unit"], "record")).as_py() or 0
-        per_day.append({"day": day, "read": read, "typed": typed, "quarantined": quarantined})
-    lost = [row for row in per_day if row["read"] != row["typed"] + row["quarantined"]]
-    return _outcome(
-        "nothing_lost",
+@dataclass(frozen=True)
+class Check:
+    """A check: its table, what it proves, its rows (a query with ``$first``/``$last``, the window)
+    and the judgement of its rows against the settings."""
+
+    name: str
+    table: str
+    label: str  # short, as the report lists it
+    description: str
+    rows: Callable[[duckdb.DuckDBPyConnection, date, date, CheckSettings], Rows]
+    judge: Callable[[Rows, CheckSettings], Judgement]
+    severity: Severity = "ERROR"
+    daily: bool = False  # rows start with their day: one result per day
+    in_report: bool = True
+
+    def outcome(self, rows: Rows, settings: CheckSettings) -> CheckOutcome:
+        passed, summary, metadata = self.judge(rows, settings)
+        return CheckOutcome(self.name, self.table, passed, self.severity, metadata, summary)
+
+    def evaluate(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        first: date,
+        last: date,
+        settings: CheckSettings,
+    ) -> CheckOutcome:
+        """The result over ``first..last``."""
+        return self.outcome(self.rows(connection, first, last, settings), settings)
+
+    def evaluate_days(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        days: Iterable[str],
+        settings: CheckSettings,
+    ) -> dict[str, CheckOutcome]:
+        """One result per day of a daily check, from one query over the days' span."""
+        wanted = sorted(days)
+        if not self.daily:
+            raise ValueError(f"{self.name} is not a daily check")
+        if not wanted:
+            return {}
+        first, last = date.fromisoformat(wanted[0]), date.fromisoformat(wanted[-1])
+        by_day: dict[str, Rows] = {day: [] for day in wanted}
+        for row in self.rows(connection, first, last, settings):
+            by_day.setdefault(str(row[0]), []).append(row)
+        return {day: self.outcome(by_day[day], settings) for day in wanted}
+
+
+def _sql(query: str) -> Callable[[duckdb.DuckDBPyConnection, date, date, CheckSettings], Rows]:
+    def rows(
+        connection: duckdb.DuckDBPyConnection, first: date, last: date, settings: CheckSettings
+    ) -> Rows:
+        values = {"first": first, "last": last}
+        return connection.execute(
+            query, {k: v for k, v in values.items() if f"${k}" in query}
+        ).fetchall()
+
+    return rows
+
+
+# --- nothing_lost: records read (bytes and lines of the stream files) against what was kept -----
+
+
+def _records_per_day(
+    connection: duckdb.DuckDBPyConnection, first: date, last: date, _: CheckSettings
+) -> Rows:
+    names = ("records_read", "records_typed", "records_quarantined")
+    rows = [
+        (day, *(metrics.find(figures, name).value for name in names))
+        for day, figures in metrics.daily_figures(connection, names, first, last).items()
+    ]
+    return [row for row in rows if any(row[1:])]  # the days holding anything
+
+
+def _nothing_lost(rows: Rows, _: CheckSettings) -> Judgement:
+    lost = [
+        {"day": str(day), "read": read, "typed": typed, "quarantined": quarantined}
+        for day, read, typed, quarantined in rows
+        if read != typed + quarantined
+    ]
+    return (
         not lost,
-        **{
-            "records read": sum(row["read"] for row in per_day),
-            "records typed": sum(row["typed"] for row in per_day),
-            "records quarantined": sum(row["quarantined"] for row in per_day),
-            "days with a difference": lost[:20],
+        f"days with a difference: {len(lost)}",
+        {
+            "records read": sum(row[1] for row in rows),
+            "records typed": sum(row[2] for row in rows),
+            "records quarantined": sum(row[3] for row in rows),
+            "days with a difference": lost[:PREVIEW_DAYS],
         },
     )
 
 
-def sync_checks(
-    warehouse: Warehouse,
-    days: list[str],
-    selected: set[str] | None = None,
-    max_rate: float = DEFAULT_MAX_DISCREPANCY_RATE,
-) -> list[CheckOutcome]:
-    """The checks of the sync tables (all, or the ``selected`` names), from the written files."""
-    wanted = set(selected) if selected is not None else set(CHECKS)
-    window = [date.fromisoformat(days[0]), date.fromisoformat(days[-1])]
-    results = []
-    with warehouse.connect(empty_tables=SYNC_TABLES) as connection:
-        if "transaction_ids_unique" in wanted:
-            duplicates = connection.sql(
-                "select transaction_id from transactions group by 1 having count(*) > 1 order by 1 limit 20"
-            ).fetchall()
-            results.append(
-                _outcome(
-                    "transaction_ids_unique",
-                    not duplicates,
-                    **{"duplicated ids (first 20)": [row[0] for row in duplicates]},
-                )
-            )
-        if "every_transaction_has_an_outcome" in wanted:
-            (missing,) = connection.execute(
-                "select count(*) from transactions where day between ? and ?"
-                " and (outcome is null or outcome not in ?)",
-                [*window, list(OUTCOMES)],
-            ).fetchone()
-            results.append(
-                _outcome(
-                    "every_transaction_has_an_outcome",
-                    missing == 0,
-                    **{"without an outcome": missing},
-                )
-            )
-        if "currencies_known" in wanted:
-            unknown = connection.execute(
-                "select coalesce(currency, '(none)'), count(*) from transactions where day between ? and ?"
-                " and (currency is null or currency not in ?) group by 1 order by 1",
-                [*window, sorted(KNOWN_CURRENCIES)],
-            ).fetchall()
-            results.append(
-                _outcome(
-                    "currencies_known",
-                    not unknown,
-                    "WARN",
-                    **{"unknown currencies (transactions)": dict(unknown)},
-                )
-            )
-        if "discrepancy_rate" in wanted:
-            rates = connection.execute(
-                "with t as (select day, count(*) as n from transactions where day between ? and ? group by day),"
-                " d as (select day, count(*) as n from balance_discrepancies group by day)"
-                " select t.day::varchar, coalesce(d.n, 0) / t.n from t left join d using (day) order by 1",
-                window,
-            ).fetchall()
-            high = [{"day": day, "rate": round(rate, 3)} for day, rate in rates if rate > max_rate]
-            results.append(
-                _outcome(
-                    "discrepancy_rate",
-                    not high,
-                    "WARN",
-                    **{
-                        "bound": max_rate,
-                        "days above the bound": high[:20],
-                        "days checked": len(rates),
-                    },
-                )
-            )
-    return results
+# --- the sync tables ----------------------------------------------------------------------------
+
+_OUTCOMES = ", ".join(f"'{outcome}'" for outcome in OUTCOMES)
+_KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
 
 
-def anomaly_share(scored: int, flagged: int, contamination: float) -> CheckOutcome:
-    """Pass when the flagged share is within three binomial standard deviations of the contamination."""
+def _ids_unique(rows: Rows, _: CheckSettings) -> Judgement:
+    (duplicated, first_ids), *_ = rows
+    return (
+        duplicated == 0,
+        f"duplicated ids: {duplicated}",
+        {"duplicated ids": duplicated, "duplicated ids (first 20)": first_ids or []},
+    )
+
+
+def _with_outcome(rows: Rows, _: CheckSettings) -> Judgement:
+    missing = sum(row[1] for row in rows)
+    return missing == 0, f"without an outcome: {missing}", {"without an outcome": missing}
+
+
+def _currencies_known(rows: Rows, _: CheckSettings) -> Judgement:
+    unknown: dict[str, int] = {}
+    for _, currency, count in rows:
+        unknown[currency] = unknown.get(currency, 0) + count
+    return (
+        not unknown,
+        f"transactions with another currency: {sum(unknown.values())}",
+        {"unknown currencies (transactions)": dict(sorted(unknown.items()))},
+    )
+
+
+def _discrepancy_rate(rows: Rows, settings: CheckSettings) -> Judgement:
+    bound = settings.max_discrepancy_rate
+    high = [{"day": str(day), "rate": round(rate, 3)} for day, rate in rows if rate > bound]
+    return (
+        not high,
+        f"days above {bound:g} discrepancy events per transaction: {len(high)} of {len(rows)}",
+        {"bound": bound, "days above the bound": high[:PREVIEW_DAYS], "days checked": len(rows)},
+    )
+
+
+def _anomaly_share(rows: Rows, _: CheckSettings) -> Judgement:
+    """Within three binomial standard deviations (plus one transaction) of the contamination each
+    day was scored with, weighted by its transactions."""
+    (scored, flagged, expected), *_ = rows
+    scored, flagged = scored or 0, flagged or 0
+    contamination = float(expected / scored) if scored else 0.0
     share = flagged / scored if scored else 0.0
     slack = (
         3 * math.sqrt(contamination * (1 - contamination) / scored) + 1 / scored if scored else 1.0
     )
-    return _outcome(
-        "anomaly_share",
+    return (
         abs(share - contamination) <= slack,
+        f"flagged {flagged} of {scored} ({share:.2%}) against a contamination of {contamination:.2%}",
+        {
+            "scored": scored,
+            "flagged": flagged,
+            "share": share,
+            "contamination": contamination,
+            "allowed difference": slack,
+        },
+    )
+
+
+# --- the history tables -------------------------------------------------------------------------
+
+
+def _breaks(rows: Rows, _: CheckSettings) -> Judgement:
+    """Rows (day, transaction, user, expected, actual, direction inferred) of one rule's breaks."""
+    legacy = sum(bool(row[-1]) for row in rows)
+    first = [
+        {
+            "transaction_id": str(transaction),
+            "user_id": str(user),
+            "expected": plain_decimal(expected),
+            "actual": plain_decimal(actual),
+            "type_inferred": str(inferred),
+        }
+        for _, transaction, user, expected, actual, inferred in rows[:PREVIEW_BREAKS]
+    ]
+    return (
+        not rows,
+        f"breaks: {len(rows)} (of which legacy: {legacy})",
+        {
+            "breaks": len(rows),
+            "of which legacy (inferred direction)": legacy,
+            "first breaks": first,
+        },
+    )
+
+
+def _accounted_for(rows: Rows, _: CheckSettings) -> Judgement:
+    days = [str(day) for day, balanced in rows if not balanced]
+    return (
+        not days,
+        f"days that do not add up: {len(days)}",
+        {"days that do not add up": days[:PREVIEW_DAYS]},
+    )
+
+
+def _has_logs(rows: Rows, _: CheckSettings) -> Judgement:
+    missing = [str(day) for day, has_logs in rows if not has_logs]
+    return (
+        not missing,
+        f"days without logs: {len(missing)} of {len(rows)}",
+        {"days in the period": len(rows), "days without logs": missing},
+    )
+
+
+def _latest_day(rows: Rows, settings: CheckSettings) -> Judgement:
+    (latest,), *_ = rows
+    expected = (settings.today or datetime.now(UTC).date()) - timedelta(days=1)
+    return (
+        latest is not None and latest >= expected,
+        f"latest day {latest or 'none'}, latest complete day {expected}",
+        {
+            "latest complete day": expected.isoformat(),
+            "latest day in the warehouse": str(latest) if latest else "none",
+        },
+    )
+
+
+_WINDOW = "day between $first and $last"
+_BREAKS = (
+    "select day, transaction_id, user_id, expected, actual, type_inferred from ledger_breaks"
+    f" where rule = '{{rule}}' and {_WINDOW} order by occurred_at, transaction_id"
+)
+
+_DEFINED = (
+    Check(
+        "nothing_lost",
+        "log_events",
+        "records read = typed + quarantined, every day",
+        "Records read from the stream files = records typed (log_events) + records quarantined, "
+        "for every day.",
+        _records_per_day,
+        _nothing_lost,
+        daily=True,
+    ),
+    Check(
+        "transaction_ids_unique",
+        "transactions",
+        "transaction ids unique (whole history)",
+        "No transaction id appears on two rows, over the whole warehouse.",
+        _sql(
+            "select count(*), list(transaction_id order by transaction_id)[:20] from"
+            " (select transaction_id from transactions group by 1 having count(*) > 1)"
+        ),
+        _ids_unique,
+    ),
+    Check(
+        "every_transaction_has_an_outcome",
+        "transactions",
+        "every transaction has an outcome",
+        "Each transaction is applied, skipped, rejected, failed or unknown.",
+        _sql(
+            f"select day, count(*) from transactions where {_WINDOW}"
+            f" and (outcome is null or outcome not in ({_OUTCOMES})) group by 1"
+        ),
+        _with_outcome,
+        daily=True,
+    ),
+    Check(
+        "currencies_known",
+        "transactions",
+        f"every currency is known ({', '.join(sorted(KNOWN_CURRENCIES))})",
+        "Every transaction's currency is one whose minor unit is known "
+        f"({', '.join(sorted(KNOWN_CURRENCIES))}).",
+        _sql(
+            f"select day, coalesce(currency, '(none)'), count(*) from transactions where {_WINDOW}"
+            f" and (currency is null or currency not in ({_KNOWN})) group by 1, 2 order by 1, 2"
+        ),
+        _currencies_known,
         "WARN",
-        scored=scored,
-        flagged=flagged,
-        share=share,
-        contamination=contamination,
-        **{"allowed difference": slack},
-    )
-
-
-def anomaly_share_of_warehouse(
-    warehouse: Warehouse, contamination_of: Callable[[str], float]
-) -> CheckOutcome:
-    """``anomaly_share`` over every scored day of the warehouse, against the contamination each day
-    was scored with (weighted by the day's transactions when runs used different ones).
-
-    Over the whole table, not per day or per run: IsolationForest flags a share of its trailing
-    window, and unusual transactions cluster on some days, so one day's share says little alone.
-    """
-    with warehouse.connect(empty_tables=["anomaly_scores"]) as connection:
-        per_day = connection.sql(
-            "select day::varchar, count(*), count(*) filter (where is_anomaly)"
-            " from anomaly_scores group by 1 order by 1"
-        ).fetchall()
-    scored = sum(count for _, count, _ in per_day)
-    flagged = sum(count for _, _, count in per_day)
-    expected = sum(count * contamination_of(day) for day, count, _ in per_day)
-    return anomaly_share(scored, flagged, expected / scored if scored else contamination_of(""))
-
-
-def arithmetic_rule(ledger_breaks: pa.Table) -> CheckOutcome:
-    """Warn when a transaction breaks new = old ± (amount - vat); list the first breaks."""
-    arithmetic = ledger_breaks.filter(pc.equal(ledger_breaks["rule"], "arithmetic"))
-    first = arithmetic.slice(0, PREVIEW_BREAKS).select(
-        ["transaction_id", "user_id", "expected", "actual", "type_inferred"]
-    )
-    return _outcome(
+        daily=True,
+    ),
+    Check(
+        "discrepancy_rate",
+        "balance_discrepancies",
+        "discrepancy events per transaction under the bound, every day",
+        "Discrepancy events per transaction, per day, stay under the configured bound.",
+        _sql(
+            f"with t as (select day, count(*) as n from transactions where {_WINDOW} group by day),"
+            f" d as (select day, count(*) as n from balance_discrepancies where {_WINDOW} group by day)"
+            " select t.day, coalesce(d.n, 0) / t.n from t left join d using (day) order by 1"
+        ),
+        _discrepancy_rate,
+        "WARN",
+        daily=True,
+    ),
+    Check(
+        "anomaly_share",
+        "anomaly_scores",
+        "share of transactions flagged close to the contamination",
+        "The share of transactions flagged is close to the contamination they were scored with.",
+        _sql(
+            "select count(*), count(*) filter (where is_anomaly), sum(contamination)"
+            f" from anomaly_scores where {_WINDOW}"
+        ),
+        _anomaly_share,
+        "WARN",
+    ),
+    Check(
         "arithmetic_rule",
-        arithmetic.num_rows == 0,
+        "ledger_breaks",
+        "arithmetic rule: new = old +/- (amount - vat)",
+        "new = old ± (amount - vat) within 0.0005.",
+        _sql(_BREAKS.format(rule="arithmetic")),
+        _breaks,
         "WARN",
-        breaks=arithmetic.num_rows,
-        **{
-            "of which legacy (inferred direction)": pc.sum(arithmetic["type_inferred"]).as_py()
-            or 0,
-            "first breaks": [
-                {
-                    key: plain_decimal(value) if isinstance(value, Decimal) else str(value)
-                    for key, value in row.items()
-                }
-                for row in first.to_pylist()
-            ],
-        },
-    )
-
-
-def every_transaction_accounted_for(sync_outcomes: pa.Table) -> CheckOutcome:
-    """Fail when a day's outcomes do not add up or its published events differ from applied syncs."""
-    balanced = pc.and_(
-        sync_outcomes["all_accounted_for"],
-        pc.equal(sync_outcomes["published_without_transaction"], 0),
-    )
-    unbalanced = sync_outcomes.filter(pc.invert(balanced))
-    return _outcome(
+    ),
+    Check(
+        "continuity_rule",
+        "ledger_breaks",
+        "continuity: each applied sync starts where the previous ended",
+        "Each applied sync of a user starts from the balance the previous one ended with.",
+        _sql(_BREAKS.format(rule="continuity")),
+        _breaks,
+        "WARN",
+    ),
+    Check(
         "every_transaction_accounted_for",
-        unbalanced.num_rows == 0,
-        **{"days that do not add up": [str(day) for day in unbalanced["day"].to_pylist()[:20]]},
-    )
-
-
-def every_day_has_logs(calendar: pa.Table) -> CheckOutcome:
-    """Warn when a day of the period holds no log record; list the days."""
-    missing = calendar.filter(pc.invert(calendar["has_logs"]))
-    return _outcome(
+        "sync_outcomes",
+        "published events = applied transactions",
+        "Outcomes add up and published = applied.",
+        _sql(
+            "select day, all_accounted_for and published_without_transaction = 0"
+            f" from sync_outcomes where {_WINDOW} order by 1"
+        ),
+        _accounted_for,
+    ),
+    Check(
         "every_day_has_logs",
-        missing.num_rows == 0,
+        "calendar",
+        "every day of the period holds log records",
+        "Every day of the period holds log records (a day without any is a finding: the service "
+        "did not run, or its logs are missing).",
+        _sql(f"select day, has_logs from calendar where {_WINDOW} order by 1"),
+        _has_logs,
         "WARN",
-        **{
-            "days in the period": calendar.num_rows,
-            "days without logs": [str(day) for day in missing["day"].to_pylist()],
-        },
-    )
+    ),
+    Check(
+        "latest_day_present",
+        "log_events",
+        "the latest complete day is in the warehouse",
+        "The daily tables are fresh: the latest complete UTC day (yesterday) has been materialized.",
+        _sql("select max(day) from log_events"),
+        _latest_day,
+        "WARN",
+        in_report=False,  # about today's clock, not about the period reported
+    ),
+)
+CHECKS: dict[str, Check] = {check.name: check for check in _DEFINED}
+REPORT_CHECKS = tuple(name for name, check in CHECKS.items() if check.in_report)
 
 
-# The checks run on a history table once it is built, by table.
-HISTORY_CHECKS: dict[str, tuple[Callable[[pa.Table], CheckOutcome], ...]] = {
-    "ledger_breaks": (arithmetic_rule,),
-    "sync_outcomes": (every_transaction_accounted_for,),
-    "calendar": (every_day_has_logs,),
-}
+def evaluate(
+    connection: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    names: Iterable[str] = REPORT_CHECKS,
+    settings: CheckSettings | None = None,
+) -> list[CheckOutcome]:
+    """The checks ``names`` over ``first..last``, in the order given."""
+    chosen = settings or CheckSettings()
+    return [CHECKS[name].evaluate(connection, first, last, chosen) for name in names]

@@ -127,8 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     warehouse = Warehouse(settings.warehouse_dir)
     output = args.output_dir.resolve()
     if through_dagster:
-        outcomes = _run_through_dagster(args, settings, output, first, last)
-        if outcomes is None:
+        if not _run_through_dagster(args, settings, output, first, last):
             print("calo-report: the run failed; see the errors above", file=sys.stderr)
             return EXIT_RUN_FAILED
     else:
@@ -149,23 +148,23 @@ def main(argv: list[str] | None = None) -> int:
         except pipeline.PipelineError as exc:
             print(f"calo-report: error: {exc}", file=sys.stderr)
             return EXIT_RUN_FAILED
-        outcomes = [(check.name, check.passed, check.severity) for check in outcome.checks]
         for warning in outcome.report.warnings:  # e.g. the chart browser's start-up retried
             print(f"calo-report: warning: {warning}", file=sys.stderr)
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
-    print(summary(warehouse, first.isoformat(), last.isoformat()))
+    figures = report_figures(warehouse, first.isoformat(), last.isoformat())
+    print(summary(warehouse, figures))
     print(report_files(output))
-    failed = [(name, severity) for name, passed, severity in outcomes if not passed]
-    for name, severity in failed:
-        print(f"check {'failed' if severity == 'ERROR' else 'warns'}: {name}", file=sys.stderr)
-    return EXIT_CHECK_FAILED if any(severity == "ERROR" for _, severity in failed) else 0
+    failed = [check for check in figures.checks if not check.passed]
+    for check in failed:
+        print(f"check {'failed' if check.failed_error else 'warns'}: {check.name}", file=sys.stderr)
+    return EXIT_CHECK_FAILED if any(check.failed_error for check in failed) else 0
 
 
 def _run_through_dagster(
     args: argparse.Namespace, settings: Settings, output: Path, first: date, last: date
-) -> list[tuple[str, bool, str]] | None:
+) -> bool:
     """The same steps as one Dagster run (stored in ``DAGSTER_HOME`` when set, so the UI shows it);
-    the checks' (name, passed, severity), or ``None`` when the run failed."""
+    whether it succeeded (its checks are the report's: the summary prints them)."""
     # The run's days are partitions of its definitions: they end where this input ends, unless
     # CALO_LAST_DAY says otherwise (read when the definitions are first imported).
     os.environ.setdefault("CALO_LAST_DAY", last.isoformat())
@@ -184,7 +183,7 @@ def _run_through_dagster(
                 "set CALO_FIRST_DAY / CALO_LAST_DAY to include it",
                 file=sys.stderr,
             )
-            return None
+            return False
 
     instance = (
         dg.DagsterInstance.get()
@@ -212,17 +211,9 @@ def _run_through_dagster(
         },
         raise_on_error=False,
     )
-    if not result.success:
-        return None
-    print(f"calo-report: Dagster run {result.run_id}", file=sys.stderr)
-    # One line per check: a daily check has a result per day, and fails if one day fails.
-    outcomes: dict[str, tuple[str, bool, str]] = {}
-    for check in result.get_asset_check_evaluations():
-        if check.check_name == "latest_day_present":  # about the calendar, not about this export
-            continue
-        name, passed, _ = outcomes.get(check.check_name, (check.check_name, True, ""))
-        outcomes[name] = (name, passed and check.passed, check.severity.value)
-    return list(outcomes.values())
+    if result.success:
+        print(f"calo-report: Dagster run {result.run_id}", file=sys.stderr)
+    return result.success
 
 
 def _resolved(location: Path | S3Prefix) -> Path | S3Prefix:
@@ -249,15 +240,19 @@ def report_files(output_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def summary(warehouse: Warehouse, first: str, last: str) -> str:
-    """The report's figure grid for the days ``first..last``, as text: each figure from
-    ``calo_assets.metrics``, shown as the workbook and the HTML page show it."""
-    from calo_assets.report.summary import grid
-
+def report_figures(warehouse: Warehouse, first: str, last: str) -> metrics.ReportFigures:
+    """The report's figures and checks for the days ``first..last`` (``calo_assets.metrics``)."""
     window = (date.fromisoformat(first), date.fromisoformat(last))
     # An in-memory connection over the Parquet files: calo.duckdb may be held open by another run.
     with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
-        figures = metrics.report_figures(connection, *window)
+        return metrics.report_figures(connection, *window)
+
+
+def summary(warehouse: Warehouse, figures: metrics.ReportFigures) -> str:
+    """The report's figure grid and checks as text, shown as the workbook and the HTML page show
+    them."""
+    from calo_assets.report.summary import grid
+
     period = figures.period
     lines = [f"Period: {period.first} to {period.last} (UTC days holding at least one log record)"]
     currencies = metrics.currencies(figures.headline)
@@ -274,7 +269,7 @@ def summary(warehouse: Warehouse, first: str, last: str) -> str:
     failed = [check for check in figures.checks if not check.passed]
     lines.append(
         f"Data checks: {len(figures.checks) - len(failed)} passed, {len(failed)} failed"
-        + "".join(f"\n  failed: {check.label}: {check.detail}" for check in failed)
+        + "".join(f"\n  failed: {check.label}: {check.summary}" for check in failed)
     )
     lines.append(f"Tables: {warehouse.root} (DuckDB views in {warehouse.root / DUCKDB_FILE})")
     return "\n".join(lines)

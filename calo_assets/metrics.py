@@ -10,7 +10,7 @@ counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total. Metric
 computed by one query.
 
 API: ``headline``, ``overview``, ``checks``, ``period`` (or ``report_figures`` for all four at once)
-give ``Figure``, ``Check`` and ``Period`` values; ``find``, ``currencies``, ``by_currency`` and ``label``
+give ``Figure``, ``CheckOutcome`` and ``Period`` values; ``find``, ``currencies``, ``by_currency`` and ``label``
 read them.
 """
 
@@ -20,14 +20,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pandas as pd
 
 from calo_assets.ledger import finance
-from calo_assets.money import KNOWN_CURRENCIES, format_money
-from calo_assets.tables.sync import OUTCOMES
+from calo_assets.money import format_money
+
+if TYPE_CHECKING:
+    from calo_assets.checks import CheckOutcome, CheckSettings
 
 UNKNOWN_CURRENCY = "unknown"
 # The warehouse views the figures read: a connection needs a view, or an empty table, for each.
@@ -44,11 +46,6 @@ INPUTS = (
 MONEY, DAY = "money", "day"  # units that are not counts; any other unit names what is counted
 
 _WINDOW = "day between $first and $last"
-_KNOWN = ", ".join(f"'{currency}'" for currency in sorted(KNOWN_CURRENCIES))
-# As checks.sync_checks: an outcome is one of the five (tables.sync.OUTCOMES).
-_NO_OUTCOME = "outcome is null or outcome not in ({})".format(
-    ", ".join(f"'{outcome}'" for outcome in OUTCOMES)
-)
 
 
 @dataclass(frozen=True)
@@ -79,16 +76,6 @@ class Period:
 
     first: date
     last: date
-
-
-@dataclass(frozen=True)
-class Check:
-    """One data check over the window: whether it holds and the figures behind the result."""
-
-    name: str
-    label: str
-    passed: bool
-    detail: str
 
 
 @dataclass(frozen=True)
@@ -372,16 +359,20 @@ def _rows(connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: da
     return connection.execute(sql, parameters or None).fetchall()
 
 
-def _sql(source: str, per_currency: bool, values: list[str]) -> str:
-    """One query for several metrics of one source: rows of (currency, or None for the total over
-    currencies, then each metric's value)."""
+def _sql(source: str, per_currency: bool, values: list[str], by_day: bool = False) -> str:
+    """One query for several metrics of one source: rows of (the day when ``by_day``, the currency,
+    or None for the total over currencies, then each metric's value)."""
     measures = ", ".join(values)
+    day = "day, " if by_day else ""
     if not per_currency:
-        return f"select null as currency, {measures} from {source}"
+        return f"select {day}null as currency, {measures} from {source}" + (
+            " group by day" if by_day else ""
+        )
+    sets = "(day, currency), (day)" if by_day else "(currency), ()"
     return (
-        f"select case when grouping(currency) = 0 then currency end as currency, {measures} "
+        f"select {day}case when grouping(currency) = 0 then currency end as currency, {measures} "
         f"from (select * replace (coalesce(currency, '{UNKNOWN_CURRENCY}') as currency) from {source}) "
-        "group by grouping sets ((currency), ())"
+        f"group by grouping sets ({sets})"
     )
 
 
@@ -399,13 +390,18 @@ class ReportFigures:
     period: Period
     headline: list[Figure]
     overview: list[Figure]
-    checks: list[Check]
+    checks: list[CheckOutcome]
 
 
-def report_figures(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> ReportFigures:
+def report_figures(
+    connection: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    settings: CheckSettings | None = None,
+) -> ReportFigures:
     """The period, the headline and Overview figures and the checks of ``first..last``, in one pass
     (what ``period``, ``headline``, ``overview`` and ``checks`` give one by one)."""
-    days, results = period(connection, first, last), checks(connection, first, last)
+    days, results = period(connection, first, last), checks(connection, first, last, settings)
     return ReportFigures(
         days,
         _headline(connection, first, last, days, results),
@@ -426,7 +422,7 @@ def _headline(
     first: date,
     last: date,
     days: Period,
-    results: list[Check],
+    results: list[CheckOutcome],
 ) -> list[Figure]:
     passed = sum(check.passed for check in results)
     return [
@@ -451,19 +447,31 @@ def _figures(
     it."""
     chosen = list(chosen)
     values: dict[str, dict[str | None, Any]] = {metric.name: {} for metric in chosen}
-    batches: dict[tuple[str, bool, int | None], list[_Metric]] = {}
-    for metric in chosen:  # one query per source (and window)
-        batches.setdefault((metric.source, metric.per_currency, metric.days_before), []).append(
-            metric
-        )
-    for (source, per_currency, days_before), batch in batches.items():
-        window = (first, last)
-        if days_before is not None:
-            window = (days.first, days.last - timedelta(days=days_before))
-        sql = _sql(source, per_currency, [metric.value for metric in batch])
+    for batch, window in _batches(chosen, first, last, days):
+        sql = _sql(batch[0].source, batch[0].per_currency, [metric.value for metric in batch])
         for currency, *found in _rows(connection, sql, *window):
             for metric, value in zip(batch, found, strict=True):
                 values[metric.name][currency] = value
+    return _assembled(chosen, values)
+
+
+def _batches(
+    chosen: list[_Metric], first: date, last: date, days: Period
+) -> list[tuple[list[_Metric], tuple[date, date]]]:
+    """The metrics grouped by source (one query each), with the window each is evaluated on."""
+    batches: dict[tuple[str, bool, int | None], list[_Metric]] = {}
+    for metric in chosen:
+        batches.setdefault((metric.source, metric.per_currency, metric.days_before), []).append(
+            metric
+        )
+    return [
+        (batch, (first, last) if before is None else (days.first, days.last - timedelta(before)))
+        for (_, _, before), batch in batches.items()
+    ]
+
+
+def _assembled(chosen: list[_Metric], values: dict[str, dict[str | None, Any]]) -> list[Figure]:
+    """The figures of ``chosen`` from their values per currency (None: the total)."""
     found_currencies = {currency for found in values.values() for currency in found} - {None}
     if not any(found.get(UNKNOWN_CURRENCY) for found in values.values()):
         found_currencies.discard(UNKNOWN_CURRENCY)
@@ -484,6 +492,50 @@ def _figures(
                 for currency in sorted(found_currencies, key=currency_order)
             ]
     return figures
+
+
+def daily_figures(
+    connection: duckdb.DuckDBPyConnection, names: Iterable[str], first: date, last: date
+) -> dict[date, list[Figure]]:
+    """The figures ``names`` of each day of ``first..last``, as ``headline`` gives them for a window
+    of that one day (metrics of the daily tables only), from one query per source."""
+    chosen = [_BY_NAME[name] for name in names]
+    values: dict[date, dict[str, dict[str | None, Any]]] = {}
+    for batch, window in _batches(chosen, first, last, Period(first, last)):
+        if batch[0].days_before is not None:
+            raise ValueError(f"{batch[0].name} is not a figure of a day")
+        sql = _sql(batch[0].source, batch[0].per_currency, [m.value for m in batch], by_day=True)
+        for day, currency, *found in _rows(connection, sql, *window):
+            per_day = values.setdefault(day, {metric.name: {} for metric in chosen})
+            for metric, value in zip(batch, found, strict=True):
+                per_day[metric.name][currency] = value
+    span = range((last - first).days + 1)
+    return {
+        day: _assembled(chosen, values.get(day, {metric.name: {} for metric in chosen}))
+        for day in (first + timedelta(days=offset) for offset in span)
+    }
+
+
+# What the partitions of each daily table show in Dagster, beside their row count and preview.
+PARTITION_METRICS: dict[str, tuple[str, ...]] = {
+    "log_events": ("records_typed",),
+    "quarantine": ("records_quarantined", "files_quarantined"),
+    "ingest_manifest": ("log_streams", "records_read"),
+    "invocations": ("invocations", "failed_invocations"),
+    "transactions": (
+        "transactions",
+        "applied_credits",
+        "applied_debits",
+        "volume_credited",
+        "volume_debited",
+        "transactions_rejected",
+        "transactions_failed",
+    ),
+    "balance_discrepancies": ("discrepancy_events", "users_with_discrepancies"),
+    "negative_balance_rejections": ("negative_balance_rejections",),
+    "processing_errors": ("processing_errors",),
+    "anomaly_scores": ("anomalies",),
+}
 
 
 def overview(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Figure]:
@@ -564,62 +616,13 @@ def total_names() -> list[str]:
     return [metric.name for metric in METRICS if not metric.per_currency]
 
 
-_CHECKS: tuple[tuple[str, str, str], ...] = (
-    (
-        "nothing_lost",
-        "records read = typed + quarantined, every day",
-        f"""select count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0)) = 0,
-               'days with a difference: ' || count(*) filter (where m.records_read <> coalesce(e.typed, 0) + coalesce(q.quarantined, 0))
-        from (select day, sum(records_read) as records_read from ingest_manifest where {_WINDOW} group by day) m
-        left join (select day, count(*) as typed from log_events where {_WINDOW} group by day) e using (day)
-        left join (select day, count(*) as quarantined from quarantine where unit = 'record' and {_WINDOW} group by day) q using (day)""",
-    ),
-    (
-        "transaction_ids_unique",
-        "transaction ids unique (whole history)",
-        """select count(*) = count(distinct transaction_id),
-               'duplicated ids: ' || (count(*) - count(distinct transaction_id)) from transactions""",
-    ),
-    (
-        "every_transaction_has_an_outcome",
-        "every transaction has an outcome",
-        f"""select count(*) filter (where {_NO_OUTCOME}) = 0,
-               'without outcome: ' || count(*) filter (where {_NO_OUTCOME}) from transactions where {_WINDOW}""",
-    ),
-    (
-        "arithmetic_rule",
-        "arithmetic rule: new = old +/- (amount - vat)",
-        f"""select count(*) = 0,
-               'breaks: ' || count(*) || ' (of which legacy: ' || count(*) filter (where type_inferred) || ')'
-        from ledger_breaks where rule = 'arithmetic' and {_WINDOW}""",
-    ),
-    (
-        "continuity_rule",
-        "continuity: each applied sync starts where the previous ended",
-        f"""select count(*) = 0, 'breaks: ' || count(*)
-        from ledger_breaks where rule = 'continuity' and {_WINDOW}""",
-    ),
-    (
-        "currencies_known",
-        f"every currency is known ({', '.join(sorted(KNOWN_CURRENCIES))})",
-        f"""select count(*) filter (where currency is null or currency not in ({_KNOWN})) = 0,
-               'transactions with another currency: ' || count(*) filter (where currency is null or currency not in ({_KNOWN}))
-        from transactions where {_WINDOW}""",
-    ),
-    (
-        "every_transaction_accounted_for",
-        "published events = applied transactions",
-        f"""select coalesce(sum(abs(published_without_transaction)) = 0 and bool_and(all_accounted_for), true),
-               'days that do not add up: ' || count(*) filter (where published_without_transaction <> 0 or not all_accounted_for)
-        from sync_outcomes where {_WINDOW}""",
-    ),
-)
+def checks(
+    connection: duckdb.DuckDBPyConnection,
+    first: date,
+    last: date,
+    settings: CheckSettings | None = None,
+) -> list[CheckOutcome]:
+    """The report's data checks over ``first..last`` (``calo_assets.checks``), in a fixed order."""
+    from calo_assets import checks as data_checks  # the checks judge this module's figures
 
-
-def checks(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> list[Check]:
-    """The data checks over ``first..last``, in a fixed order."""
-    results = []
-    for name, text, sql in _CHECKS:
-        passed, detail = _rows(connection, sql, first, last)[0]
-        results.append(Check(name, text, bool(passed), detail))
-    return results
+    return data_checks.evaluate(connection, first, last, settings=settings)

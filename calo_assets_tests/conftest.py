@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import date
 from pathlib import Path
 
 # The tests run exports of many dates (the sample, the real export, synthetic ones) through one set of
@@ -12,6 +13,7 @@ os.environ.setdefault("CALO_LAST_DAY", "yesterday")
 import dagster as dg
 import pytest
 
+from calo_assets import checks, metrics
 from calo_assets.config import REAL_LOG_DIR, SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import resources_for
@@ -21,6 +23,13 @@ REAL_LOGS = REAL_LOG_DIR
 REAL_FIRST_DAY, REAL_LAST_DAY = "2023-12-12", "2024-04-15"  # the last stream runs past midnight
 SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2024-03-01", "2024-03-08"
 ALL_ASSETS = [*defs.assets, *defs.asset_checks]
+
+
+def check_warehouse(store: Warehouse, name: str, days: list[str]) -> checks.CheckOutcome:
+    """The core check ``name`` over ``days`` of the warehouse's files."""
+    span = (date.fromisoformat(min(days)), date.fromisoformat(max(days)))
+    with store.connect(empty_tables=metrics.INPUTS) as connection:
+        return checks.CHECKS[name].evaluate(connection, *span, checks.CheckSettings())
 
 
 def materialize_range(

@@ -218,6 +218,7 @@ def reference_score_day(transactions: pd.DataFrame, day: date, settings: Anomaly
         today, ["transaction_id", "day", "occurred_at", "user_id", "currency"]
     ].copy()
     result["window_rows"] = len(window)
+    result["contamination"] = settings.contamination
     if not today.any():
         return result.assign(
             score=pd.Series(dtype=float), is_anomaly=pd.Series(dtype=bool), reasons=""

@@ -4,6 +4,7 @@ the HTML page, the summary printed by ``calo-report``, and pandas over the wareh
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 from datetime import date
 from decimal import Decimal
@@ -11,11 +12,12 @@ from decimal import Decimal
 import openpyxl
 import pytest
 
-from calo_assets import cli, metrics
+from calo_assets import checks, cli, metrics
 from calo_assets.money import format_money
 from calo_assets.report.publish import HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import Warehouse
 from calo_assets_tests.report_cases import expected_figures
+from calo_assets_tests.test_assets import partition_metadata
 from calo_assets_tests.test_report import _Tables, summary_grid
 
 UNKNOWN_COLUMN = "unknown currency"
@@ -98,3 +100,64 @@ def test_each_headline_figure_is_the_same_on_every_surface(one_shot):
     assert isinstance(first, date)
     assert f"Period: {first} to {last}" in printed
     assert f"{first:%Y-%m-%d} to {last:%Y-%m-%d}" in (report / HTML_PAGE).read_text()
+
+
+def test_the_checks_are_the_same_on_every_surface(one_shot):
+    """One evaluation of ``calo_assets.checks``: the Checks sheet, the HTML page and the printed
+    summary list the same checks with the same results and evidence."""
+    _, report, printed = one_shot
+    sheet = openpyxl.load_workbook(report / WORKBOOK, read_only=True)["Checks"]
+    lines = [list(row) for row in sheet.iter_rows(values_only=True) if any(row)]
+    start = next(index for index, row in enumerate(lines) if row[0] == "check")
+    assert lines[start][:3] == ["check", "passed", "detail"]
+    rows = lines[start + 1 :]
+    in_book = {row[0]: (bool(row[1]), row[2]) for row in rows}
+    assert len(in_book) == len(checks.REPORT_CHECKS)
+    failed = {label: detail for label, (passed, detail) in in_book.items() if not passed}
+    page = (report / HTML_PAGE).read_text()
+    assert f"{len(in_book) - len(failed)} passed, {len(failed)} failed" in printed
+    assert f"Data checks: {len(in_book) - len(failed)} passed, {len(failed)} failed." in page
+    for label, detail in failed.items():
+        assert f"  failed: {label}: {detail}" in printed
+        assert html.escape(f"{label}: {detail}") in page
+    # On the real export: the legacy rows that break the arithmetic, the 179 continuity breaks,
+    # the days above the discrepancy bound and the days without logs (README, "Checks").
+    assert sorted(failed) == sorted(
+        checks.CHECKS[name].label
+        for name in ("discrepancy_rate", "arithmetic_rule", "continuity_rule", "every_day_has_logs")
+    )
+
+
+def test_dagster_partitions_and_checks_show_the_report_figures(real_run):
+    """The real export through Dagster: each partition's figures add up to the report's, and each
+    check's results per day agree with the report's check over the period."""
+    result, warehouse = real_run
+    expected = expected_figures(warehouse)
+    metadata = partition_metadata(result)
+    days = warehouse.days("transactions")
+    for name in ("transactions", "applied_credits", "transactions_rejected"):
+        assert sum(metadata["transactions", day][name] for day in days) == expected[(name, None)]
+    for currency in ("BHD", "SAR"):
+        total = sum(
+            Decimal(
+                metadata["transactions", day]
+                .get("volume_credited by currency", {})
+                .get(currency, 0)
+            )
+            for day in days
+        )
+        assert total == expected[("volume_credited", currency)], currency
+    read = sum(
+        metadata["ingest_manifest", day]["records_read"]
+        for day in warehouse.days("ingest_manifest")
+    )
+    assert read == expected[("records_read", None)]
+    by_check: dict[str, bool] = {}
+    for evaluation in result.get_asset_check_evaluations():
+        by_check[evaluation.check_name] = (
+            by_check.get(evaluation.check_name, True) and evaluation.passed
+        )
+    first, last = expected[("period_first", None)], expected[("period_last", None)]
+    with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
+        in_report = {check.name: check.passed for check in metrics.checks(connection, first, last)}
+    assert in_report == {name: by_check[name] for name in checks.REPORT_CHECKS}

@@ -171,7 +171,7 @@ HOLD_DATABASE = textwrap.dedent(
 
 
 def test_the_summary_reads_while_another_process_holds_the_database(sample_run):
-    from calo_assets.cli import summary
+    from calo_assets.cli import report_figures, summary
     from calo_assets.warehouse import DUCKDB_FILE
 
     _, warehouse = sample_run
@@ -182,7 +182,7 @@ def test_the_summary_reads_while_another_process_holds_the_database(sample_run):
     )
     try:
         assert holder.stdout.readline().strip() == "holding"
-        text = summary(warehouse, "2024-03-01", "2024-03-08")
+        text = summary(warehouse, report_figures(warehouse, "2024-03-01", "2024-03-08"))
     finally:
         holder.kill()
         holder.wait()

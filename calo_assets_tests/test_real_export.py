@@ -31,16 +31,23 @@ def test_streams_read_once_and_nothing_lost(real_run, sql):
     assert len(nothing_lost) == 126 and all(check.passed for check in nothing_lost)
     assert sum(check.metadata["records read"].value for check in nothing_lost) == 70081
     failing = {name for name, results in checks.items() if not all(c.passed for c in results)}
-    # Warnings that are findings: 5 legacy rows that do not add up, 18 days where discrepancies outnumber
+    # Warnings that are findings: 5 legacy rows that do not add up, syncs that do not start where
+    # the user's previous one ended, 18 days where discrepancies outnumber
     # half the transactions, days without any log inside the period, and an export from 2024 (the
     # warehouse is not fresh).
     assert failing == {
         "arithmetic_rule",
+        "continuity_rule",
         "discrepancy_rate",
         "every_day_has_logs",
         "latest_day_present",
     }
     assert sum(not check.passed for check in checks["discrepancy_rate"]) == 18
+    (continuity,) = checks["continuity_rule"]
+    assert (
+        continuity.metadata["breaks"].value
+        == sql("select count(*) from ledger_breaks where rule = 'continuity'")[0][0]
+    )
     days_with_logs = {str(day) for (day,) in sql("select distinct day from log_events")}
     first, last = min(days_with_logs), max(days_with_logs)
     every_day = {

@@ -22,13 +22,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calo_assets import checks, pipeline
+from calo_assets import pipeline
 from calo_assets.cli import export_window
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions
 from calo_assets.pipeline import days_between
 from calo_assets.synth.generator import SynthConfig, generate
 from calo_assets.warehouse import Warehouse
+from calo_assets_tests.conftest import check_warehouse
 from calo_assets_tests.logtext import StreamText
 
 FIRST_DAY = date(2024, 3, 1)
@@ -82,7 +83,7 @@ class Run:
         self.days = days or days_between(first, last)
         self.store = Warehouse(warehouse)
         self.ingested = pipeline.ingest(root, self.store, self.days, IngestOptions(**options))
-        self.check = checks.nothing_lost(self.store, self.days)
+        self.check = check_warehouse(self.store, "nothing_lost", self.days)
         assert self.check.passed, self.check.metadata
 
     @property
@@ -504,7 +505,7 @@ def test_nothing_lost_fails_when_the_parser_drops_a_record(export, tmp_path, mon
     days = days_between(first, last)
     store = Warehouse(tmp_path / "warehouse")
     pipeline.ingest(root, store, days, IngestOptions())
-    check = checks.nothing_lost(store, days)
+    check = check_warehouse(store, "nothing_lost", days)
     assert not check.passed
     assert check.metadata["records read"] == records > check.metadata["records typed"]
 

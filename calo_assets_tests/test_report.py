@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from calo_assets import metrics
+from calo_assets import checks, metrics
 from calo_assets.money import format_money
 from calo_assets.report import excel as excel_module
 from calo_assets.report import figures as figures_module
@@ -703,7 +703,20 @@ def test_the_overview_lists_what_needs_action(handmade):
     assert len(missing) == 16 and len(no_logs) == 11  # ten days, then how many more
     assert [row[4].date().isoformat() for row in no_logs[:10]] == sorted(missing)[::-1][:10]
     assert no_logs[10][5] == "and 6 more: see Daily"
-    assert "failing check" not in kinds
+    # Failing checks: days without logs, and days logging more discrepancies than half their syncs.
+    per_day = pd.concat(
+        [
+            table(warehouse, "transactions").groupby("day").size().rename("syncs"),
+            table(warehouse, "balance_discrepancies").groupby("day").size().rename("gaps"),
+        ],
+        axis=1,
+    ).dropna(subset=["syncs"])
+    above = per_day[per_day["gaps"].fillna(0) / per_day["syncs"] > 0.5]
+    assert len(above) > 0 and missing
+    assert [row[5].split(":")[0] for row in kinds["failing check"]] == [
+        checks.CHECKS[name].label for name in ("discrepancy_rate", "every_day_has_logs")
+    ]
+    assert kinds["failing check"][0][5].endswith(f": {len(above)} of {len(per_day)}")
 
 
 def largest_gaps(warehouse) -> dict[str, list[tuple[str, float, float]]]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from calo_assets import checks, pipeline
+from calo_assets import pipeline
 from calo_assets.cli import EXIT_BAD_INPUT, main
 from calo_assets.ledger.anomalies import AnomalySettings
 from calo_assets.logs import source
@@ -31,7 +31,7 @@ from calo_assets_tests.aws_double import (
     point_aws_at,
     upload_folder,
 )
-from calo_assets_tests.conftest import REAL_LOGS
+from calo_assets_tests.conftest import REAL_LOGS, check_warehouse
 
 EXPORT_ID = "a3fb6cdb-607b-469f-8f8a-ec4792e827cb"
 # Stream folders of these days: one holds a plain copy beside its .gz and a .DS_Store, one stream of
@@ -101,7 +101,7 @@ def test_a_bucket_gives_the_same_tables_as_the_local_folder_file_for_file(aws, r
     assert len(local_files) > 60 and local_files.keys() == remote_files.keys()
     different = [name for name in local_files if local_files[name] != remote_files[name]]
     assert different == []  # every table, every day: byte for byte
-    assert checks.nothing_lost(remote, DAYS).passed
+    assert check_warehouse(remote, "nothing_lost", DAYS).passed
     with remote.connect() as connection:
         read, typed = connection.execute(
             "select (select sum(records_read) from ingest_manifest), (select count(*) from log_events)"
@@ -243,7 +243,7 @@ def test_access_denied_to_the_bucket_is_a_clear_error_and_to_one_object_a_quaran
         assert [(row["unit"], row["file"]) for row in rows] == [("file", "000000.gz")]
         assert "access denied (AccessDenied)" in rows[0]["reason"]
         assert rows[0]["stream"] in denied
-        assert checks.nothing_lost(warehouse, days).passed
+        assert check_warehouse(warehouse, "nothing_lost", days).passed
         local = Warehouse(tmp_path / "local")
         pipeline.ingest(real_part, local, days, IngestOptions())
         unreadable = denied.split("/")[-2]

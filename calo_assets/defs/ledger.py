@@ -16,6 +16,7 @@ from calo_assets.defs.metadata import (
     materialize_days,
     preview_value,
     schema_metadata,
+    table_days_figures,
     value_counts,
 )
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
@@ -64,24 +65,13 @@ def anomaly_scores(
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
-    per_day = {
-        day: {"dagster/row_count": 0, "anomalies": 0, "contamination": settings.contamination}
-        for day in context.partition_keys
-    }
-    for row in (
-        table.group_by("day")
-        .aggregate([("is_anomaly", "count"), ("is_anomaly", "sum")])
-        .to_pylist()
-    ):
-        figures = per_day[row["day"].isoformat()]
-        figures["dagster/row_count"] = row["is_anomaly_count"]
-        figures["anomalies"] = row["is_anomaly_sum"] or 0
+    per_day = table_days_figures(warehouse.store, "anomaly_scores", list(context.partition_keys))
     for day, figures in per_day.items():
         day_value = pa.scalar(date.fromisoformat(day), type=table.schema.field("day").type)
         scored = table.filter(pc.equal(table["day"], day_value))
         top = scored.filter(scored["is_anomaly"]).sort_by([("score", "descending")])
         figures["top anomalies"] = preview_value(top, 10)
-        figures["preview"] = preview_value(scored)
+        figures["contamination"] = settings.contamination
     return materialize_days(context, "anomaly_scores", per_day)
 
 

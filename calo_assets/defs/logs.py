@@ -6,11 +6,10 @@ import dagster as dg
 
 from calo_assets import pipeline
 from calo_assets.defs.metadata import (
-    first_rows,
     materialize_days,
     materialize_table_days,
-    preview_value,
     schema_metadata,
+    table_days_figures,
 )
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
 from calo_assets.defs.resources import LogSource, WarehouseResource
@@ -68,18 +67,13 @@ def ingest_logs(
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
     found = ingested.discovery
+    per_day = table_days_figures(store, "log_events", days)
+    for day, kinds in ingested.kinds_by_day.items():
+        per_day[day]["records by kind"] = dg.MetadataValue.json(dict(sorted(kinds.items())))
     yield materialize_days(
         context,
         "log_events",
-        {
-            day: {
-                "dagster/row_count": ingested.events_by_day[day],
-                "records read": ingested.records_read_by_day[day],
-                "records by kind": dg.MetadataValue.json(dict(sorted(kinds.items()))),
-                "preview": preview_value(first_rows(store, "log_events", day)),
-            }
-            for day, kinds in ingested.kinds_by_day.items()
-        },
+        per_day,
         {
             "stream files read": ingested.files,
             "duplicate copies skipped": len(found.duplicates),
@@ -87,5 +81,5 @@ def ingest_logs(
             "files refused": len(found.refused),
         },
     )
-    for name, counted in (("quarantine", ("reason",)), ("ingest_manifest", ())):
-        yield materialize_table_days(context, store, name, days, counted)
+    for name in ("quarantine", "ingest_manifest"):
+        yield materialize_table_days(context, store, name, days)

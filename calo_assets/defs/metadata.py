@@ -1,9 +1,10 @@
-"""Metadata attached to materializations: row counts, days covered, a preview, column schema."""
+"""Metadata attached to materializations: row counts, figures (from ``calo_assets.metrics``), a
+preview, column schema."""
 
 from __future__ import annotations
 
-from collections import Counter
-from decimal import Decimal, localcontext
+from datetime import date
+from decimal import Decimal
 from typing import Any
 
 import dagster as dg
@@ -16,6 +17,7 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
 
+from calo_assets import metrics
 from calo_assets.checks import CheckOutcome
 from calo_assets.money import plain_decimal
 from calo_assets.tables.schema import SCHEMAS
@@ -23,63 +25,6 @@ from calo_assets.warehouse import Warehouse
 
 PREVIEW_ROWS = 5
 PREVIEW_CELL_CHARS = 60
-MAX_DIGITS = 80  # enough for any sum of Arrow's 38-digit decimals
-
-
-class TableSummary:
-    """What a table's metadata shows, gathered from its parts in order (never the whole table).
-
-    Rows, the first rows for the preview, the value counts of ``counted`` columns and, for each
-    ``(key, value)`` of ``summed``, the sum of ``value`` per ``key`` in the order keys first appear.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        counted: tuple[str, ...] = (),
-        summed: tuple[tuple[str, str], ...] = (),
-        preview: bool = True,
-    ) -> None:
-        self.preview = preview
-        self.rows = 0
-        self.head = SCHEMAS[name].empty_table()
-        self.counts: dict[str, Counter[str]] = {column: Counter() for column in counted}
-        self.sums: dict[tuple[str, str], dict[str, Decimal | None]] = {pair: {} for pair in summed}
-
-    @property
-    def wants_preview(self) -> bool:
-        """Whether the preview still needs rows: until it has them, parts must have every column."""
-        return self.preview and self.head.num_rows < PREVIEW_ROWS
-
-    @property
-    def columns(self) -> list[str]:
-        """The columns the summary reads once the preview is full (none: it then only counts rows)."""
-        return list(dict.fromkeys([*self.counts, *(name for pair in self.sums for name in pair)]))
-
-    def add(self, part: pa.Table) -> None:
-        self.rows += part.num_rows
-        if self.wants_preview:
-            more = part.slice(0, PREVIEW_ROWS - self.head.num_rows)
-            self.head = pa.concat_tables([self.head, more])
-        for column, counts in self.counts.items():
-            counts.update(value_counts(part, column))
-        for (key, value), sums in self.sums.items():
-            grouped = part.group_by(key, use_threads=False).aggregate([(value, "sum")])
-            for row in grouped.to_pylist():
-                total, known = row[f"{value}_sum"], sums.get(str(row[key]))
-                with localcontext(prec=MAX_DIGITS):  # exact, as Arrow sums a whole table
-                    sums[str(row[key])] = total if known is None else known + (total or 0)
-
-    def value_counts(self, column: str) -> dict[str, int]:
-        """``value_counts`` of the whole table."""
-        return dict(sorted(self.counts[column].items()))
-
-    def sum_by(self, key: str, value: str) -> dict[str, str]:
-        """The sum of ``value`` per ``key`` (plain decimal text, never exponent notation)."""
-        return {
-            group: plain_decimal(total) if total is not None else "none"
-            for group, total in self.sums[key, value].items()
-        }
 
 
 def schema_metadata(table: str) -> dict[str, Any]:
@@ -107,19 +52,22 @@ def _days_text(days: list[str]) -> str:
 
 
 def value_counts(table: pa.Table, column: str) -> dict[str, int]:
-    """How many rows hold each value of ``column`` (as text), sorted by value."""
-    counts: Counter[str] = Counter()
-    for item in pc.value_counts(table[column]).to_pylist():  # counted in Arrow: one row per value
-        counts[str(item["values"])] += item["counts"]
+    """How many rows hold each value of ``column`` (as text), sorted by value: a history table's
+    profile, beside its preview."""
+    counts: dict[str, int] = {}
+    for item in pc.value_counts(table[column]).to_pylist():
+        counts[str(item["values"])] = counts.get(str(item["values"]), 0) + item["counts"]
     return dict(sorted(counts.items()))
 
 
 def first_rows(store: Warehouse, table: str, day: str, rows: int = PREVIEW_ROWS) -> pa.Table:
-    """The first rows of a day of a daily table (only its first row group is read)."""
+    """The first rows of a day of a daily table (only the row groups that hold them are read)."""
+    parts = [SCHEMAS[table].empty_table()]
     for part in store.read_day_in_parts(table, day):
-        if part.num_rows:
-            return part.slice(0, rows)
-    return SCHEMAS[table].empty_table()
+        parts.append(part.slice(0, rows - sum(len(kept) for kept in parts)))
+        if sum(len(kept) for kept in parts) >= rows:
+            break
+    return pa.concat_tables(parts)
 
 
 def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
@@ -129,7 +77,10 @@ def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
         asset_key=outcome.asset,
         passed=outcome.passed,
         severity=dg.AssetCheckSeverity[outcome.severity],
-        metadata={key: _metadata_value(value) for key, value in outcome.metadata.items()},
+        metadata={
+            **({"summary": outcome.summary} if outcome.summary else {}),
+            **{key: _metadata_value(value) for key, value in outcome.metadata.items()},
+        },
     )
 
 
@@ -150,20 +101,6 @@ def preview_value(table: pa.Table, rows: int = PREVIEW_ROWS) -> dg.MetadataValue
     ]
     schema = dg.TableSchema(columns=[dg.TableColumn(name, "string") for name in names])
     return dg.MetadataValue.table(records, schema)
-
-
-def day_figures(
-    summary: TableSummary, counted: tuple[str, ...], summed: tuple[tuple[str, str], ...]
-) -> dict[str, Any]:
-    """What one day of a table shows: its row count, first rows, value counts and sums."""
-    figures: dict[str, Any] = {"dagster/row_count": summary.rows}
-    if summary.preview:
-        figures["preview"] = preview_value(summary.head)
-    for column in counted:
-        figures[f"{column} counts"] = dg.MetadataValue.json(summary.value_counts(column))
-    for key, value in summed:
-        figures[f"{value} by {key}"] = dg.MetadataValue.json(summary.sum_by(key, value))
-    return figures
 
 
 def materialize_days(
@@ -194,34 +131,44 @@ def materialize_days(
 
 
 def materialize_table_days(
-    context: dg.AssetExecutionContext,
-    store: Warehouse,
-    name: str,
-    days: list[str],
-    counted: tuple[str, ...] = (),
-    summed: tuple[tuple[str, str], ...] = (),
+    context: dg.AssetExecutionContext, store: Warehouse, name: str, days: list[str]
 ) -> dg.MaterializeResult:
     """Materialize a daily table from its written files, every partition with its own figures."""
-    return materialize_days(context, name, table_days_figures(store, name, days, counted, summed))
+    return materialize_days(context, name, table_days_figures(store, name, days))
 
 
-def table_days_figures(
-    store: Warehouse,
-    name: str,
-    days: list[str],
-    counted: tuple[str, ...] = (),
-    summed: tuple[tuple[str, str], ...] = (),
-) -> dict[str, dict[str, Any]]:
-    """Per day: the figures of a daily table, read from its written file in parts."""
-    per_day = {}
-    for day in days:
-        summary = TableSummary(name, counted, summed)
-        for part in store.read_day_in_parts(
-            name, day, None if summary.wants_preview else summary.columns
-        ):
-            summary.add(part)
-        per_day[day] = day_figures(summary, counted, summed)
-    return per_day
+def table_days_figures(store: Warehouse, name: str, days: list[str]) -> dict[str, dict[str, Any]]:
+    """Per day: the table's row count (its file's footer), its figures (``metrics``, the ones
+    ``PARTITION_METRICS`` names for it) and its first rows."""
+    span = [date.fromisoformat(day) for day in sorted(days)]
+    with store.connect(empty_tables=metrics.INPUTS) as connection:
+        figures = metrics.daily_figures(
+            connection, metrics.PARTITION_METRICS.get(name, ()), span[0], span[-1]
+        )
+    return {
+        day: {
+            "dagster/row_count": store.day_rows(name, day),
+            **figure_metadata(figures[date.fromisoformat(day)]),
+            "preview": preview_value(first_rows(store, name, day)),
+        }
+        for day in days
+    }
+
+
+def figure_metadata(figures: list[metrics.Figure]) -> dict[str, Any]:
+    """Figures as metadata, by name: a count or total as a number (the Plots tab draws it), the
+    values per currency as JSON (money as exact decimal text)."""
+    shown: dict[str, Any] = {}
+    for figure in figures:
+        value = plain_decimal(figure.value) if figure.unit == metrics.MONEY else figure.value
+        if figure.currency is None:
+            shown[figure.name] = value
+        else:
+            shown.setdefault(f"{figure.name} by currency", {})[figure.currency] = value
+    return {
+        key: dg.MetadataValue.json(value) if isinstance(value, dict) else value
+        for key, value in shown.items()
+    }
 
 
 def check_evaluation(

@@ -320,6 +320,7 @@ def score_window(
     result = history.frame[list(RESULT_COLUMNS)].iloc[rows[today]]
     result.index = pd.RangeIndex(len(rows))[today]
     result["window_rows"] = len(rows)
+    result["contamination"] = settings.contamination  # what the flags were chosen for
     if not today.any():
         return result.assign(
             score=pd.Series(dtype=float), is_anomaly=pd.Series(dtype=bool), reasons=""

@@ -15,6 +15,7 @@ import duckdb
 import pandas as pd
 
 from calo_assets import metrics
+from calo_assets.checks import CheckSettings
 from calo_assets.warehouse import Warehouse
 
 _WINDOW = "day between $first and $last"
@@ -266,7 +267,9 @@ class ReportData:
         return self.frames[name]
 
 
-def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
+def load(
+    warehouse: Warehouse, first: date, last: date, check_settings: CheckSettings | None = None
+) -> ReportData:
     """Every figure and every report query over the warehouse for ``first..last``.
 
     The inputs are read from their Parquet files once, into memory, and every query runs on that copy
@@ -274,7 +277,7 @@ def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
     """
     with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
         _read_inputs_once(connection)
-        figures = metrics.report_figures(connection, first, last)
+        figures = metrics.report_figures(connection, first, last, check_settings)
         data = ReportData(figures.period.first, figures.period.last)
         data.figures, data.overview, data.checks = (
             figures.headline,
@@ -289,7 +292,7 @@ def load(warehouse: Warehouse, first: date, last: date) -> ReportData:
             data.frames[f"detail_{name}"] = _query(connection, sql, window)
     data.frames["exposure_by_currency"] = metrics.by_currency(data.figures, EXPOSURE_FIGURES)
     data.frames["checks"] = pd.DataFrame(
-        [(check.label, check.passed, check.detail) for check in data.checks],
+        [(check.label, check.passed, check.summary) for check in data.checks],
         columns=["check", "passed", "detail"],
     )
     return data

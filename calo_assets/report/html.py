@@ -89,7 +89,7 @@ def html_page(
     table = kpis.to_html(index=False, border=0, classes="kpis", escape=True)
     failed = [check for check in data.checks if not check.passed]
     checks = "".join(
-        f"<li>{html.escape(check.label)}: {html.escape(check.detail)}</li>" for check in failed
+        f"<li>{html.escape(check.label)}: {html.escape(check.summary)}</li>" for check in failed
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Balance sync report {data.first} to {data.last}</title>

@@ -112,7 +112,7 @@ def needs_action(data: ReportData) -> pd.DataFrame:
         if more > 0:
             rows.append([what, None, None, None, None, f"and {more:,} more: see {sheet}"])
     rows += [
-        [FAILING_CHECK, None, None, None, None, f"{check.label}: {check.detail}"]
+        [FAILING_CHECK, None, None, None, None, f"{check.label}: {check.summary}"]
         for check in data.checks
         if not check.passed
     ]

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from calo_assets import metrics
+from calo_assets.checks import CheckOutcome, CheckSettings
 from calo_assets.report.csv_files import csv_safe, write_csv_files
 from calo_assets.report.data import load
 from calo_assets.report.figures import HEIGHT, TRACE_TYPES, WIDTH, build_figures
@@ -56,13 +57,19 @@ class Published:
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
     figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
+    checks: list[CheckOutcome] = field(default_factory=list)  # the Checks sheet's
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
     # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
     warnings: list[str] = field(default_factory=list)
 
 
 def publish(
-    warehouse: Warehouse, output: Path, first: date, last: date, images: bool = True
+    warehouse: Warehouse,
+    output: Path,
+    first: date,
+    last: date,
+    images: bool = True,
+    check_settings: CheckSettings | None = None,
 ) -> Published:
     """Build every output of the report for ``first..last`` into ``output``."""
     began = time.perf_counter()
@@ -73,7 +80,7 @@ def publish(
     stages = _Stages()
     try:
         with stages("queries"):
-            data = load(warehouse, first, last)
+            data = load(warehouse, first, last, check_settings)
         with stages("figures"):
             figures = build_figures(data)
         if drawing is not None:
@@ -111,6 +118,7 @@ def publish(
         charts=contents["charts"],
         kpis=kpis,
         figures=[*data.figures, *data.overview],
+        checks=data.checks,
         seconds=stages.seconds,
         warnings=list(drawing.warnings) if drawing is not None else [],
     )

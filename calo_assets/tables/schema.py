@@ -181,6 +181,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("is_anomaly", FLAG),
             ("reasons", TEXT),
             ("window_rows", INT),
+            ("contamination", pa.float64()),
         ]
     ),
     "ledger_breaks": pa.schema(
