@@ -223,6 +223,25 @@ def test_every_table_asset_declares_its_columns():
         assert [column.name for column in declared.columns] == schema.names, table
 
 
+def test_every_column_of_every_table_is_described_once_for_dagster_and_the_report():
+    from calo_assets.report.columns import SHEET_TABLES, column_meaning
+    from calo_assets.tables.schema import SCHEMAS, column_description
+
+    graph = defs.resolve_asset_graph()
+    tables = [*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores", *HISTORY_TABLES]
+    assert sorted(tables) == sorted(SCHEMAS)
+    for table in tables:
+        declared = graph.get(dg.AssetKey(table)).metadata["dagster/column_schema"]
+        for column in declared.columns:
+            description = column_description(table, column.name)
+            assert description.strip(), (table, column.name)
+            assert column.description == description, (table, column.name)
+    # A sheet showing a table's columns describes them as the table does.
+    for sheet, table in SHEET_TABLES.items():
+        for name in SCHEMAS[table].names:
+            assert column_meaning(sheet, name) == column_description(table, name)
+
+
 def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(tmp_path):
     from calo_assets.defs.metadata import _cell, value_counts
     from calo_assets.tables.schema import to_rows
