@@ -40,6 +40,7 @@ from calo_assets.ledger.anomalies import (
 from calo_assets.logs.export import Discovery, discover
 from calo_assets.logs.ingest import IngestOptions, stream_days
 from calo_assets.logs.source import LogSourceError, S3Prefix
+from calo_assets.report.images import OPEN_TIMEOUT
 from calo_assets.report.publish import Published, publish
 from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
 from calo_assets.tables.sync import SYNC_TABLES, SyncDay, shared_transaction_ids
@@ -389,10 +390,11 @@ def publish_report(
     last: str | None = None,
     images: bool = True,
     check_settings: checks.CheckSettings | None = None,
+    browser_timeout: float = OPEN_TIMEOUT,
 ) -> Published:
     """Write the report for ``first..last`` (every materialized day by default) into ``output``."""
     start, end = report_window(warehouse, first, last)
-    return publish(warehouse, output, start, end, images, check_settings)
+    return publish(warehouse, output, start, end, images, check_settings, browser_timeout)
 
 
 @dataclass

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 DATA_FILE = "data.parquet"
 DUCKDB_FILE = "calo.duckdb"
-ROW_GROUP_ROWS = 128_000
+ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse.row_group_rows``)
 _GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
 
 
@@ -43,10 +43,11 @@ class WriterClosedError(RuntimeError):
 
 
 class Warehouse:
-    """Read and write the warehouse's tables."""
+    """Read and write the warehouse's tables, in row groups of about ``row_group_rows`` rows."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, row_group_rows: int = ROW_GROUP_ROWS) -> None:
         self.root = Path(root)
+        self.row_group_rows = row_group_rows
 
     def day_file(self, table: str, day: str) -> Path:
         return self.root / table / f"day={day}" / DATA_FILE
@@ -57,16 +58,16 @@ class Warehouse:
     def write_day(self, table: str, day: str, data: pa.Table) -> pa.Table:
         """Replace one day of a daily table; return the table as written (in the table's schema)."""
         conformed = _conform(table, data)
-        _write_atomically(self.day_file(table, day), conformed)
+        _write_atomically(self.day_file(table, day), conformed, self.row_group_rows)
         return conformed
 
     def day_writer(self, table: str, day: str) -> DayWriter:
         """A writer of one day of a daily table in row groups; the file appears whole at ``close()``."""
-        return DayWriter(self.day_file(table, day), SCHEMAS[table])
+        return DayWriter(self.day_file(table, day), SCHEMAS[table], self.row_group_rows)
 
     def write_table(self, table: str, data: pa.Table) -> Path:
         """Replace a table computed over the whole history."""
-        return _write_atomically(self.table_file(table), _conform(table, data))
+        return _write_atomically(self.table_file(table), _conform(table, data), self.row_group_rows)
 
     def read_day(self, table: str, day: str) -> pa.Table:
         """One day of a daily table (empty when the day was never written)."""
@@ -176,7 +177,7 @@ class Warehouse:
 
 
 class DayWriter:
-    """Writes a table in pieces, buffered into row groups of about ``ROW_GROUP_ROWS`` rows.
+    """Writes a table in pieces, buffered into row groups of about ``row_group_rows`` rows.
 
     A piece is never split across row groups, so rows written together stay together (a file's
     invocations, for the sync tables). The file is written under a temporary name and renamed over the
@@ -184,8 +185,8 @@ class DayWriter:
     (or a crash) leaves the old version whole.
     """
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path, self.schema = path, schema
+    def __init__(self, path: Path, schema: pa.Schema, row_group_rows: int = ROW_GROUP_ROWS) -> None:
+        self.path, self.schema, self.row_group_rows = path, schema, row_group_rows
         path.parent.mkdir(parents=True, exist_ok=True)
         self._temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         self._writer: pq.ParquetWriter | None = None
@@ -205,7 +206,7 @@ class DayWriter:
         self._pending.append(_in_schema(self.schema, piece))
         self._pending_rows += piece.num_rows
         self.rows += piece.num_rows
-        if self._pending_rows >= ROW_GROUP_ROWS:
+        if self._pending_rows >= self.row_group_rows:
             self._flush()
 
     def close(self) -> Path:
@@ -292,11 +293,11 @@ def _concat(table: str, parts: list[pa.Table]) -> pa.Table:
     return pa.concat_tables(parts, promote_options="default") if len(parts) > 1 else parts[0]
 
 
-def _write_atomically(path: Path, data: pa.Table) -> Path:
+def _write_atomically(path: Path, data: pa.Table, row_group_rows: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(data, temporary, compression="zstd", row_group_size=ROW_GROUP_ROWS)
+        pq.write_table(data, temporary, compression="zstd", row_group_size=row_group_rows)
         # The rename is atomic: readers and a crashed run see the old file or the new one, never half.
         temporary.replace(path)
     finally:

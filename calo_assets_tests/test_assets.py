@@ -221,18 +221,31 @@ def test_every_table_asset_declares_its_columns():
         assert [column.name for column in declared.columns] == schema.names, table
 
 
-def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
-    tmp_path, monkeypatch
-):
-    from calo_assets import warehouse as warehouse_module
+def test_every_column_of_every_table_is_described_once_for_dagster_and_the_report():
+    from calo_assets.report.columns import SHEET_TABLES, column_meaning
+    from calo_assets.tables.schema import SCHEMAS, column_description
+
+    graph = defs.resolve_asset_graph()
+    tables = [*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores", *HISTORY_TABLES]
+    assert sorted(tables) == sorted(SCHEMAS)
+    for table in tables:
+        declared = graph.get(dg.AssetKey(table)).metadata["dagster/column_schema"]
+        for column in declared.columns:
+            description = column_description(table, column.name)
+            assert description.strip(), (table, column.name)
+            assert column.description == description, (table, column.name)
+    # A sheet showing a table's columns describes them as the table does.
+    for sheet, table in SHEET_TABLES.items():
+        for name in SCHEMAS[table].names:
+            assert column_meaning(sheet, name) == column_description(table, name)
+
+
+def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(tmp_path):
     from calo_assets.defs.metadata import _cell
-    from calo_assets.logs import ingest
     from calo_assets.tables.schema import to_rows
     from calo_assets.tables.sync import build_sync_tables
     from calo_assets_tests.logtext import StreamText
 
-    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)  # a row group of log_events per stream file
-    monkeypatch.setattr(warehouse_module, "ROW_GROUP_ROWS", 2)
     day = "2024-01-05"
     streams = [StreamText(day, start=f"{10 + index}:00:00") for index in range(3)]
     first, second, third = streams
@@ -248,7 +261,13 @@ def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(
     for index, stream in enumerate(streams):
         stream.write(tmp_path / "logs", f"{day}-[$LATEST]{index}")
     result = materialize_range(
-        tmp_path / "logs", tmp_path / "warehouse", day, day, assets=[ingest_logs, sync_tables]
+        tmp_path / "logs",
+        tmp_path / "warehouse",
+        day,
+        day,
+        assets=[ingest_logs, sync_tables],
+        limits={"batch_files": 1},  # a row group of log_events per stream file
+        row_group_rows=2,
     )
     warehouse = Warehouse(tmp_path / "warehouse")
     assert warehouse.day_row_groups("log_events", day) == 3
@@ -347,7 +366,7 @@ def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
     import asyncio
     import logging
 
-    from calo_assets.defs.report import balance_sync_report
+    from calo_assets.defs.report import ReportConfig, balance_sync_report
     from calo_assets.report import images
 
     _, warehouse = sample_run
@@ -361,12 +380,14 @@ def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
         await opened(self)
 
     monkeypatch.setattr(images._OneTab, "open", first_hangs)
-    monkeypatch.setattr(images, "OPEN_TIMEOUT", 2.0)
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize(
         [balance_sync_report],
         resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "reports"),
         instance=instance,
+        run_config=dg.RunConfig(
+            {"balance_sync_report": ReportConfig(chart_browser_timeout_seconds=2.0)}
+        ),
     )
     assert result.success and len(starts) == 2
     (event,) = result.get_asset_materialization_events()

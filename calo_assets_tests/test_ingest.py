@@ -6,6 +6,7 @@ from collections import Counter
 
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions, read_days
+from calo_assets.logs.limits import ReadLimits
 from calo_assets_tests.logtext import StreamText
 
 
@@ -143,15 +144,17 @@ def test_two_worker_processes_give_the_same_rows(tmp_path, monkeypatch):
         ).end(f"r{index}")
         streams.append(stream)
     one = rows_of(tmp_path, *streams)["2024-01-05"]
-    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)  # one batch per file: batches for both workers
-    two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2))["2024-01-05"]
+    one_file = ReadLimits(batch_files=1)  # one batch per file: batches for both workers
+    two = read_days(discover(tmp_path), ["2024-01-05"], IngestOptions(workers=2, limits=one_file))[
+        "2024-01-05"
+    ]
     assert one.events == two.events and one.manifest == two.manifest
     assert Counter(event["kind"] for event in one.events)["sync_started"] == 6
     # Big results come back from the workers through temporary files, removed once read.
-    monkeypatch.setattr(ingest, "_RESULT_BYTES", 0)
     monkeypatch.setattr(ingest.tempfile, "tempdir", str(tmp_path / "spill"))
     (tmp_path / "spill").mkdir()
-    spilled = read_days(discover(tmp_path / "export"), ["2024-01-05"], IngestOptions(workers=2))
+    options = IngestOptions(workers=2, limits=ReadLimits(batch_files=1, result_bytes=0))
+    spilled = read_days(discover(tmp_path / "export"), ["2024-01-05"], options)
     assert spilled["2024-01-05"].events == one.events
     assert list((tmp_path / "spill").iterdir()) == []
 
@@ -172,7 +175,7 @@ def test_an_unexpected_failure_names_the_file(tmp_path, monkeypatch):
         read_days(discover(tmp_path), ["2024-01-05"], IngestOptions())
 
 
-def test_the_files_of_one_stream_stay_in_one_batch(tmp_path, monkeypatch):
+def test_the_files_of_one_stream_stay_in_one_batch(tmp_path):
     from calo_assets.logs import ingest
 
     # An invocation can run from 000000.gz into 000001.gz: both must reach the sync tables together.
@@ -182,8 +185,8 @@ def test_the_files_of_one_stream_stay_in_one_batch(tmp_path, monkeypatch):
     path.rename(path.with_name("000001.gz"))
     first.write(tmp_path, name="2024-01-05-[$LATEST]one")
     StreamText().start("r2").end("r2").write(tmp_path, name="2024-01-05-[$LATEST]two")
-    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)
-    batches = ingest._batches(ingest._units(discover(tmp_path), ["2024-01-05"]))
+    units = ingest._units(discover(tmp_path), ["2024-01-05"])
+    batches = ingest._batches(units, ReadLimits(batch_files=1))
     assert [[part.label for unit in batch for part in unit.parts] for batch in batches] == [
         ["2024-01-05-[$LATEST]one/000000.gz", "2024-01-05-[$LATEST]one/000001.gz"],
         ["2024-01-05-[$LATEST]two/000000.gz"],

@@ -123,17 +123,17 @@ def test_a_fifo_is_not_opened_for_reading(tmp_path):
     )
 
 
-def test_a_record_longer_than_the_limit_is_quarantined_and_counted(tmp_path, monkeypatch):
+def test_a_record_longer_than_the_limit_is_quarantined_and_counted(tmp_path):
     from calo_assets.logs import reader
+    from calo_assets.logs.limits import ReadLimits
 
-    monkeypatch.setattr(reader, "MAX_RECORD_CHARS", 1000)
-    monkeypatch.setattr(reader, "READ_BYTES", 300)
+    limits = ReadLimits(max_record_chars=1000, read_bytes=300)
     long = (
         "2024-01-01T10:00:00.050Z 2024-01-01T10:00:00.050Z\tr1\tINFO\tlong {\n" + "  x: 1,\n" * 500
     )
     (tmp_path / "file").write_bytes(gzip.compress((long + TEXT).encode()))
     reading = reader.FileReading()
-    segments = list(reader.read_segments(tmp_path / "file", reading))
+    segments = list(reader.read_segments(tmp_path / "file", reading, limits=limits))
     records = [split_records(segment.text, segment.first_line)[0] for segment in segments]
     assert [line for part in records for line in part.lines] == [502, 504, 508, 509]
     assert [

@@ -49,16 +49,14 @@ def running_it_commands() -> list[str]:
     return lines
 
 
-def as_run_here(line: str, scratch: Path) -> str:
+def as_run_here(line: str, scratch: Path, bin_dir: Path = BIN) -> str:
     # /tmp/ first: the virtual environment may itself be under /tmp (a CI clone).
-    return line.replace("/tmp/", f"{scratch}/").replace(".venv/bin/", f"{BIN}/")
+    return line.replace("/tmp/", f"{scratch}/").replace(".venv/bin/", f"{bin_dir}/")
 
 
-def test_the_scratch_folder_does_not_rewrite_the_environments_own_path(monkeypatch, tmp_path):
-    import calo_assets_tests.test_readme_commands as module
-
-    monkeypatch.setattr(module, "BIN", Path("/tmp/clone/.venv/bin"))
-    assert module.as_run_here(".venv/bin/calo-synth-logs /tmp/logs", tmp_path) == (
+def test_the_scratch_folder_does_not_rewrite_the_environments_own_path(tmp_path):
+    clone = Path("/tmp/clone/.venv/bin")
+    assert as_run_here(".venv/bin/calo-synth-logs /tmp/logs", tmp_path, clone) == (
         f"/tmp/clone/.venv/bin/calo-synth-logs {tmp_path}/logs"
     )
 

@@ -26,9 +26,10 @@ from calo_assets import pipeline
 from calo_assets.cli import export_window
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions
+from calo_assets.logs.limits import ReadLimits
 from calo_assets.pipeline import days_between
 from calo_assets.synth.generator import SynthConfig, generate
-from calo_assets.warehouse import Warehouse
+from calo_assets.warehouse import ROW_GROUP_ROWS, Warehouse
 from calo_assets_tests.conftest import check_warehouse
 from calo_assets_tests.logtext import StreamText
 
@@ -78,10 +79,17 @@ def records_in(data: bytes) -> int:
 class Run:
     """The ingest step over the days ``calo-report`` would read, checked by ``nothing_lost``."""
 
-    def __init__(self, root: Path, warehouse: Path, days: list[str] | None = None, **options):
+    def __init__(
+        self,
+        root: Path,
+        warehouse: Path,
+        days: list[str] | None = None,
+        row_group_rows: int = ROW_GROUP_ROWS,
+        **options,
+    ):
         first, last = export_window(discover(root))
         self.days = days or days_between(first, last)
-        self.store = Warehouse(warehouse)
+        self.store = Warehouse(warehouse, row_group_rows)
         self.ingested = pipeline.ingest(root, self.store, self.days, IngestOptions(**options))
         self.check = check_warehouse(self.store, "nothing_lost", self.days)
         assert self.check.passed, self.check.metadata
@@ -159,18 +167,13 @@ def test_timestamps_with_zero_to_nine_fraction_digits_are_typed(tmp_path):
     assert "2024-01-05 10:00:01.123000+00:00" in times  # cut to the table's milliseconds
 
 
-def test_a_stream_folder_named_two_days_before_its_records_loses_nothing(
-    export, tmp_path, monkeypatch
-):
-    from calo_assets.logs import ingest
-
+def test_a_stream_folder_named_two_days_before_its_records_loses_nothing(export, tmp_path):
     root, records = copy_of(export, tmp_path)
     # A stream of the third day in a folder named after the first, read before the first day's
     # other streams (one file at a time): its rows are two days after its folder's day.
     target = next(path for path in streams(root) if path.parent.name.startswith("2024-03-03"))
     target.parent.rename(target.parent.with_name("2024-03-01-[$LATEST]0000first"))
-    monkeypatch.setattr(ingest, "_BATCH_FILES", 1)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path, limits=ReadLimits(batch_files=1))
     assert result.days == ["2024-03-01", "2024-03-02", "2024-03-03", "2024-03-04"]
     assert result.accounted() == records
     assert result.kinds()["sync_started"] == export[1].transactions  # every one typed
@@ -389,12 +392,7 @@ def test_a_warehouse_path_with_glob_and_quote_characters_works(export, tmp_path)
 # -- size and memory --------------------------------------------------------------------------------
 
 
-def test_a_gzip_bomb_is_cut_by_ratio_and_content_and_a_compressible_log_is_not(
-    tmp_path, monkeypatch
-):
-    from calo_assets.logs import reader
-
-    monkeypatch.setattr(reader, "BOMB_BYTES", 1 << 20)
+def test_a_gzip_bomb_is_cut_by_ratio_and_content_and_a_compressible_log_is_not(tmp_path):
     logs = tmp_path / "logs" / "export"
     bomb = logs / "2024-01-05-[$LATEST]bomb"
     bomb.mkdir(parents=True)
@@ -403,7 +401,8 @@ def test_a_gzip_bomb_is_cut_by_ratio_and_content_and_a_compressible_log_is_not(
     legit = logs / "2024-01-05-[$LATEST]legit"
     legit.mkdir()
     (legit / "000000.gz").write_bytes(gzip.compress(line * 50_000))  # 4 MB at a ratio over 100
-    result = run(tmp_path / "logs", tmp_path, days=["2024-01-05", "2024-01-06"])
+    days = ["2024-01-05", "2024-01-06"]
+    result = run(tmp_path / "logs", tmp_path, days=days, limits=ReadLimits(bomb_bytes=1 << 20))
     assert result.events.num_rows == 50_000
     (reason,) = [row["reason"] for row in result.quarantine if row["unit"] == "file"]
     assert reason.startswith("gzip bomb: ")
@@ -415,8 +414,7 @@ def test_a_big_stream_is_read_in_bounded_pieces_with_the_same_rows(tmp_path, mon
     """A stream far bigger than the in-memory bounds (shrunk here), in three chunk files written out
     of order, gives the same rows and outcomes as when it fits, in row groups of bounded size: sorted
     runs are spilled to disk and merged, and pieces are cut between invocations."""
-    from calo_assets import warehouse
-    from calo_assets.logs import ingest, order, reader
+    from calo_assets.logs import order
 
     stream = StreamText()
     for index in range(60):
@@ -435,13 +433,10 @@ def test_a_big_stream_is_read_in_bounded_pieces_with_the_same_rows(tmp_path, mon
         (folder / name).write_bytes(gzip.compress(("\n\n".join(chunk) + "\n").encode()))
     days = ["2024-01-05", "2024-01-06"]
     whole = Run(tmp_path / "logs", tmp_path / "whole", days=days)
-    monkeypatch.setattr(reader, "READ_BYTES", 1000)
-    monkeypatch.setattr(order, "SORT_BUFFER_CHARS", 5000)
-    monkeypatch.setattr(ingest, "PIECE_RECORDS", 20)
-    monkeypatch.setattr(warehouse, "ROW_GROUP_ROWS", 30)
     spilled, spill = [], order.spill
     monkeypatch.setattr(order, "spill", lambda *args: spilled.append(1) or spill(*args))
-    bounded = Run(tmp_path / "logs", tmp_path / "bounded", days=days)
+    limits = ReadLimits(read_bytes=1000, sort_buffer_chars=5000, piece_records=20)
+    bounded = Run(tmp_path / "logs", tmp_path / "bounded", days, row_group_rows=30, limits=limits)
     assert len(spilled) > 3
     assert bounded.events.to_pylist() == whole.events.to_pylist()
     assert bounded.accounted() == whole.accounted() == len(stream.records)

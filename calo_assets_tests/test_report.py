@@ -17,7 +17,6 @@ import pytest
 
 from calo_assets import checks, metrics
 from calo_assets.money import format_money
-from calo_assets.report import excel as excel_module
 from calo_assets.report import figures as figures_module
 from calo_assets.report import images as images_module
 from calo_assets.report import publish as publish_module
@@ -222,10 +221,9 @@ def test_log_text_is_written_as_text_never_as_a_formula(tmp_path):
     assert csv_safe("plain") == "plain" and csv_safe(Decimal("-1.50")) == "-1.5"
 
 
-def test_sheets_beyond_the_row_limit_continue_with_a_note(monkeypatch, tmp_path):
-    monkeypatch.setattr(excel_module, "MAX_DATA_ROWS", 3)
+def test_sheets_beyond_the_row_limit_continue_with_a_note(tmp_path):
     book = ReportBook(tmp_path / "rows.xlsx")
-    sheets = write_table_sheet(book, "Rows", pd.DataFrame({"n": range(7)}))
+    sheets = write_table_sheet(book, "Rows", pd.DataFrame({"n": range(7)}), max_rows=3)
     assert [sheet.get_name() for sheet in sheets] == ["Rows", "Rows (2)", "Rows (3)"]
     book.close()
     written = openpyxl.load_workbook(tmp_path / "rows.xlsx")
@@ -321,8 +319,7 @@ def test_a_browser_that_does_not_start_in_time_is_abandoned(monkeypatch, tmp_pat
         await asyncio.sleep(3600)
 
     monkeypatch.setattr(images_module._OneTab, "open", hang)
-    monkeypatch.setattr(images_module, "OPEN_TIMEOUT", 0.2)
-    drawing = ChartImages(find_browser() or "chromium", BASIC_BUNDLE, 100, 100)
+    drawing = ChartImages(find_browser() or "chromium", BASIC_BUNDLE, 100, 100, open_timeout=0.2)
     drawing.render({tmp_path / "never.png": go.Figure()})
     began = time.monotonic()
     with pytest.raises(RuntimeError, match=r"did not start within 0\.2 s, 2 times"):

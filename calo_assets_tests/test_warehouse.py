@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 
-from calo_assets import warehouse as warehouse_module
 from calo_assets.tables.schema import from_columns
 from calo_assets.warehouse import Warehouse
 
@@ -16,13 +14,8 @@ def piece(first: int, rows: int) -> pa.Table:
     return from_columns("quarantine", {"reason": [f"u{i}" for i in range(first, first + rows)]})
 
 
-@pytest.fixture
-def small_row_groups(monkeypatch):
-    monkeypatch.setattr(warehouse_module, "ROW_GROUP_ROWS", 5)
-
-
-def test_pieces_are_buffered_into_row_groups_without_being_split(tmp_path, small_row_groups):
-    store = Warehouse(tmp_path)
+def test_pieces_are_buffered_into_row_groups_without_being_split(tmp_path):
+    store = Warehouse(tmp_path, row_group_rows=5)
     writer = store.day_writer("quarantine", "2024-01-05")
     for first, rows in ((0, 3), (3, 4), (7, 2), (9, 6), (15, 1)):
         writer.write(piece(first, rows))
@@ -73,8 +66,8 @@ def test_days_are_read_with_only_the_columns_asked_for(tmp_path):
     assert store.read_days("quarantine", ["2024-01-06"], ["reason"]).column_names == ["reason"]
 
 
-def test_corrections_rewrite_written_rows_in_place_before_the_day_lands(tmp_path, small_row_groups):
-    store = Warehouse(tmp_path)
+def test_corrections_rewrite_written_rows_in_place_before_the_day_lands(tmp_path):
+    store = Warehouse(tmp_path, row_group_rows=5)
     store.write_day("quarantine", "2024-01-05", piece(100, 2))
     writer = store.day_writer("quarantine", "2024-01-05")
     for first, rows in ((0, 3), (3, 4), (7, 2)):

@@ -28,10 +28,17 @@ PREVIEW_CELL_CHARS = 60
 
 
 def schema_metadata(table: str) -> dict[str, Any]:
-    """Definition metadata of a warehouse table: its columns and types, from its schema."""
+    """Definition metadata of a warehouse table: its columns, types and descriptions."""
+    from calo_assets.tables.schema import column_description
+
     return {
         "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(field.name, str(field.type)) for field in SCHEMAS[table]]
+            columns=[
+                dg.TableColumn(
+                    field.name, str(field.type), description=column_description(table, field.name)
+                )
+                for field in SCHEMAS[table]
+            ]
         )
     }
 

@@ -10,14 +10,17 @@ from calo_assets.defs.metadata import preview_value
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, single_run
 from calo_assets.defs.resources import ReportOutput, WarehouseResource
 from calo_assets.report.data import REPORT_INPUTS
+from calo_assets.report.images import OPEN_TIMEOUT
 
 
 class ReportConfig(dg.Config):
-    """Days the report covers (UTC, inclusive); empty means every materialized day."""
+    """Days the report covers (UTC, inclusive); empty means every materialized day. Whether to draw
+    the chart images, and the seconds the chart browser is given to start (it is tried twice)."""
 
     first_day: str = ""
     last_day: str = ""
     chart_images: bool = True
+    chart_browser_timeout_seconds: float = OPEN_TIMEOUT
 
 
 @dg.asset(
@@ -51,6 +54,7 @@ def balance_sync_report(
             first.isoformat(),
             last.isoformat(),
             images=config.chart_images,
+            browser_timeout=config.chart_browser_timeout_seconds,
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc

@@ -12,15 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from calo_assets.alerts import AlertSettings, parse_thresholds
 from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE
 from calo_assets.cloudwatch_export import SETTLE_HOURS, ExportConfig
 from calo_assets.config import Settings
 from calo_assets.logs.ingest import IngestOptions, default_workers
+from calo_assets.logs.limits import ReadLimits
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES
 from calo_assets.logs.source import S3Prefix, log_location
-from calo_assets.warehouse import Warehouse
+from calo_assets.warehouse import ROW_GROUP_ROWS, Warehouse
 
 
 class LogSource(dg.ConfigurableResource):
@@ -30,6 +32,9 @@ class LogSource(dg.ConfigurableResource):
     mask_personal_data: bool = True
     workers: int = 0
     max_file_bytes: int = DEFAULT_MAX_BYTES
+    limits: dict[str, int] = Field(
+        default_factory=dict, description="ReadLimits fields changed from their defaults"
+    )
 
     @property
     def path(self) -> Path | S3Prefix:
@@ -42,6 +47,7 @@ class LogSource(dg.ConfigurableResource):
             mask_personal_data=self.mask_personal_data,
             max_bytes=self.max_file_bytes,
             workers=self.workers or default_workers(),
+            limits=ReadLimits(**self.limits),
         )
 
 
@@ -117,10 +123,11 @@ class WarehouseResource(dg.ConfigurableResource):
 
     directory: str
     max_discrepancy_rate: float = DEFAULT_MAX_DISCREPANCY_RATE
+    row_group_rows: int = ROW_GROUP_ROWS
 
     @property
     def store(self) -> Warehouse:
-        return Warehouse(Path(self.directory))
+        return Warehouse(Path(self.directory), self.row_group_rows)
 
 
 class ReportOutput(dg.ConfigurableResource):
@@ -174,6 +181,7 @@ def resources_for(
 ) -> dict[str, dg.ConfigurableResource]:
     """Resources for explicit folders (``calo-report``, tests, benchmarks)."""
     rate = reading.pop("max_discrepancy_rate", DEFAULT_MAX_DISCREPANCY_RATE)
+    row_group_rows = reading.pop("row_group_rows", ROW_GROUP_ROWS)
     return {
         "log_source": LogSource(
             location=str(log_dir),
@@ -181,7 +189,9 @@ def resources_for(
             mask_personal_data=mask_personal_data,
             **reading,
         ),
-        "warehouse": WarehouseResource(directory=str(warehouse_dir), max_discrepancy_rate=rate),
+        "warehouse": WarehouseResource(
+            directory=str(warehouse_dir), max_discrepancy_rate=rate, row_group_rows=row_group_rows
+        ),
         "report_output": ReportOutput(directory=str(report_dir)),
         "cloudwatch": CloudWatchLogGroup.from_env(),
         "alerts_webhook": AlertWebhook.from_env(),

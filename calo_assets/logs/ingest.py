@@ -14,10 +14,11 @@ impossible timestamp) is quarantined under ``F`` with the reason. Nothing is dro
 
 Memory stays bounded whatever a stream's size. A stream's files are read in segments
 (``reader.read_segments``) and its records put in time order across all its files (the export writes
-chunks, and parts of chunks, out of order): in memory up to ``SORT_BUFFER_CHARS`` of text, beyond
+chunks, and parts of chunks, out of order): in memory up to ``sort_buffer_chars`` of text, beyond
 that as sorted runs spilled to a temporary folder and merged. The ordered records are classified
-``PIECE_RECORDS`` at a time, each piece cut between invocations (the rest waits for the next piece),
-so the warehouse's row groups, which never split a piece, hold whole invocations.
+``piece_records`` at a time, each piece cut between invocations (the rest waits for the next piece),
+so the warehouse's row groups, which never split a piece, hold whole invocations. These bounds, and
+the size of the batches of files read as one task, are ``IngestOptions.limits`` (``ReadLimits``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import pyarrow as pa
 
 from calo_assets.logs.events import APP_KINDS, RecordError, classify, classify_common
 from calo_assets.logs.export import Discovery, Refusal, StreamPart, days_reading_folder
+from calo_assets.logs.limits import DEFAULT_LIMITS, ReadLimits
 from calo_assets.logs.order import CANONICAL_TIMESTAMP_LENGTH, Chunk, OrderedRecords, canonical
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES, FileReading, Problem, excerpt, read_segments
 from calo_assets.logs.source import size_of
@@ -45,14 +47,9 @@ from calo_assets.privacy import mask_text
 from calo_assets.tables.schema import SCHEMAS, TIMESTAMP, from_columns, to_rows
 
 QUARANTINED = "quarantined"
-PIECE_RECORDS = 20_000  # records classified at a time, and rows of a day handed on at a time
-_RESULT_BYTES = 32 << 20  # a worker's rows beyond this go back through a temporary file
 _START_DAYS = 4096  # invocations whose day a stream remembers (they run one after another)
 _BEFORE_START = frozenset({"init_start", "init_report"})
 _APP_KINDS = frozenset(APP_KINDS)
-# Files are read in batches of about this many compressed bytes (or files): per-file costs amortized.
-_BATCH_BYTES = 1 << 19
-_BATCH_FILES = 32
 # Kinds whose text is machine-made (ids, figures, fixed messages): masking them would only cost time.
 _WITHOUT_PERSONAL_DATA = frozenset(
     {"start", "end", "report", "init_start", "init_report", "xray", "sqs_message", "sync_published"}
@@ -61,11 +58,13 @@ _WITHOUT_PERSONAL_DATA = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
-    """How to read: personal-data masking, the per-file size ceiling, worker processes."""
+    """How to read: personal-data masking, the per-file size ceiling, worker processes, and the
+    bounds on what is read and held at a time."""
 
     mask_personal_data: bool = True
     max_bytes: int = DEFAULT_MAX_BYTES
     workers: int = 1
+    limits: ReadLimits = DEFAULT_LIMITS
 
 
 @dataclass(slots=True)
@@ -140,7 +139,7 @@ def stream_days(
     number of workers), by stream day, so the rows do too.
     """
     wanted = sorted(set(days))
-    tasks = _batches(_units(discovery, wanted))
+    tasks = _batches(_units(discovery, wanted), options.limits)
     if options.workers <= 1 or len(tasks) < 2:
         for task in tasks:
             yield from _read_task(task, options, wanted)
@@ -188,15 +187,15 @@ def _units(discovery: Discovery, wanted: list[str]) -> list[Stream | Refusal]:
     )
 
 
-def _batches(units: list[Stream | Refusal]) -> list[list[Stream | Refusal]]:
-    """Consecutive units in groups of about ``_BATCH_BYTES`` of files (or ``_BATCH_FILES`` files):
-    fewer, larger tasks. A stream's files always stay together."""
+def _batches(units: list[Stream | Refusal], limits: ReadLimits) -> list[list[Stream | Refusal]]:
+    """Consecutive units in groups of about ``limits.batch_bytes`` of files (or ``batch_files``
+    files): fewer, larger tasks, per-file costs amortized. A stream's files always stay together."""
     batches: list[list[Stream | Refusal]] = []
     size = files = 0
     for unit in units:
         parts = unit.parts if isinstance(unit, Stream) else ()
         unit_size = sum(size_of(part.path) for part in parts)
-        if not batches or size + unit_size > _BATCH_BYTES or files >= _BATCH_FILES:
+        if not batches or size + unit_size > limits.batch_bytes or files >= limits.batch_files:
             batches.append([])
             size = files = 0
         batches[-1].append(unit)
@@ -234,7 +233,7 @@ class _TaskResult(NamedTuple):
 def _run_task(
     task: list[Stream | Refusal], options: IngestOptions, wanted: list[str]
 ) -> _TaskResult:
-    """Read a task in a worker; past ``_RESULT_BYTES`` its pieces go to a temporary file."""
+    """Read a task in a worker; past ``limits.result_bytes`` its pieces go to a temporary file."""
     kept: list[DayPiece] = []
     size = 0
     pieces = _read_task(task, options, wanted)
@@ -243,7 +242,7 @@ def _run_task(
         size += (piece.events.nbytes if piece.events is not None else 0) + 200 * len(
             piece.quarantine
         )
-        if size > _RESULT_BYTES:
+        if size > options.limits.result_bytes:
             return _TaskResult(None, _spill_pieces(kept, pieces))
     return _TaskResult(kept, None)
 
@@ -266,8 +265,8 @@ def _spill_pieces(kept: list[DayPiece], rest: Iterator[DayPiece]) -> str:
 def _read_task(
     task: list[Stream | Refusal], options: IngestOptions, wanted: list[str]
 ) -> Iterator[DayPiece]:
-    """The pieces of a task's streams and refusals, by day, of about ``PIECE_RECORDS`` rows."""
-    gathered = _Gathered(task[0].day)
+    """The pieces of a task's streams and refusals, by day, of about ``limits.piece_records`` rows."""
+    gathered = _Gathered(task[0].day, options.limits.piece_records)
     for unit in task:
         if isinstance(unit, Refusal):
             gathered.quarantine[unit.day].append(
@@ -305,8 +304,8 @@ class _Rows:
 class _Gathered:
     """Rows of several streams gathered by day and handed on as ``DayPiece``s."""
 
-    def __init__(self, complete_before: str) -> None:
-        self.complete_before = complete_before
+    def __init__(self, complete_before: str, piece_records: int) -> None:
+        self.complete_before, self.piece_records = complete_before, piece_records
         self.columns: dict[str, dict[str, list[Any]]] = {}
         self.quarantine: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
         self.manifest: defaultdict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -323,10 +322,10 @@ class _Gathered:
 
     def full(self) -> Iterator[DayPiece]:
         for day in sorted(self.columns):
-            if len(self.columns[day]["day"]) >= PIECE_RECORDS:
+            if len(self.columns[day]["day"]) >= self.piece_records:
                 yield self._piece(day)
         for day in sorted(self.quarantine):
-            if len(self.quarantine[day]) >= PIECE_RECORDS:
+            if len(self.quarantine[day]) >= self.piece_records:
                 yield self._piece(day)
 
     def rest(self) -> Iterator[DayPiece]:
@@ -357,9 +356,10 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
         if stream.day in wanted
         else [day for day in days_reading_folder(stream.day)[1:] if day in wanted]
     )
-    with OrderedRecords(look_for) as ordered:
+    limits = options.limits
+    with OrderedRecords(look_for, limits.sort_buffer_chars) as ordered:
         for index, part in enumerate(stream.parts):
-            for segment in read_segments(part.path, readings[index], options.max_bytes):
+            for segment in read_segments(part.path, readings[index], options.max_bytes, limits):
                 ordered.add(index, segment)
         if look_for is not None and not ordered.holds_a_day_looked_for:
             return
@@ -367,7 +367,7 @@ def _read_stream(stream: Stream, options: IngestOptions, wanted: list[str]) -> I
         state = _StreamState(
             stream, readings, ordered.problems, ordered.last_lines, options, wanted
         )
-        chunks = ordered.chunks(PIECE_RECORDS)
+        chunks = ordered.chunks(limits.piece_records)
         chunk = next(chunks, None)
         while chunk is not None:
             following = next(chunks, None)

@@ -4,7 +4,7 @@ CloudWatch writes a stream in chunk files (``000000.gz``, ``000001.gz``, ...) an
 later part of a stream before an earlier one, inside a file or across files: an outcome can be
 logged in another chunk than its transaction. The records of all of a stream's files are sorted by
 time (ties keep file and line order) by an external merge sort: segments of text are kept in memory
-up to ``SORT_BUFFER_CHARS``, then cut into records, sorted and spilled to a temporary folder as a
+up to ``ReadLimits.sort_buffer_chars``, then cut into records, sorted and spilled to a temporary folder as a
 sorted run; the runs are merged at the end, or read in turn when they do not overlap (the usual
 case: a stream in order costs one write and one read of its text, and no comparison).
 """
@@ -23,7 +23,6 @@ from typing import NamedTuple
 
 from calo_assets.logs.reader import Problem, Segment, split_records
 
-SORT_BUFFER_CHARS = 64 << 20  # text of one stream sorted in memory; beyond it, runs go to disk
 _RUN_SLICE = 10_000  # records per pickled slice of a spilled run
 CANONICAL_TIMESTAMP_LENGTH = len("2024-01-01T00:00:00.000Z")
 
@@ -41,12 +40,13 @@ class OrderedRecords:
     """A stream's records in time order whatever order its files hold them in, memory bounded.
 
     Segments are kept as text (a stream of the day before the run that never logs into it is never
-    cut into records) up to ``SORT_BUFFER_CHARS``; then cut, sorted and spilled to a temporary file as
+    cut into records) up to ``buffer_chars`` of text; then cut, sorted and spilled to a temporary file as
     a sorted run. ``chunks`` merges the runs (or, when they do not overlap, reads them in turn).
     Ties keep file and line order.
     """
 
-    def __init__(self, look_for: list[str] | None) -> None:
+    def __init__(self, look_for: list[str] | None, buffer_chars: int) -> None:
+        self.buffer_chars = buffer_chars
         self.look_for = [(f"{day}T", f"\n{day}T") for day in look_for or ()]
         self.holds_a_day_looked_for = False
         self.segments: list[tuple[int, str, int]] = []  # file index, text, first line
@@ -72,7 +72,7 @@ class OrderedRecords:
             )
         self.segments.append((file, segment.text, segment.first_line))
         self.chars += len(segment.text)
-        if self.chars > SORT_BUFFER_CHARS:
+        if self.chars > self.buffer_chars:
             self._spill_buffer()
 
     def close(self) -> None:

@@ -1,13 +1,14 @@
 """Read one stream file as text in bounded pieces, and cut it into records.
 
 A file is decompressed when it starts with the gzip magic bytes, whatever its name, and is read a
-few megabytes at a time (``READ_BYTES``) from the disk (or from S3: ``source.S3Object`` streams itself)
-to the text handed on: memory does not grow with the file. Only regular files are opened (a FIFO could block a read forever). A damaged gzip keeps
-the text decoded before the damage. A gzip bomb is recognised by what it is, not by its size: more
-than ``BOMB_BYTES`` inflated at over ``BOMB_RATIO`` times their compressed size without a single
-record; reading stops there and the bytes not read are counted. ``max_bytes`` remains as a ceiling far
-above any real file. Every problem is returned as a ``Problem`` for quarantine; nothing raises for
-bad input.
+few megabytes at a time (``ReadLimits.read_bytes``) from the disk (or from S3: ``source.S3Object``
+streams itself) to the text handed on: memory does not grow with the file. Only regular files are
+opened (a FIFO could block a read forever). A damaged gzip keeps the text decoded before the damage.
+A gzip bomb is recognised by what it is, not by its size: more than ``ReadLimits.bomb_bytes``
+inflated at over ``ReadLimits.bomb_ratio`` times their compressed size without a single record;
+reading stops there and the bytes not read are counted. ``max_bytes`` remains as a ceiling far above
+any real file. Every problem is returned as a ``Problem`` for quarantine; nothing raises for bad
+input.
 
 Line ends are ``\\n`` and ``\\r\\n``; a file whose lines end with a lone ``\\r`` is read as such.
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from calo_assets.logs import _native
+from calo_assets.logs.limits import DEFAULT_LIMITS, ReadLimits
 
 if TYPE_CHECKING:
     from calo_assets.logs.source import Location
@@ -44,10 +46,6 @@ except ImportError:  # pragma: no cover - exercised only where isal is missing
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_MAX_BYTES = 1 << 40  # a ceiling no real stream file reaches: bombs are found by ratio
-READ_BYTES = 4 << 20  # decompressed bytes read at a time
-MAX_RECORD_CHARS = 64 << 20  # a record longer than this is quarantined, not held
-BOMB_BYTES = 64 << 20  # inflated without a record at over BOMB_RATIO:1, a file is a gzip bomb
-BOMB_RATIO = 100  # real logs compress 5 to 30 times
 EXCERPT_CHARS = 200
 _COMPRESSED_CHUNK = 1 << 16
 _GZIP_WBITS = 31  # zlib's "gzip container" mode
@@ -143,14 +141,16 @@ def not_regular(mode: int) -> str | None:
 
 
 def read_segments(
-    path: Location, reading: FileReading, max_bytes: int = DEFAULT_MAX_BYTES
+    path: Location,
+    reading: FileReading,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: ReadLimits = DEFAULT_LIMITS,
 ) -> Iterator[Segment]:
     """The text of a stream file in segments of whole records; what else is found goes in ``reading``."""
     with _opened(path, reading) as handle:
         if handle is not None:
-            yield from _Cutter(reading).segments(
-                _decoded(_raw(handle, max_bytes, reading), reading)
-            )
+            raw = _raw(handle, max_bytes, reading, limits.read_bytes)
+            yield from _Cutter(reading, limits).segments(_decoded(raw, reading))
 
 
 def read_text(path: Location, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, list[Problem]]:
@@ -159,7 +159,8 @@ def read_text(path: Location, max_bytes: int = DEFAULT_MAX_BYTES) -> tuple[str, 
     with _opened(path, reading) as handle:
         if handle is None:
             return "", reading.problems
-        text = "".join(piece for piece, _ in _decoded(_raw(handle, max_bytes, reading), reading))
+        raw = _raw(handle, max_bytes, reading, DEFAULT_LIMITS.read_bytes)
+        text = "".join(piece for piece, _ in _decoded(raw, reading))
     if not text and not reading.problems:
         reading.problems.append(Problem("empty file: nothing to read"))
     return text, reading.problems
@@ -172,7 +173,8 @@ def first_record_day(path: Location, limit: int = 1 << 20) -> str | None:
     with _opened(path, reading) as handle:
         if handle is None:
             return None
-        for text, at_line_start in _decoded(_raw(handle, limit, reading), reading):
+        raw = _raw(handle, limit, reading, DEFAULT_LIMITS.read_bytes)
+        for text, at_line_start in _decoded(raw, reading):
             match = (
                 _STAMPED.match(text) if at_line_start and read == 0 else None
             ) or _STAMPED_AFTER_NEWLINE.search(text)
@@ -245,25 +247,29 @@ def _opened(path: Location, reading: FileReading) -> Iterator[BinaryIO | None]:
         yield handle
 
 
-def _raw(handle: BinaryIO, max_bytes: int, reading: FileReading) -> Iterator[bytes]:
-    """The file's bytes, inflated when it is gzip, ``READ_BYTES`` at a time, up to ``max_bytes``."""
+def _raw(
+    handle: BinaryIO, max_bytes: int, reading: FileReading, read_bytes: int
+) -> Iterator[bytes]:
+    """The file's bytes, inflated when it is gzip, ``read_bytes`` at a time, up to ``max_bytes``."""
     reading.gzip = handle.read(2) == GZIP_MAGIC
     handle.seek(0)
     if not reading.gzip:
-        yield from _plain(handle, max_bytes, reading)
+        yield from _plain(handle, max_bytes, reading, read_bytes)
         return
     emitted = 0
     try:
-        for data in _inflate(handle, max_bytes, reading, zlib_impl):
+        for data in _inflate(handle, max_bytes, reading, zlib_impl, read_bytes):
             emitted += len(data)
             yield data
     except _CorruptError:  # ISA-L cannot copy an inflater: zlib reads again, to keep what it can
         handle.seek(0)
-        yield from _inflate(handle, max_bytes, reading, zlib, skip=emitted)
+        yield from _inflate(handle, max_bytes, reading, zlib, read_bytes, skip=emitted)
 
 
-def _plain(handle: BinaryIO, max_bytes: int, reading: FileReading) -> Iterator[bytes]:
-    while data := handle.read(min(READ_BYTES, max_bytes - reading.bytes_read + 1)):
+def _plain(
+    handle: BinaryIO, max_bytes: int, reading: FileReading, read_bytes: int
+) -> Iterator[bytes]:
+    while data := handle.read(min(read_bytes, max_bytes - reading.bytes_read + 1)):
         if reading.bytes_read + len(data) > max_bytes:
             data = data[: max_bytes - reading.bytes_read]
             left = reading.file_size - max_bytes
@@ -284,7 +290,7 @@ class _CorruptError(Exception):
 
 
 def _inflate(
-    handle: BinaryIO, max_bytes: int, reading: FileReading, module, skip: int = 0
+    handle: BinaryIO, max_bytes: int, reading: FileReading, module, read_bytes: int, skip: int = 0
 ) -> Iterator[bytes]:
     """Inflate gzip members one step at a time, stopping at damage or at ``max_bytes``; the first
     ``skip`` bytes (already handed on) are not handed on again."""
@@ -308,11 +314,11 @@ def _inflate(
         started = True
         snapshot = inflater.copy() if module is zlib else None
         try:
-            out = inflater.decompress(data, READ_BYTES)
+            out = inflater.decompress(data, read_bytes)
         except module.error as exc:
             if snapshot is None:
                 raise _CorruptError from exc
-            out = _salvage(snapshot, data, READ_BYTES)
+            out = _salvage(snapshot, data, read_bytes)
             yield from _handed_on(out, produced, skip, reading)
             produced += len(out)
             _damaged(reading, f"corrupt gzip after {produced:,} decompressed bytes: {exc}")
@@ -420,11 +426,11 @@ class _Cutter:
     """Cuts decoded text into segments of whole records, each cut before a timestamped record.
 
     The text before the first record is one record, kept only as an excerpt; a record longer than
-    ``MAX_RECORD_CHARS`` is kept only as an excerpt too. Both are quarantined and counted.
+    ``limits.max_record_chars`` is kept only as an excerpt too. Both are quarantined and counted.
     """
 
-    def __init__(self, reading: FileReading) -> None:
-        self.reading = reading
+    def __init__(self, reading: FileReading, limits: ReadLimits) -> None:
+        self.reading, self.limits = reading, limits
         self.buffer = ""  # text from the start of the current record (nothing before the first one)
         self.line = 1  # line number of the buffer's first line
         self.head = ""  # the start of the text before the first record, for its excerpt
@@ -512,10 +518,10 @@ class _Cutter:
             self.line += text.count("\n")
             return
         self.buffer += text
-        if len(self.buffer) > MAX_RECORD_CHARS:
+        if len(self.buffer) > (limit := self.limits.max_record_chars):
             self.skipping = True
             self.oversized = Problem(
-                f"record longer than {MAX_RECORD_CHARS:,} characters: quarantined, only an excerpt kept",
+                f"record longer than {limit:,} characters: quarantined, only an excerpt kept",
                 self.line,
                 excerpt(self.buffer),
             )
@@ -537,12 +543,12 @@ class _Cutter:
 
     def _bomb(self) -> bool:
         """Whether the text since the last record is a gzip bomb: then stop, counting what is left."""
-        reading = self.reading
+        reading, limits = self.reading, self.limits
         compressed = max(1, reading.compressed_read - self.compressed_at_record)
         if not (
             reading.gzip
-            and self.since_record >= BOMB_BYTES
-            and self.since_record >= BOMB_RATIO * compressed
+            and self.since_record >= limits.bomb_bytes
+            and self.since_record >= limits.bomb_ratio * compressed
         ):
             return False
         left = reading.file_size - reading.compressed_read

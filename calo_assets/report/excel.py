@@ -104,12 +104,13 @@ def write_table_sheet(
     frame: pd.DataFrame,
     money_columns: Iterable[str] = (),
     currency_column: str = "currency",
+    max_rows: int = MAX_DATA_ROWS,
 ) -> list[Worksheet]:
-    """Write ``frame`` as an Excel table on ``title`` (and continuation sheets); return the sheets."""
+    """Write ``frame`` as an Excel table on ``title`` (and continuation sheets of ``max_rows`` rows
+    each); return the sheets."""
     money = set(money_columns)
     chunks = [
-        frame.iloc[start : start + MAX_DATA_ROWS]
-        for start in range(0, max(len(frame), 1), MAX_DATA_ROWS)
+        frame.iloc[start : start + max_rows] for start in range(0, max(len(frame), 1), max_rows)
     ]
     sheets = []
     for index, chunk in enumerate(chunks):
@@ -117,12 +118,12 @@ def write_table_sheet(
         sheet = book.add_sheet(name)
         sheet.write_string(0, 0, f"{title}: {SHEET_PURPOSES.get(title, '')}", book.title)
         if len(chunks) > 1:
-            first, last = index * MAX_DATA_ROWS + 1, index * MAX_DATA_ROWS + len(chunk)
+            first, last = index * max_rows + 1, index * max_rows + len(chunk)
             more = f"; continued on '{title} ({index + 2})'" if index + 1 < len(chunks) else ""
             sheet.write_string(
                 1,
                 0,
-                f"Rows {first:,} to {last:,} of {len(frame):,}: Excel holds at most {MAX_DATA_ROWS:,} per sheet{more}.",
+                f"Rows {first:,} to {last:,} of {len(frame):,}: Excel holds at most {max_rows:,} per sheet{more}.",
                 book.note,
             )
         _write_rows(book, sheet, chunk, money, currency_column)

@@ -50,7 +50,15 @@ class _OneTab(kaleido.Kaleido):
 class ChartImages:
     """A browser opened at once in a background thread, which draws the figures it is handed."""
 
-    def __init__(self, browser: str, plotly_js: Path, width: int, height: int) -> None:
+    def __init__(
+        self,
+        browser: str,
+        plotly_js: Path,
+        width: int,
+        height: int,
+        open_timeout: float = OPEN_TIMEOUT,
+    ) -> None:
+        self._open_timeout = open_timeout  # seconds for one start-up attempt
         self._options = {"format": "png", "width": width, "height": height}
         self._kaleido = {
             "path": browser,
@@ -120,7 +128,7 @@ class ChartImages:
             began = time.perf_counter()
             browser = _OneTab(**self._kaleido)
             opening = asyncio.ensure_future(browser.open())
-            await asyncio.wait({opening}, timeout=OPEN_TIMEOUT)
+            await asyncio.wait({opening}, timeout=self._open_timeout)
             seconds = time.perf_counter() - began
             if opening.done() and opening.exception() is None:
                 if attempt == 1 and seconds > SLOW_START:
@@ -132,7 +140,7 @@ class ChartImages:
             failure = (
                 opening.exception()
                 if opening.done() and not opening.cancelled()
-                else TimeoutError(f"not started in {OPEN_TIMEOUT:g} s")
+                else TimeoutError(f"not started in {self._open_timeout:g} s")
             )
             self.warnings.append(
                 f"chart browser start-up attempt {attempt} of {OPEN_ATTEMPTS} failed after "
@@ -141,8 +149,8 @@ class ChartImages:
             )
             # Closing a browser stopped half-way may fail too; what matters is the next try.
             with contextlib.suppress(BaseException):
-                await asyncio.wait_for(browser.close(), OPEN_TIMEOUT)
+                await asyncio.wait_for(browser.close(), self._open_timeout)
         raise RuntimeError(
-            f"the browser for the PNG charts did not start within {OPEN_TIMEOUT:g} s, "
+            f"the browser for the PNG charts did not start within {self._open_timeout:g} s, "
             f"{OPEN_ATTEMPTS} times (last: {failure!r})"
         ) from failure

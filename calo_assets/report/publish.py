@@ -23,7 +23,7 @@ from calo_assets.report.csv_files import csv_safe, write_csv_files
 from calo_assets.report.data import load
 from calo_assets.report.figures import HEIGHT, TRACE_TYPES, WIDTH, build_figures
 from calo_assets.report.html import html_page, kpi_table
-from calo_assets.report.images import ChartImages, find_browser
+from calo_assets.report.images import OPEN_TIMEOUT, ChartImages, find_browser
 from calo_assets.report.plotlyjs import plotly_bundle
 from calo_assets.report.workbook import build_workbook
 from calo_assets.warehouse import Warehouse
@@ -70,13 +70,15 @@ def publish(
     last: date,
     images: bool = True,
     check_settings: CheckSettings | None = None,
+    browser_timeout: float = OPEN_TIMEOUT,
 ) -> Published:
-    """Build every output of the report for ``first..last`` into ``output``."""
+    """Build every output of the report for ``first..last`` into ``output`` (the chart browser
+    given ``browser_timeout`` seconds to start)."""
     began = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     bundle = plotly_bundle(TRACE_TYPES)
     browser, skipped = _browser(images)
-    drawing = ChartImages(browser, bundle, WIDTH, HEIGHT) if browser else None
+    drawing = ChartImages(browser, bundle, WIDTH, HEIGHT, browser_timeout) if browser else None
     stages = _Stages()
     try:
         with stages("queries"):

@@ -16,7 +16,7 @@ import pandas as pd
 from xlsxwriter.worksheet import Worksheet
 
 from calo_assets.report import user_detail
-from calo_assets.report.columns import COLUMN_MEANINGS
+from calo_assets.report.columns import column_meaning
 from calo_assets.report.data import ReportData
 from calo_assets.report.excel import (
     FORMULA_START,
@@ -119,7 +119,7 @@ def _highlight_failed_checks(book: ReportBook, sheet: Worksheet, checks: pd.Data
 
 def _column_definitions(book: ReportBook, written: dict[str, pd.DataFrame]) -> None:
     rows = [
-        {"sheet": sheet_name, "column": column, "meaning": COLUMN_MEANINGS.get(column, "")}
+        {"sheet": sheet_name, "column": column, "meaning": column_meaning(sheet_name, column)}
         for sheet_name, frame in written.items()
         for column in frame.columns
     ]
