@@ -356,6 +356,23 @@ def build_history(
     return written
 
 
+def _reading(source: str) -> set[str]:
+    """The history tables that read ``source``, directly or through another history table."""
+    readers: set[str] = set()
+    for name, table in HISTORY_TABLES.items():  # an input comes before the tables reading it
+        if source in table.inputs or readers & set(table.inputs):
+            readers.add(name)
+    return readers
+
+
+def _scores_and_their_check(
+    warehouse: Warehouse, days: list[str], settings: AnomalySettings, workers: int
+) -> tuple[int, CheckOutcome]:
+    """``score_anomalies`` and its check (in a worker process): the rows scored and the outcome."""
+    scored = score_anomalies(warehouse, days, settings, workers, refresh_views=False).num_rows
+    return scored, checks.anomaly_share_of_warehouse(warehouse, lambda _: settings.contamination)
+
+
 def days_between(first: date, last: date) -> list[str]:
     """Every day from ``first`` to ``last`` inclusive, as ISO texts."""
     return [
@@ -439,14 +456,27 @@ def run(
     outcomes += checks.sync_checks(warehouse, days, max_rate=max_discrepancy_rate)
     timed("sync tables", began)
     began = time.perf_counter()
-    score_anomalies(warehouse, days, settings, options.workers, progress, refresh_views=False)
-    outcomes.append(checks.anomaly_share_of_warehouse(warehouse, lambda _: settings.contamination))
-    timed("anomaly scores", began)
-    began = time.perf_counter()
-    with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
-        for name in HISTORY_TABLES:
-            table = build_history(warehouse, name, connection, refresh_views=False)
-            outcomes += [check(table) for check in checks.HISTORY_CHECKS.get(name, ())]
+    # The anomaly scores are computed in a forked process while the history tables that do not read
+    # them are built here; the tables that do are built once the scores are written.
+    waiting = _reading("anomaly_scores")
+    tables: dict[str, pa.Table] = {}
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        scoring = pool.submit(_scores_and_their_check, warehouse, days, settings, options.workers)
+        with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
+            for name in [name for name in HISTORY_TABLES if name not in waiting]:
+                tables[name] = build_history(warehouse, name, connection, refresh_views=False)
+            scored, share = scoring.result()
+            progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
+            outcomes.append(share)
+            timed("anomaly scores", began)
+            # The view made before the scores were written may be an empty stand-in.
+            if statement := warehouse.view_statements().get("anomaly_scores"):
+                connection.unregister("anomaly_scores")
+                connection.execute(statement)
+            for name in [name for name in HISTORY_TABLES if name in waiting]:
+                tables[name] = build_history(warehouse, name, connection, refresh_views=False)
+    for name in HISTORY_TABLES:
+        outcomes += [check(tables[name]) for check in checks.HISTORY_CHECKS.get(name, ())]
     warehouse.refresh_views()
     timed("reconciliation", began)
     began = time.perf_counter()
