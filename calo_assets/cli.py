@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     began = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_dir)
+    figures: metrics.ReportFigures | None = None
     output = args.output_dir.resolve()
     if through_dagster:
         outcomes = _run_through_dagster(args, settings, output, first, last)
@@ -152,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
         outcomes = [(check.name, check.passed, check.severity) for check in outcome.checks]
         for warning in outcome.report.warnings:  # e.g. the chart browser's start-up retried
             print(f"calo-report: warning: {warning}", file=sys.stderr)
+        # The report's own figures when it covers the same days (not so after a run of fewer days
+        # on a warehouse holding more), rather than the same queries again.
+        if outcome.report.window == (first, last):
+            figures = outcome.report.report_figures
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
-    print(summary(warehouse, first.isoformat(), last.isoformat()))
+    print(summary(warehouse, first.isoformat(), last.isoformat(), figures))
     print(report_files(output))
     failed = [(name, severity) for name, passed, severity in outcomes if not passed]
     for name, severity in failed:
@@ -249,15 +254,19 @@ def report_files(output_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def summary(warehouse: Warehouse, first: str, last: str) -> str:
+def summary(
+    warehouse: Warehouse, first: str, last: str, figures: metrics.ReportFigures | None = None
+) -> str:
     """The report's figure grid for the days ``first..last``, as text: each figure from
-    ``calo_assets.metrics``, shown as the workbook and the HTML page show it."""
+    ``calo_assets.metrics`` (``figures`` when they are at hand), shown as the workbook and the HTML
+    page show it."""
     from calo_assets.report.summary import grid
 
-    window = (date.fromisoformat(first), date.fromisoformat(last))
-    # An in-memory connection over the Parquet files: calo.duckdb may be held open by another run.
-    with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
-        figures = metrics.report_figures(connection, *window)
+    if figures is None:
+        window = (date.fromisoformat(first), date.fromisoformat(last))
+        # An in-memory connection over the Parquet files: calo.duckdb may be held by another run.
+        with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
+            figures = metrics.report_figures(connection, *window)
     period = figures.period
     lines = [f"Period: {period.first} to {period.last} (UTC days holding at least one log record)"]
     currencies = metrics.currencies(figures.headline)

@@ -56,6 +56,9 @@ class Published:
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
     figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
+    # The days asked for, and what metrics.report_figures gives for them (the checks included).
+    window: tuple[date, date] | None = None
+    report_figures: metrics.ReportFigures | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
     # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
     warnings: list[str] = field(default_factory=list)
@@ -111,6 +114,8 @@ def publish(
         charts=contents["charts"],
         kpis=kpis,
         figures=[*data.figures, *data.overview],
+        window=data.window,
+        report_figures=data.report_figures,
         seconds=stages.seconds,
         warnings=list(drawing.warnings) if drawing is not None else [],
     )
