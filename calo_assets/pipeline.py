@@ -453,15 +453,15 @@ def run(
     timed("ingest", began)
     began = time.perf_counter()
     build_sync(warehouse, days, progress=progress, refresh_views=False, workers=options.workers)
-    outcomes += checks.sync_checks(warehouse, days, max_rate=max_discrepancy_rate)
     timed("sync tables", began)
     began = time.perf_counter()
-    # The anomaly scores are computed in a forked process while the history tables that do not read
-    # them are built here; the tables that do are built once the scores are written.
+    # The anomaly scores are computed in a forked process while the sync tables are checked and the
+    # history tables that do not read the scores are built here; those that do once they are written.
     waiting = _reading("anomaly_scores")
     tables: dict[str, pa.Table] = {}
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
         scoring = pool.submit(_scores_and_their_check, warehouse, days, settings, options.workers)
+        outcomes += checks.sync_checks(warehouse, days, max_rate=max_discrepancy_rate)
         with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
             for name in [name for name in HISTORY_TABLES if name not in waiting]:
                 tables[name] = build_history(warehouse, name, connection, refresh_views=False)
