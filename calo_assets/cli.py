@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     began = time.perf_counter()
     warehouse = Warehouse(settings.warehouse_dir)
+    figures: metrics.ReportFigures | None = None
     output = args.output_dir.resolve()
     if through_dagster:
         if not _run_through_dagster(args, settings, output, first, last):
@@ -150,8 +151,13 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_RUN_FAILED
         for warning in outcome.report.warnings:  # e.g. the chart browser's start-up retried
             print(f"calo-report: warning: {warning}", file=sys.stderr)
+        # The report's own figures when it covers the same days (not so after a run of fewer days
+        # on a warehouse holding more), rather than the same queries again.
+        if outcome.report.window == (first, last):
+            figures = outcome.report.report_figures
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
-    figures = report_figures(warehouse, first.isoformat(), last.isoformat())
+    if figures is None:
+        figures = report_figures(warehouse, first.isoformat(), last.isoformat())
     print(summary(warehouse, figures))
     print(report_files(output))
     failed = [check for check in figures.checks if not check.passed]

@@ -357,6 +357,20 @@ def build_history(
     return written
 
 
+def _reading(source: str) -> set[str]:
+    """The history tables that read ``source``, directly or through another history table."""
+    readers: set[str] = set()
+    for name, table in HISTORY_TABLES.items():  # an input comes before the tables reading it
+        if source in table.inputs or readers & set(table.inputs):
+            readers.add(name)
+    return readers
+
+
+def _scored(warehouse: Warehouse, days: list[str], settings: AnomalySettings, workers: int) -> int:
+    """``score_anomalies`` (in a worker process): the rows scored."""
+    return score_anomalies(warehouse, days, settings, workers, refresh_views=False).num_rows
+
+
 def days_between(first: date, last: date) -> list[str]:
     """Every day from ``first`` to ``last`` inclusive, as ISO texts."""
     return [
@@ -399,12 +413,16 @@ def publish_report(
 
 @dataclass
 class RunOutcome:
-    """What a whole run did: the ingest, the checks (the report's), the report, seconds per step."""
+    """What a whole run did: the ingest, the report, seconds per step."""
 
     ingested: Ingested
-    checks: list[CheckOutcome]
     report: Published
     seconds: dict[str, float]
+
+    @property
+    def checks(self) -> list[CheckOutcome]:
+        """Every check's outcome, as the report evaluated them over the days it covers."""
+        return self.report.report_figures.checks if self.report.report_figures else []
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
@@ -442,12 +460,23 @@ def run(
     build_sync(warehouse, days, progress=progress, refresh_views=False, workers=options.workers)
     timed("sync tables", began)
     began = time.perf_counter()
-    score_anomalies(warehouse, days, settings, options.workers, progress, refresh_views=False)
-    timed("anomaly scores", began)
-    began = time.perf_counter()
-    with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
-        for name in HISTORY_TABLES:
-            build_history(warehouse, name, connection, refresh_views=False)
+    # The anomaly scores are computed in a forked process while the history tables that do not read
+    # the scores are built here; those that do once the scores are written.
+    waiting = _reading("anomaly_scores")
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
+        with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
+            for name in [name for name in HISTORY_TABLES if name not in waiting]:
+                build_history(warehouse, name, connection, refresh_views=False)
+            scored = scoring.result()
+            progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
+            timed("anomaly scores", began)
+            # The view made before the scores were written may be an empty stand-in.
+            if statement := warehouse.view_statements().get("anomaly_scores"):
+                connection.unregister("anomaly_scores")
+                connection.execute(statement)
+            for name in [name for name in HISTORY_TABLES if name in waiting]:
+                build_history(warehouse, name, connection, refresh_views=False)
     warehouse.refresh_views()
     timed("reconciliation", began)
     began = time.perf_counter()
@@ -458,4 +487,4 @@ def run(
         check_settings=checks.CheckSettings(max_discrepancy_rate),
     )
     timed("report", began)
-    return RunOutcome(ingested, report.checks, report, seconds)
+    return RunOutcome(ingested, report, seconds)

@@ -62,6 +62,27 @@ def test_a_run_prints_the_summary(tmp_path, warehouse, capsys):
     assert "revenue at risk: latest gaps > 0, at the end of the period" in out
 
 
+def test_the_summary_is_the_reports_figures_when_it_covers_the_same_days(
+    tmp_path, warehouse, capsys, monkeypatch
+):
+    arguments = [str(SAMPLE_LOG_DIR), str(tmp_path / "out"), "--first-day", "2024-03-02"]
+    arguments += ["--last-day", "2024-03-03", "--quiet"]
+    assert cli.main(arguments) == 0
+    first = capsys.readouterr().out
+    windows = []
+    computed = cli.metrics.report_figures
+    monkeypatch.setattr(
+        cli.metrics,
+        "report_figures",
+        lambda connection, *window: windows.append(window) or computed(connection, *window),
+    )
+    assert cli.main(arguments) == 0  # the report covers the same days: its figures are printed
+    assert capsys.readouterr().out == first and len(windows) == 1
+    # A run of fewer days than the warehouse holds: the report covers them all, the summary not.
+    assert cli.main([*arguments[:-3], "--last-day", "2024-03-02", "--quiet"]) == 0
+    assert "Period: 2024-03-02 to 2024-03-02" in capsys.readouterr().out and len(windows) == 3
+
+
 def _files(folder) -> dict[str, bytes]:
     return {
         str(path.relative_to(folder)): path.read_bytes()

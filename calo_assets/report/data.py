@@ -255,6 +255,8 @@ class ReportData:
 
     first: date
     last: date
+    window: tuple[date, date] | None = None  # the days asked for, of which first..last hold logs
+    report_figures: metrics.ReportFigures | None = None  # for ``window``, as computed
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: list[metrics.Figure] = field(default_factory=list)  # headline
     overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
@@ -278,7 +280,7 @@ def load(
     with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
         _read_inputs_once(connection)
         figures = metrics.report_figures(connection, first, last, check_settings)
-        data = ReportData(figures.period.first, figures.period.last)
+        data = ReportData(figures.period.first, figures.period.last, (first, last), figures)
         data.figures, data.overview, data.checks = (
             figures.headline,
             figures.overview,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from calo_assets import metrics
-from calo_assets.checks import CheckOutcome, CheckSettings
+from calo_assets.checks import CheckSettings
 from calo_assets.report.csv_files import csv_safe, write_csv_files
 from calo_assets.report.data import load
 from calo_assets.report.figures import HEIGHT, TRACE_TYPES, WIDTH, build_figures
@@ -57,7 +57,9 @@ class Published:
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
     figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
-    checks: list[CheckOutcome] = field(default_factory=list)  # the Checks sheet's
+    # The days asked for, and what metrics.report_figures gives for them (the checks included).
+    window: tuple[date, date] | None = None
+    report_figures: metrics.ReportFigures | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
     # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
     warnings: list[str] = field(default_factory=list)
@@ -120,7 +122,8 @@ def publish(
         charts=contents["charts"],
         kpis=kpis,
         figures=[*data.figures, *data.overview],
-        checks=data.checks,
+        window=data.window,
+        report_figures=data.report_figures,
         seconds=stages.seconds,
         warnings=list(drawing.warnings) if drawing is not None else [],
     )
