@@ -117,6 +117,15 @@ class Warehouse:
             if entry.name.startswith("day=") and (entry / DATA_FILE).exists()
         )
 
+    def has_days(self, table: str) -> bool:
+        """Whether a daily table has at least one day written (stops at the first one found: a
+        connection's views only need to know, and the checks of a run open one per day checked)."""
+        folder = self.root / table
+        return folder.is_dir() and any(
+            entry.name.startswith("day=") and (entry / DATA_FILE).exists()
+            for entry in folder.iterdir()
+        )
+
     def read_all(self, table: str) -> pa.Table:
         """Every day of a daily table, or the whole of a history table."""
         if self.table_file(table).exists():
@@ -131,7 +140,7 @@ class Warehouse:
         for table in sorted(path.name for path in self.root.iterdir() if path.is_dir()):
             if self.table_file(table).exists():
                 source = glob_escape(self.table_file(table))
-            elif self.days(table):
+            elif self.has_days(table):
                 source = f"{glob_escape(self.root / table)}/day=*/{DATA_FILE}"
             else:
                 continue
