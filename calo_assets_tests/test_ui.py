@@ -107,9 +107,6 @@ def ui(tmp_path_factory):
             env,
             cwd=root,
         )
-        processes.start(
-            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, cwd=root
-        )
 
         def location_loaded():
             entries = graphql(port, LOCATION_STATUS)["workspaceOrError"]["locationEntries"]
@@ -118,6 +115,11 @@ def ui(tmp_path_factory):
             )
 
         wait_for(location_loaded, 180, "the code location to load", processes)
+        # Once the webserver has created the instance's SQLite files: two processes creating them
+        # at once can both try to stamp the schema (the daemon then stops on alembic's error).
+        processes.start(
+            "daemon", [str(BIN / "dagster-daemon"), "run", "-w", workspace], env, cwd=root
+        )
         yield port, Warehouse(root / "warehouse"), processes
     finally:
         processes.stop()
