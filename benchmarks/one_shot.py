@@ -5,9 +5,13 @@ file, in this process), ``calo-report INPUT OUTPUT`` without a Dagster instance 
 no orchestration), and the same command with ``DAGSTER_HOME`` set (one Dagster run, stored in a
 temporary instance, as a user who wants the run in the UI gets it); then one day of every asset
 through ``dagster asset materialize`` (what a run launched from the UI or the schedule does).
+With ``--postgres``, also ``calo-report`` with ``DAGSTER_HOME`` on the deployment's PostgreSQL
+storage (``deploy/dagster.yaml``, a fresh database on a throw-away server each time), with Dagster's
+event batching off (``DAGSTER_EVENT_BATCH_SIZE=0``) and on (1000, as the deployment sets it).
 The figures that matter are the ratios, measured in the same run. Usage::
 
     python -m benchmarks.one_shot [--log-dir ../shared/real-logs] [--repeat 3] [--day 2024-03-05]
+        [--postgres]
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
+from benchmarks import postgres
 from benchmarks.common import add_log_dir_argument, best_of
 from benchmarks.parse_vs_gzip import bare_read
 from calo_assets.config import PROJECT_ROOT
@@ -44,12 +50,22 @@ def _timed(command: list[str], environment: dict[str, str]) -> float:
     return seconds
 
 
-def calo_report(log_dir: Path, dagster: bool, images: bool) -> float:
-    """Seconds of one ``calo-report`` in a fresh process, into fresh folders."""
+def calo_report(
+    log_dir: Path,
+    dagster: bool,
+    images: bool,
+    server: postgres.Server | None = None,
+    event_batch_size: int = 0,
+) -> float:
+    """Seconds of one ``calo-report`` in a fresh process, into fresh folders (with ``server``: its
+    ``DAGSTER_HOME`` on a fresh PostgreSQL database there, with that ``DAGSTER_EVENT_BATCH_SIZE``)."""
     with tempfile.TemporaryDirectory() as folder:
         environment = {"CALO_WAREHOUSE_DIR": str(Path(folder) / "warehouse")}
         os.environ.pop("DAGSTER_HOME", None)
-        if dagster:
+        if server is not None:
+            environment.update(postgres.dagster_home(server, Path(folder) / "home"))
+            environment["DAGSTER_EVENT_BATCH_SIZE"] = str(event_batch_size)
+        elif dagster:
             environment["DAGSTER_HOME"] = str(Path(folder) / "home")
             Path(environment["DAGSTER_HOME"]).mkdir()
         command = [str(BIN / "calo-report"), str(log_dir), str(Path(folder) / "out"), "--quiet"]
@@ -77,6 +93,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--day", help="the day for the one-day Dagster run (default: a middle day)")
     parser.add_argument("--no-chart-images", action="store_true")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also time DAGSTER_HOME on PostgreSQL (a throw-away server: needs PostgreSQL installed)",
+    )
     args = parser.parse_args(argv)
     found = discover(args.log_dir)
     paths = [part.path for part in found.parts]
@@ -84,24 +105,33 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     day = args.day or days[len(days) // 2]
     images = not args.no_chart_images
     rounds = []
-    for _ in range(args.repeat):
-        baseline, _ = best_of(3, lambda: bare_read(paths))
-        rounds.append(
-            {
+    with postgres.server() if args.postgres else nullcontext() as server:
+        for _ in range(args.repeat):
+            baseline, _ = best_of(3, lambda: bare_read(paths))
+            round_ = {
                 "bare gzip read (s)": baseline,
                 "calo-report (s)": calo_report(args.log_dir, False, images),
                 "calo-report with DAGSTER_HOME (s)": calo_report(args.log_dir, True, images),
-                f"one day ({day}) through Dagster (s)": one_day_through_dagster(args.log_dir, day),
             }
-        )
+            if server is not None:
+                for size in (0, 1000):
+                    round_[f"with DAGSTER_HOME on PostgreSQL, batch {size} (s)"] = calo_report(
+                        args.log_dir, True, images, server, size
+                    )
+            round_[f"one day ({day}) through Dagster (s)"] = one_day_through_dagster(
+                args.log_dir, day
+            )
+            rounds.append(round_)
     best = {name: min(round_[name] for round_ in rounds) for name in rounds[0]}
     best["calo-report / bare read"] = best["calo-report (s)"] / best["bare gzip read (s)"]
-    best["with DAGSTER_HOME / calo-report"] = (
-        best["calo-report with DAGSTER_HOME (s)"] / best["calo-report (s)"]
-    )
+    for name in list(best):
+        if name.startswith("calo-report with") or name.startswith("with DAGSTER_HOME on"):
+            label = name.removeprefix("calo-report ").removesuffix(" (s)")
+            best[f"{label} / calo-report"] = best[name] / best["calo-report (s)"]
     print(f"{len(paths)} stream files, best of {len(rounds)} interleaved rounds:")
+    width = max(map(len, best))
     for name, value in best.items():
-        print(f"  {name:<45} {value:8.2f}")
+        print(f"  {name:<{width}} {value:8.2f}")
     return best
 
 

@@ -174,6 +174,10 @@ def _run_through_dagster(
     # The run's days are partitions of its definitions: they end where this input ends, unless
     # CALO_LAST_DAY says otherwise (read when the definitions are first imported).
     os.environ.setdefault("CALO_LAST_DAY", last.isoformat())
+    # A partitioned output's materializations (126 a table for the real export) in one write each
+    # on PostgreSQL storage, as the deployment sets it (docker-compose.yml); SQLite writes them one
+    # by one whatever the size. DAGSTER_EVENT_BATCH_SIZE=0 turns it off.
+    os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
     import dagster as dg  # only this path loads Dagster
 
     from calo_assets.definitions import defs

@@ -309,6 +309,12 @@ def test_compose_file_matches_the_deployment():
     collect(yaml.safe_load((DEPLOY / "dagster.yaml").read_text()))
     for name in ("code", "webserver", "daemon"):
         assert needed <= set(services[name]["environment"]), name
+    # Runs (launched from the code server, or by the daemon) store partitioned materializations in
+    # batches: benchmarks/one_shot.py --postgres.
+    for name in ("code", "daemon"):
+        assert services[name]["environment"]["DAGSTER_EVENT_BATCH_SIZE"] == (
+            "${DAGSTER_EVENT_BATCH_SIZE:-1000}"
+        )
     workspace = yaml.safe_load((DEPLOY / "workspace.yaml").read_text())["load_from"][0][
         "grpc_server"
     ]
