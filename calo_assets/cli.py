@@ -200,6 +200,9 @@ def _run_through_dagster(
         if os.environ.get("DAGSTER_HOME", "").strip()
         else dg.DagsterInstance.ephemeral()
     )
+    # One process storing thousands of events: on PostgreSQL, keep pooled connections as
+    # dagster-webserver does rather than open one per event (SQLite storage ignores this).
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=20)
     result = dg.materialize(
         [*defs.assets, *defs.asset_checks],
         resources=resources_for(

@@ -19,7 +19,7 @@ import dagster as dg
 
 from calo_assets import metrics
 from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome, CheckSettings
-from calo_assets.defs.metadata import check_evaluation, check_result
+from calo_assets.defs.metadata import check_evaluations, check_result
 from calo_assets.defs.partitions import daily_partitions
 from calo_assets.defs.resources import WarehouseResource
 
@@ -74,24 +74,24 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
                     yield check_result(check.evaluate(connection, *WHOLE_HISTORY, settings))
                     continue
                 days = check_days(context, store.days(check.table))
-                per_day = check.evaluate_days(connection, days, settings)
-                failed = [day for day, outcome in per_day.items() if not outcome.passed]
-                for day, outcome in per_day.items():
-                    yield check_evaluation(outcome, day, context.instance)
+                outcomes: dict[str | None, CheckOutcome] = dict(
+                    check.evaluate_days(connection, days, settings)
+                )
+                failed = [day for day, outcome in outcomes.items() if not outcome.passed]
                 context.log.info(
                     f"{check.name}: {len(days)} day(s) of {check.table} checked, {len(failed)} failed"
                 )
                 if not (context.has_partition_key or context.has_partition_key_range):
                     # Run without a partition ("Execute" in the UI): the run's own result, over
                     # the days it checked, beside each day's result in its partition.
-                    summary = CheckOutcome(
+                    outcomes[None] = CheckOutcome(
                         check.name,
                         check.table,
                         not failed,
                         check.severity,
                         {"days checked": len(days), "days that did not pass": failed[:20]},
                     )
-                    yield check_evaluation(summary, None, context.instance)
+                yield from check_evaluations(outcomes, context.instance)
 
     return the_checks
 

@@ -178,35 +178,59 @@ def figure_metadata(figures: list[metrics.Figure]) -> dict[str, Any]:
     }
 
 
-def check_evaluation(
-    outcome: CheckOutcome, partition: str | None, instance: dg.DagsterInstance
-) -> dg.AssetCheckEvaluation:
-    """A core check's outcome for one partition of its table (``None``: for the whole table), tied
-    to that partition's latest materialization as Dagster ties a check result it builds itself: the
-    UI counts a partition's check as passed or failed only when it targets that materialization."""
-    result = check_result(outcome)
-    asset_key = dg.AssetKey(outcome.asset)
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=asset_key, asset_partitions=[partition] if partition is not None else None
-        ),
-        limit=1,
-    ).records
-    target = (
-        AssetCheckEvaluationTargetMaterializationData(
-            storage_id=records[0].storage_id,
-            run_id=records[0].run_id,
-            timestamp=records[0].timestamp,
+def check_evaluations(
+    outcomes: dict[str | None, CheckOutcome], instance: dg.DagsterInstance
+) -> list[dg.AssetCheckEvaluation]:
+    """Core check outcomes of one check, by partition of its table (``None``: for the whole table),
+    each tied to that partition's latest materialization as Dagster ties a check result it builds
+    itself: the UI counts a partition's check as passed or failed only when it targets that
+    materialization. The materializations are looked up together, not one query per partition."""
+    if not outcomes:
+        return []
+    asset_key = dg.AssetKey(next(iter(outcomes.values())).asset)
+    latest = _latest_materializations(asset_key, list(outcomes), instance)
+    evaluations = []
+    for partition, outcome in outcomes.items():
+        result, record = check_result(outcome), latest.get(partition)
+        target = (
+            AssetCheckEvaluationTargetMaterializationData(
+                storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+            )
+            if record
+            else None
         )
-        if records
-        else None
-    )
-    return dg.AssetCheckEvaluation(
-        asset_key=asset_key,
-        check_name=outcome.name,
-        passed=outcome.passed,
-        metadata=result.metadata,
-        target_materialization_data=target,
-        severity=result.severity,
-        partition=partition,
-    )
+        evaluations.append(
+            dg.AssetCheckEvaluation(
+                asset_key=asset_key,
+                check_name=outcome.name,
+                passed=outcome.passed,
+                metadata=result.metadata,
+                target_materialization_data=target,
+                severity=result.severity,
+                partition=partition,
+            )
+        )
+    return evaluations
+
+
+def _latest_materializations(
+    asset_key: dg.AssetKey, partitions: list[str | None], instance: dg.DagsterInstance
+) -> dict[str | None, dg.EventLogRecord]:
+    """The latest materialization of each partition (``None``: of the asset), newest first in one
+    query; a partition materialized many times since is looked up alone."""
+    latest: dict[str | None, dg.EventLogRecord] = {}
+    days = [partition for partition in partitions if partition is not None]
+    if days:
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=days), limit=4 * len(days)
+        ).records
+        for record in records:  # newest first
+            latest.setdefault(record.partition_key, record)
+    for partition in [partition for partition in partitions if partition not in latest]:
+        filter_ = dg.AssetRecordsFilter(
+            asset_key=asset_key, asset_partitions=[partition] if partition else None
+        )
+        records = instance.fetch_materializations(filter_, limit=1).records
+        if records:
+            latest[partition] = records[0]
+    return latest
