@@ -18,6 +18,7 @@ from pathlib import Path
 import pyarrow.compute as pc
 import pytest
 
+from calo_assets.checks import CHECKS
 from calo_assets.config import PROJECT_ROOT
 from calo_assets.warehouse import Warehouse
 from calo_assets_tests.test_deployment import BIN, Processes, free_port, graphql, wait_for
@@ -232,7 +233,7 @@ def test_each_check_executes_alone_as_the_ui_launches_it(ui):
     ]
     from calo_assets.defs.checks import ASSET_CHECKS
 
-    assert len(checks) == sum(len(group.check_keys) for group in ASSET_CHECKS) == 10
+    assert len(checks) == sum(len(group.check_keys) for group in ASSET_CHECKS) == len(CHECKS) == 11
     launched = []
     for asset, check in checks:
         assert check["canExecuteIndividually"] == "CAN_EXECUTE", (asset, check["name"])
