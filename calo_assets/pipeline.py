@@ -405,10 +405,14 @@ def publish_report(
     images: bool = True,
     check_settings: checks.CheckSettings | None = None,
     browser_timeout: float = OPEN_TIMEOUT,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> Published:
-    """Write the report for ``first..last`` (every materialized day by default) into ``output``."""
+    """Write the report for ``first..last`` (every materialized day by default) into ``output``;
+    its queries run on ``connection`` when given (a ``Warehouse.connect`` holding every table)."""
     start, end = report_window(warehouse, first, last)
-    return publish(warehouse, output, start, end, images, check_settings, browser_timeout)
+    return publish(
+        warehouse, output, start, end, images, check_settings, browser_timeout, connection
+    )
 
 
 @dataclass
@@ -463,28 +467,36 @@ def run(
     # The anomaly scores are computed in a forked process while the history tables that do not read
     # the scores are built here; those that do once the scores are written.
     waiting = _reading("anomaly_scores")
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+    # One connection for the history tables and the report: the daily tables (but the scores, not
+    # written yet) are read from their files once, the history tables are kept as they are written.
+    with (
+        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool,
+        warehouse.connect(
+            empty_tables=_DAILY_INPUTS,
+            in_memory=[name for name in _DAILY_INPUTS if name != "anomaly_scores"],
+        ) as connection,
+    ):
         scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
-        with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
-            for name in [name for name in HISTORY_TABLES if name not in waiting]:
-                build_history(warehouse, name, connection, refresh_views=False)
-            scored = scoring.result()
-            progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
-            timed("anomaly scores", began)
-            # The view made before the scores were written may be an empty stand-in.
-            if statement := warehouse.view_statements().get("anomaly_scores"):
-                connection.unregister("anomaly_scores")
-                connection.execute(statement)
-            for name in [name for name in HISTORY_TABLES if name in waiting]:
-                build_history(warehouse, name, connection, refresh_views=False)
-    warehouse.refresh_views()
-    timed("reconciliation", began)
-    began = time.perf_counter()
-    report = publish_report(
-        warehouse,
-        report_dir,
-        images=images,
-        check_settings=checks.CheckSettings(max_discrepancy_rate),
-    )
-    timed("report", began)
+        for name in [name for name in HISTORY_TABLES if name not in waiting]:
+            build_history(warehouse, name, connection, refresh_views=False)
+        scored = scoring.result()
+        progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
+        timed("anomaly scores", began)
+        # The view made before the scores were written may be an empty stand-in.
+        if statement := warehouse.view_statements().get("anomaly_scores"):
+            connection.unregister("anomaly_scores")
+            connection.execute(statement)
+        for name in [name for name in HISTORY_TABLES if name in waiting]:
+            build_history(warehouse, name, connection, refresh_views=False)
+        warehouse.refresh_views()
+        timed("reconciliation", began)
+        began = time.perf_counter()
+        report = publish_report(
+            warehouse,
+            report_dir,
+            images=images,
+            check_settings=checks.CheckSettings(max_discrepancy_rate),
+            connection=connection,
+        )
+        timed("report", began)
     return RunOutcome(ingested, report, seconds)

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 DATA_FILE = "data.parquet"
 DUCKDB_FILE = "calo.duckdb"
 ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse.row_group_rows``)
+COPY_BYTES = 256 * 2**20  # a table copied into memory by ``connect`` holds at most this on disk
+IN_MEMORY_SCHEMA = "in_memory"  # where ``connect`` puts its copies
 _GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
 
 
@@ -126,6 +128,12 @@ class Warehouse:
             for entry in folder.iterdir()
         )
 
+    def bytes_on_disk(self, table: str) -> int:
+        """Size of a table's Parquet files (0 when never written)."""
+        if self.table_file(table).exists():
+            return self.table_file(table).stat().st_size
+        return sum(self.day_file(table, day).stat().st_size for day in self.days(table))
+
     def read_all(self, table: str) -> pa.Table:
         """Every day of a daily table, or the whole of a history table."""
         if self.table_file(table).exists():
@@ -150,15 +158,33 @@ class Warehouse:
             )
         return statements
 
-    def connect(self, empty_tables: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+    def connect(
+        self,
+        empty_tables: Iterable[str] = (),
+        in_memory: Iterable[str] = (),
+        copy_bytes: int = COPY_BYTES,
+    ) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with a view per table, for queries over the Parquet files.
 
-        Tables named in ``empty_tables`` that have no data yet are visible as empty tables.
+        Tables named in ``empty_tables`` that have no data yet are visible as empty tables. Those
+        named in ``in_memory`` whose files hold at most ``copy_bytes`` are read once, into memory,
+        and their views read that copy (for many queries: a daily table is one file per day).
         """
         connection = duckdb.connect()
         statements = self.view_statements()
         for statement in statements.values():
             connection.execute(statement)
+        copies = [
+            table
+            for table in dict.fromkeys(in_memory)
+            if table in statements and self.bytes_on_disk(table) <= copy_bytes
+        ]
+        if copies:
+            connection.execute(f"create schema {IN_MEMORY_SCHEMA}")
+        for table in copies:
+            copy = f'{IN_MEMORY_SCHEMA}."{table}"'
+            connection.execute(f'create table {copy} as select * from "{table}"')
+            connection.execute(f'create or replace view "{table}" as select * from {copy}')
         for table in empty_tables:
             if table not in statements:
                 connection.register(table, SCHEMAS[table].empty_table())

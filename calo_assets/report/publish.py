@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from calo_assets import metrics
@@ -73,9 +74,10 @@ def publish(
     images: bool = True,
     check_settings: CheckSettings | None = None,
     browser_timeout: float = OPEN_TIMEOUT,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> Published:
     """Build every output of the report for ``first..last`` into ``output`` (the chart browser
-    given ``browser_timeout`` seconds to start)."""
+    given ``browser_timeout`` seconds to start; the queries on ``connection`` when given)."""
     began = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     bundle = plotly_bundle(TRACE_TYPES)
@@ -84,7 +86,7 @@ def publish(
     stages = _Stages()
     try:
         with stages("queries"):
-            data = load(warehouse, first, last, check_settings)
+            data = load(warehouse, first, last, check_settings, connection)
         with stages("figures"):
             figures = build_figures(data)
         if drawing is not None:
