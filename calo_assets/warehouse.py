@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import LocalFileSystem
 
 from calo_assets.tables.schema import SCHEMAS, with_corrections
 
@@ -38,6 +39,8 @@ ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse
 COPY_BYTES = 256 * 2**20  # a table copied into memory by ``connect`` holds at most this on disk
 IN_MEMORY_SCHEMA = "in_memory"  # where ``connect`` puts its copies
 _GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
+# Named for every file opened: without it pyarrow looks each path up and parses it as a URI first.
+_LOCAL = LocalFileSystem()
 
 
 class WriterClosedError(RuntimeError):
@@ -89,12 +92,12 @@ class Warehouse:
     def day_rows(self, table: str, day: str) -> int:
         """Rows of one day of a daily table, from the file's footer (0 when never written)."""
         path = self.day_file(table, day)
-        return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+        return pq.ParquetFile(path, filesystem=_LOCAL).metadata.num_rows if path.exists() else 0
 
     def day_row_groups(self, table: str, day: str) -> int:
         """Row groups of one day of a daily table, from the file's footer (0 when never written)."""
         path = self.day_file(table, day)
-        return pq.ParquetFile(path).num_row_groups if path.exists() else 0
+        return pq.ParquetFile(path, filesystem=_LOCAL).num_row_groups if path.exists() else 0
 
     def read_day_in_parts(
         self, table: str, day: str, columns: Sequence[str] | None = None
@@ -104,7 +107,7 @@ class Warehouse:
         path = self.day_file(table, day)
         if not path.exists():
             return
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, filesystem=_LOCAL)
         for index in range(parquet.num_row_groups):
             yield parquet.read_row_group(index, columns=None if columns is None else list(columns))
 
@@ -277,8 +280,10 @@ class DayWriter:
         rewritten = self._temporary.with_suffix(".rewritten.tmp")
         try:
             with (
-                pq.ParquetFile(self._temporary) as source,
-                pq.ParquetWriter(rewritten, self.schema, compression="zstd") as writer,
+                pq.ParquetFile(self._temporary, filesystem=_LOCAL) as source,
+                pq.ParquetWriter(
+                    rewritten, self.schema, compression="zstd", filesystem=_LOCAL
+                ) as writer,
             ):
                 first_row = 0
                 for index in range(source.num_row_groups):
@@ -296,7 +301,9 @@ class DayWriter:
         if not self._pending and not (final and self._writer is None):
             return
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._temporary, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(
+                self._temporary, self.schema, compression="zstd", filesystem=_LOCAL
+            )
         group = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
         self._writer.write_table(group, row_group_size=max(1, group.num_rows))
         self._pending, self._pending_rows = [], 0
@@ -309,7 +316,9 @@ def glob_escape(path: Path) -> str:
 
 def _read(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     # ParquetFile.read is several times faster than read_table (no dataset discovery) for one file.
-    return pq.ParquetFile(path).read(columns=None if columns is None else list(columns))
+    return pq.ParquetFile(path, filesystem=_LOCAL).read(
+        columns=None if columns is None else list(columns)
+    )
 
 
 def _conform(table: str, data: pa.Table) -> pa.Table:
@@ -318,7 +327,12 @@ def _conform(table: str, data: pa.Table) -> pa.Table:
 
 
 def _in_schema(schema: pa.Schema, data: pa.Table) -> pa.Table:
-    return data.select(schema.names).cast(schema)
+    # Most tables are built in their schema already: casting each column again costs time.
+    return (
+        data
+        if data.schema.equals(schema, check_metadata=True)
+        else data.select(schema.names).cast(schema)
+    )
 
 
 def _concat(table: str, parts: list[pa.Table]) -> pa.Table:
@@ -332,7 +346,13 @@ def _write_atomically(path: Path, data: pa.Table, row_group_rows: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(data, temporary, compression="zstd", row_group_size=row_group_rows)
+        pq.write_table(
+            data,
+            temporary,
+            compression="zstd",
+            row_group_size=row_group_rows,
+            filesystem=_LOCAL,
+        )
         # The rename is atomic: readers and a crashed run see the old file or the new one, never half.
         temporary.replace(path)
     finally:
