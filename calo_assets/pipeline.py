@@ -41,7 +41,7 @@ from calo_assets.logs.export import Discovery, discover
 from calo_assets.logs.ingest import IngestOptions, stream_days
 from calo_assets.logs.source import LogSourceError, S3Prefix
 from calo_assets.report.images import OPEN_TIMEOUT
-from calo_assets.report.publish import Published, publish
+from calo_assets.report.publish import ChartBrowser, Published, publish, start_charts
 from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
 from calo_assets.tables.sync import SYNC_TABLES, SyncDay, shared_transaction_ids
 from calo_assets.warehouse import Warehouse
@@ -406,12 +406,14 @@ def publish_report(
     check_settings: checks.CheckSettings | None = None,
     browser_timeout: float = OPEN_TIMEOUT,
     connection: duckdb.DuckDBPyConnection | None = None,
+    charts: ChartBrowser | None = None,
 ) -> Published:
     """Write the report for ``first..last`` (every materialized day by default) into ``output``;
-    its queries run on ``connection`` when given (a ``Warehouse.connect`` holding every table)."""
+    its queries run on ``connection`` when given (a ``Warehouse.connect`` holding every table),
+    its PNGs are drawn by ``charts`` when given (``start_charts``)."""
     start, end = report_window(warehouse, first, last)
     return publish(
-        warehouse, output, start, end, images, check_settings, browser_timeout, connection
+        warehouse, output, start, end, images, check_settings, browser_timeout, connection, charts
     )
 
 
@@ -479,24 +481,33 @@ def run(
         scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
         for name in [name for name in HISTORY_TABLES if name not in waiting]:
             build_history(warehouse, name, connection, refresh_views=False)
-        scored = scoring.result()
-        progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
-        timed("anomaly scores", began)
-        # The view made before the scores were written may be an empty stand-in.
-        if statement := warehouse.view_statements().get("anomaly_scores"):
-            connection.unregister("anomaly_scores")
-            connection.execute(statement)
-        for name in [name for name in HISTORY_TABLES if name in waiting]:
-            build_history(warehouse, name, connection, refresh_views=False)
-        warehouse.refresh_views()
-        timed("reconciliation", began)
-        began = time.perf_counter()
-        report = publish_report(
-            warehouse,
-            report_dir,
-            images=images,
-            check_settings=checks.CheckSettings(max_discrepancy_rate),
-            connection=connection,
-        )
-        timed("report", began)
+        # The chart browser starts while the scores are computed (a core is free then), not when
+        # the report begins: its start-up is over by the time the charts are drawn.
+        charts = start_charts(images)
+        try:
+            scored = scoring.result()
+            progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
+            timed("anomaly scores", began)
+            # The view made before the scores were written may be an empty stand-in.
+            if statement := warehouse.view_statements().get("anomaly_scores"):
+                connection.unregister("anomaly_scores")
+                connection.execute(statement)
+            for name in [name for name in HISTORY_TABLES if name in waiting]:
+                build_history(warehouse, name, connection, refresh_views=False)
+            warehouse.refresh_views()
+            timed("reconciliation", began)
+            began = time.perf_counter()
+            report = publish_report(
+                warehouse,
+                report_dir,
+                images=images,
+                check_settings=checks.CheckSettings(max_discrepancy_rate),
+                connection=connection,
+                charts=charts,
+            )
+            timed("report", began)
+        except BaseException:
+            if charts[0] is not None:  # the browser is closed without drawing anything
+                charts[0].cancel()
+            raise
     return RunOutcome(ingested, report, seconds)
