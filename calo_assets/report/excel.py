@@ -21,14 +21,16 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from xlsxwriter import Workbook
+from xlsxwriter.exceptions import OverlappingRange
 from xlsxwriter.format import Format
-from xlsxwriter.utility import xl_col_to_name
+from xlsxwriter.utility import xl_col_to_name, xl_range
 from xlsxwriter.worksheet import (
     CellBooleanTuple,
     CellDatetimeTuple,
     CellNumberTuple,
     CellStringTuple,
     Worksheet,
+    convert_range_args,
 )
 
 from calo_assets.money import MINOR_UNITS, minor_unit
@@ -57,11 +59,78 @@ def excel_text(value: str) -> str:
 _CELL_KINDS = {"string": CellStringTuple, "number": CellNumberTuple, "boolean": CellBooleanTuple}
 
 
+def _overlap(first: Sequence[int], second: Sequence[int]) -> bool:
+    """Whether two ranges (first row, first column, last row, last column) share a cell."""
+    rows = max(first[0], second[0]) <= min(first[2], second[2])
+    return rows and max(first[1], second[1]) <= min(first[3], second[3])
+
+
+class _TableCells(dict[tuple[int, int], str]):
+    """The cells of a sheet's tables, as XlsxWriter looks them up one by one, kept as ranges."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ranges: list[tuple[int, int, int, int, str]] = []
+
+    def get(self, cell: tuple[int, int], default: Any = None) -> Any:  # type: ignore[override]
+        row, column = cell
+        for first_row, first_column, last_row, last_column, name in self.ranges:
+            if first_row <= row <= last_row and first_column <= column <= last_column:
+                return name
+        return super().get(cell, default)
+
+
 class FastSheet(Worksheet):
     """XlsxWriter's worksheet, faster for large tables and with the same XML byte for byte (checked
-    in the tests against XlsxWriter's own): ``write_cells`` stores a column of cells at once, and
-    the rows are assembled without XlsxWriter's generic per-cell writer (numbers, strings and
-    booleans; any other cell, and a sheet with comments, go through XlsxWriter's code)."""
+    in the tests against XlsxWriter's own): ``write_cells`` stores a column of cells at once, the
+    rows are assembled without XlsxWriter's generic per-cell writer (numbers, strings and
+    booleans; any other cell, and a sheet with comments, go through XlsxWriter's code), and
+    ``add_table`` checks and notes the table's range at once, not cell by cell."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table_cells = _TableCells()
+
+    @convert_range_args
+    def add_table(  # type: ignore[override]
+        self,
+        first_row: int,
+        first_col: int,
+        last_row: int,
+        last_col: int,
+        options: dict[str, Any] | None = None,
+    ) -> int:
+        """XlsxWriter's ``add_table`` (numeric cell arguments) over its header and first row, then
+        stretched to ``last_row``: its loop over every cell of the range is what costs. A table
+        with data, formulas or a total row, or not in order, goes through XlsxWriter's code."""
+        columns = (options or {}).get("columns") or []
+        if (
+            last_row <= first_row + 1
+            or last_col < first_col
+            or not {"data", "total_row"}.isdisjoint(options or {})
+            or any(column and column.get("formula") for column in columns)
+            or self._check_dimensions(last_row, last_col, True, True)
+        ):
+            return super().add_table(first_row, first_col, last_row, last_col, options)
+        cell_range = xl_range(first_row, first_col, last_row, last_col)
+        taken = [(*cell, *cell, name) for cell, name in self.merged_cells.items()]
+        taken += [(*cell, *cell, name) for cell, name in self.table_cells.items()]
+        for *other, name in [*taken, *self.table_cells.ranges]:
+            if _overlap((first_row, first_col, last_row, last_col), other):
+                kind = "merge" if name in self.merged_cells.values() else "table"
+                raise OverlappingRange(
+                    f"Table range '{cell_range}' overlaps previous {kind} range '{name}'."
+                )
+        result = super().add_table(first_row, first_col, first_row + 1, last_col, options)
+        if result == 0:
+            table = self.tables[-1]
+            table["range"] = table["a_range"] = cell_range
+            if table.get("autofilter"):
+                table["autofilter"] = cell_range
+                for column in range(first_col, last_col + 1):
+                    self.filter_cells[(first_row, column)] = ("table", cell_range)
+            self.table_cells.ranges.append((first_row, first_col, last_row, last_col, cell_range))
+        return result
 
     def write_cells(
         self,
