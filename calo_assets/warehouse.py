@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 DATA_FILE = "data.parquet"
 DUCKDB_FILE = "calo.duckdb"
 ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse.row_group_rows``)
-COPY_BYTES = 256 * 2**20  # a table copied into memory by ``connect`` holds at most this on disk
+COPY_BYTES = 128 * 2**20  # what the tables ``connect`` copies into memory hold on disk, at most
 IN_MEMORY_SCHEMA = "in_memory"  # where ``connect`` puts its copies
 _GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
 # Named for every file opened: without it pyarrow looks each path up and parses it as a URI first.
@@ -170,18 +170,19 @@ class Warehouse:
         """An in-memory DuckDB connection with a view per table, for queries over the Parquet files.
 
         Tables named in ``empty_tables`` that have no data yet are visible as empty tables. Those
-        named in ``in_memory`` whose files hold at most ``copy_bytes`` are read once, into memory,
-        and their views read that copy (for many queries: a daily table is one file per day).
+        named in ``in_memory`` are read once, into memory, and their views read that copy (for many
+        queries: a daily table is one file per day), in that order while their files hold at most
+        ``copy_bytes`` in all; the others stay on disk.
         """
         connection = duckdb.connect()
         statements = self.view_statements()
         for statement in statements.values():
             connection.execute(statement)
-        copies = [
-            table
-            for table in dict.fromkeys(in_memory)
-            if table in statements and self.bytes_on_disk(table) <= copy_bytes
-        ]
+        copies, budget = [], copy_bytes
+        for table in dict.fromkeys(name for name in in_memory if name in statements):
+            if (size := self.bytes_on_disk(table)) <= budget:
+                copies.append(table)
+                budget -= size
         if copies:
             connection.execute(f"create schema {IN_MEMORY_SCHEMA}")
         for table in copies:
