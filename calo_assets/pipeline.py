@@ -25,6 +25,7 @@ from itertools import repeat
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -315,17 +316,17 @@ def score_anomalies(
     wanted = [date.fromisoformat(day) for day in days]
     history = days_between(wanted[0] - timedelta(days=settings.window_days - 1), wanted[-1])
     transactions = transactions_frame(warehouse.read_days("transactions", history, INPUT_COLUMNS))
-    scored = []
-    for day, frame in zip(wanted, score_days(transactions, wanted, settings, workers), strict=True):
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        scored.append(
-            warehouse.write_day(
-                "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
-            )
-        )
+    frames = score_days(transactions, wanted, settings, workers)
+    # Converted to Arrow in the table's schema once, then written day by day.
+    schema = SCHEMAS["anomaly_scores"]
+    table = pa.Table.from_pandas(pd.concat(frames), preserve_index=False)
+    table = table.select(schema.names).cast(schema)
+    offset = 0
+    for day, frame in zip(wanted, frames, strict=True):
+        warehouse.write_day("anomaly_scores", day.isoformat(), table.slice(offset, len(frame)))
+        offset += len(frame)
     if refresh_views:
         warehouse.refresh_views()
-    table = pa.concat_tables(scored)
     progress(f"anomaly scores for {len(days)} day(s): {table.num_rows:,} transactions scored")
     return table
 
