@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -171,6 +172,16 @@ class History:
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @cached_property
+    def results(self) -> pd.DataFrame:
+        """The ``RESULT_COLUMNS`` of the frame (selected once: every day's scores start from it)."""
+        return self.frame[list(RESULT_COLUMNS)]
+
+    @cached_property
+    def categories(self) -> pd.DataFrame:
+        """The action and source columns of the frame (the reasons count them in the window)."""
+        return self.frame[["action", "source"]]
 
     def window_rows(self, day: date, window_days: int) -> np.ndarray:
         """Positions (in time order) of the transactions of the window of days ending at ``day``."""
@@ -335,7 +346,7 @@ def score_window(
     ``is_anomaly`` and ``reasons``.
     """
     today = history.days[rows] == np.datetime64(day, "D")
-    result = history.frame[list(RESULT_COLUMNS)].iloc[rows[today]]
+    result = history.results.iloc[rows[today]]
     result.index = pd.RangeIndex(len(rows))[today]
     result["window_rows"] = len(rows)
     result["contamination"] = settings.contamination  # what the flags were chosen for
@@ -358,7 +369,7 @@ def score_window(
     )  # as IsolationForest's offset_
     result["score"] = -raw[today]
     result["is_anomaly"] = flagged[today]
-    window = history.frame[["action", "source"]].iloc[rows]
+    window = history.categories.iloc[rows]
     result["reasons"] = [
         explain(
             scaled[position],
