@@ -57,6 +57,17 @@ def excel_text(value: str) -> str:
 
 
 _CELL_KINDS = {"string": CellStringTuple, "number": CellNumberTuple, "boolean": CellBooleanTuple}
+# The cells ``FastSheet`` writes itself (the others go through XlsxWriter's ``_write_cell``).
+_PLAIN_CELLS = frozenset({CellStringTuple, CellNumberTuple, CellDatetimeTuple, CellBooleanTuple})
+
+
+class _Styles(dict[Format, str]):
+    """The ``s`` attribute of a cell in each format; a format's index is asked for the first time
+    it is used, as XlsxWriter does (the indexes are numbered in that order)."""
+
+    def __missing__(self, cell_format: Format) -> str:
+        self[cell_format] = style = f' s="{cell_format._get_xf_index()}"'
+        return style
 
 
 def _overlap(first: Sequence[int], second: Sequence[int]) -> bool:
@@ -183,19 +194,13 @@ class FastSheet(Worksheet):
             super()._write_rows()
             return
         self._calculate_spans()
-        styles: dict[int, str] = {}
-
-        def style(cell_format: Format) -> str:
-            if id(cell_format) not in styles:
-                styles[id(cell_format)] = f' s="{cell_format._get_xf_index()}"'
-            return styles[id(cell_format)]
-
+        styles = _Styles()  # in the order XlsxWriter first asks for each format's index
         column_styles = {
-            column: style(info.column_format)
+            column: styles[info.column_format]
             for column, info in self.col_info.items()
             if info.column_format is not None
         }
-        names = {column: xl_col_to_name(column) for column in range(self.dim_colmax + 1)}
+        names = [xl_col_to_name(column) for column in range(self.dim_colmax + 1)]
         write = self.fh.write
         for row in range(self.dim_rowmin, self.dim_rowmax + 1):
             cells = self.table.get(row)
@@ -206,34 +211,31 @@ class FastSheet(Worksheet):
                     self._write_empty_row(row, span, info)
                 continue
             self._write_row(row, span, info)
-            row_style = style(info.row_format) if info is not None and info.row_format else None
+            row_style = styles[info.row_format] if info is not None and info.row_format else None
             number = row + 1
-            parts = []
+            parts: list[str] = []
+            append = parts.append
             for column in sorted(cells):
                 cell = cells[column]
-                cell_style = (
-                    style(cell.format)
-                    if cell.format
-                    else row_style or column_styles.get(column, "")
-                )
                 kind = cell.__class__
-                if kind is CellStringTuple:
-                    parts.append(
-                        f'<c r="{names[column]}{number}"{cell_style} t="s"><v>{cell[0]}</v></c>'
-                    )
-                elif kind is CellNumberTuple or kind is CellDatetimeTuple:
-                    parts.append(
-                        f'<c r="{names[column]}{number}"{cell_style}><v>{cell[0]:.16G}</v></c>'
-                    )
-                elif kind is CellBooleanTuple:
-                    parts.append(
-                        f'<c r="{names[column]}{number}"{cell_style} t="b"><v>{cell[0]}</v></c>'
-                    )
-                else:
+                if kind not in _PLAIN_CELLS:
                     write("".join(parts))
                     parts.clear()
                     self._write_cell(row, column, cell)
-            parts.append("</row>")
+                    continue
+                value, cell_format = cell
+                cell_style = (
+                    styles[cell_format]
+                    if cell_format
+                    else row_style or column_styles.get(column, "")
+                )
+                if kind is CellStringTuple:
+                    append(f'<c r="{names[column]}{number}"{cell_style} t="s"><v>{value}</v></c>')
+                elif kind is CellBooleanTuple:
+                    append(f'<c r="{names[column]}{number}"{cell_style} t="b"><v>{value}</v></c>')
+                else:
+                    append(f'<c r="{names[column]}{number}"{cell_style}><v>{value:.16G}</v></c>')
+            append("</row>")
             write("".join(parts))
 
 
