@@ -8,6 +8,7 @@ one Dagster run instead, stored in that instance so the run shows in the UI.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import time
@@ -132,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             print("calo-report: the run failed; see the errors above", file=sys.stderr)
             return EXIT_RUN_FAILED
     else:
+        _fewer_collections()
         try:
             outcome = pipeline.run(
                 _resolved(args.input_dir),
@@ -227,6 +229,14 @@ def _run_through_dagster(
     if result.success:
         print(f"calo-report: Dagster run {result.run_id}", file=sys.stderr)
     return result.success
+
+
+def _fewer_collections() -> None:
+    """Fewer garbage collections: the objects made so far (the imported modules) are never scanned
+    again, and the run's many small objects (rows, cells) are scanned every 10,000 allocations, not
+    700 (a quarter of the workbook's time went to collections)."""
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
 
 def _resolved(location: Path | S3Prefix) -> Path | S3Prefix:

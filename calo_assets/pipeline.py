@@ -25,6 +25,7 @@ from itertools import repeat
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -41,7 +42,7 @@ from calo_assets.logs.export import Discovery, discover
 from calo_assets.logs.ingest import IngestOptions, stream_days
 from calo_assets.logs.source import LogSourceError, S3Prefix
 from calo_assets.report.images import OPEN_TIMEOUT
-from calo_assets.report.publish import Published, publish
+from calo_assets.report.publish import ChartBrowser, Published, publish, start_charts
 from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
 from calo_assets.tables.sync import SYNC_TABLES, SyncDay, shared_transaction_ids
 from calo_assets.warehouse import Warehouse
@@ -315,17 +316,17 @@ def score_anomalies(
     wanted = [date.fromisoformat(day) for day in days]
     history = days_between(wanted[0] - timedelta(days=settings.window_days - 1), wanted[-1])
     transactions = transactions_frame(warehouse.read_days("transactions", history, INPUT_COLUMNS))
-    scored = []
-    for day, frame in zip(wanted, score_days(transactions, wanted, settings, workers), strict=True):
-        table = pa.Table.from_pandas(frame, preserve_index=False)
-        scored.append(
-            warehouse.write_day(
-                "anomaly_scores", day.isoformat(), table.select(SCHEMAS["anomaly_scores"].names)
-            )
-        )
+    frames = score_days(transactions, wanted, settings, workers)
+    # Converted to Arrow in the table's schema once, then written day by day.
+    schema = SCHEMAS["anomaly_scores"]
+    table = pa.Table.from_pandas(pd.concat(frames), preserve_index=False)
+    table = table.select(schema.names).cast(schema)
+    offset = 0
+    for day, frame in zip(wanted, frames, strict=True):
+        warehouse.write_day("anomaly_scores", day.isoformat(), table.slice(offset, len(frame)))
+        offset += len(frame)
     if refresh_views:
         warehouse.refresh_views()
-    table = pa.concat_tables(scored)
     progress(f"anomaly scores for {len(days)} day(s): {table.num_rows:,} transactions scored")
     return table
 
@@ -405,10 +406,16 @@ def publish_report(
     images: bool = True,
     check_settings: checks.CheckSettings | None = None,
     browser_timeout: float = OPEN_TIMEOUT,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    charts: ChartBrowser | None = None,
 ) -> Published:
-    """Write the report for ``first..last`` (every materialized day by default) into ``output``."""
+    """Write the report for ``first..last`` (every materialized day by default) into ``output``;
+    its queries run on ``connection`` when given (a ``Warehouse.connect`` holding every table),
+    its PNGs are drawn by ``charts`` when given (``start_charts``)."""
     start, end = report_window(warehouse, first, last)
-    return publish(warehouse, output, start, end, images, check_settings, browser_timeout)
+    return publish(
+        warehouse, output, start, end, images, check_settings, browser_timeout, connection, charts
+    )
 
 
 @dataclass
@@ -463,11 +470,22 @@ def run(
     # The anomaly scores are computed in a forked process while the history tables that do not read
     # the scores are built here; those that do once the scores are written.
     waiting = _reading("anomaly_scores")
-    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+    # One connection for the history tables and the report: the daily tables (but the scores, not
+    # written yet) are read from their files once, the history tables are kept as they are written.
+    with (
+        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool,
+        warehouse.connect(
+            empty_tables=_DAILY_INPUTS,
+            in_memory=[name for name in _DAILY_INPUTS if name != "anomaly_scores"],
+        ) as connection,
+    ):
         scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
-        with warehouse.connect(empty_tables=_DAILY_INPUTS) as connection:
-            for name in [name for name in HISTORY_TABLES if name not in waiting]:
-                build_history(warehouse, name, connection, refresh_views=False)
+        for name in [name for name in HISTORY_TABLES if name not in waiting]:
+            build_history(warehouse, name, connection, refresh_views=False)
+        # The chart browser starts while the scores are computed (a core is free then), not when
+        # the report begins: its start-up is over by the time the charts are drawn.
+        charts = start_charts(images)
+        try:
             scored = scoring.result()
             progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
             timed("anomaly scores", began)
@@ -477,14 +495,20 @@ def run(
                 connection.execute(statement)
             for name in [name for name in HISTORY_TABLES if name in waiting]:
                 build_history(warehouse, name, connection, refresh_views=False)
-    warehouse.refresh_views()
-    timed("reconciliation", began)
-    began = time.perf_counter()
-    report = publish_report(
-        warehouse,
-        report_dir,
-        images=images,
-        check_settings=checks.CheckSettings(max_discrepancy_rate),
-    )
-    timed("report", began)
+            warehouse.refresh_views()
+            timed("reconciliation", began)
+            began = time.perf_counter()
+            report = publish_report(
+                warehouse,
+                report_dir,
+                images=images,
+                check_settings=checks.CheckSettings(max_discrepancy_rate),
+                connection=connection,
+                charts=charts,
+            )
+            timed("report", began)
+        except BaseException:
+            if charts[0] is not None:  # the browser is closed without drawing anything
+                charts[0].cancel()
+            raise
     return RunOutcome(ingested, report, seconds)

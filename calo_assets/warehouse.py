@@ -27,6 +27,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pyarrow.fs import LocalFileSystem
 
 from calo_assets.tables.schema import SCHEMAS, with_corrections
 
@@ -35,7 +36,11 @@ log = logging.getLogger(__name__)
 DATA_FILE = "data.parquet"
 DUCKDB_FILE = "calo.duckdb"
 ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse.row_group_rows``)
+COPY_BYTES = 128 * 2**20  # what the tables ``connect`` copies into memory hold on disk, at most
+IN_MEMORY_SCHEMA = "in_memory"  # where ``connect`` puts its copies
 _GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
+# Named for every file opened: without it pyarrow looks each path up and parses it as a URI first.
+_LOCAL = LocalFileSystem()
 
 
 class WriterClosedError(RuntimeError):
@@ -87,12 +92,12 @@ class Warehouse:
     def day_rows(self, table: str, day: str) -> int:
         """Rows of one day of a daily table, from the file's footer (0 when never written)."""
         path = self.day_file(table, day)
-        return pq.ParquetFile(path).metadata.num_rows if path.exists() else 0
+        return pq.ParquetFile(path, filesystem=_LOCAL).metadata.num_rows if path.exists() else 0
 
     def day_row_groups(self, table: str, day: str) -> int:
         """Row groups of one day of a daily table, from the file's footer (0 when never written)."""
         path = self.day_file(table, day)
-        return pq.ParquetFile(path).num_row_groups if path.exists() else 0
+        return pq.ParquetFile(path, filesystem=_LOCAL).num_row_groups if path.exists() else 0
 
     def read_day_in_parts(
         self, table: str, day: str, columns: Sequence[str] | None = None
@@ -102,7 +107,7 @@ class Warehouse:
         path = self.day_file(table, day)
         if not path.exists():
             return
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, filesystem=_LOCAL)
         for index in range(parquet.num_row_groups):
             yield parquet.read_row_group(index, columns=None if columns is None else list(columns))
 
@@ -125,6 +130,12 @@ class Warehouse:
             entry.name.startswith("day=") and (entry / DATA_FILE).exists()
             for entry in folder.iterdir()
         )
+
+    def bytes_on_disk(self, table: str) -> int:
+        """Size of a table's Parquet files (0 when never written)."""
+        if self.table_file(table).exists():
+            return self.table_file(table).stat().st_size
+        return sum(self.day_file(table, day).stat().st_size for day in self.days(table))
 
     def read_all(self, table: str) -> pa.Table:
         """Every day of a daily table, or the whole of a history table."""
@@ -150,15 +161,34 @@ class Warehouse:
             )
         return statements
 
-    def connect(self, empty_tables: Iterable[str] = ()) -> duckdb.DuckDBPyConnection:
+    def connect(
+        self,
+        empty_tables: Iterable[str] = (),
+        in_memory: Iterable[str] = (),
+        copy_bytes: int = COPY_BYTES,
+    ) -> duckdb.DuckDBPyConnection:
         """An in-memory DuckDB connection with a view per table, for queries over the Parquet files.
 
-        Tables named in ``empty_tables`` that have no data yet are visible as empty tables.
+        Tables named in ``empty_tables`` that have no data yet are visible as empty tables. Those
+        named in ``in_memory`` are read once, into memory, and their views read that copy (for many
+        queries: a daily table is one file per day), in that order while their files hold at most
+        ``copy_bytes`` in all; the others stay on disk.
         """
         connection = duckdb.connect()
         statements = self.view_statements()
         for statement in statements.values():
             connection.execute(statement)
+        copies, budget = [], copy_bytes
+        for table in dict.fromkeys(name for name in in_memory if name in statements):
+            if (size := self.bytes_on_disk(table)) <= budget:
+                copies.append(table)
+                budget -= size
+        if copies:
+            connection.execute(f"create schema {IN_MEMORY_SCHEMA}")
+        for table in copies:
+            copy = f'{IN_MEMORY_SCHEMA}."{table}"'
+            connection.execute(f'create table {copy} as select * from "{table}"')
+            connection.execute(f'create or replace view "{table}" as select * from {copy}')
         for table in empty_tables:
             if table not in statements:
                 connection.register(table, SCHEMAS[table].empty_table())
@@ -251,8 +281,10 @@ class DayWriter:
         rewritten = self._temporary.with_suffix(".rewritten.tmp")
         try:
             with (
-                pq.ParquetFile(self._temporary) as source,
-                pq.ParquetWriter(rewritten, self.schema, compression="zstd") as writer,
+                pq.ParquetFile(self._temporary, filesystem=_LOCAL) as source,
+                pq.ParquetWriter(
+                    rewritten, self.schema, compression="zstd", filesystem=_LOCAL
+                ) as writer,
             ):
                 first_row = 0
                 for index in range(source.num_row_groups):
@@ -270,7 +302,9 @@ class DayWriter:
         if not self._pending and not (final and self._writer is None):
             return
         if self._writer is None:
-            self._writer = pq.ParquetWriter(self._temporary, self.schema, compression="zstd")
+            self._writer = pq.ParquetWriter(
+                self._temporary, self.schema, compression="zstd", filesystem=_LOCAL
+            )
         group = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
         self._writer.write_table(group, row_group_size=max(1, group.num_rows))
         self._pending, self._pending_rows = [], 0
@@ -283,7 +317,9 @@ def glob_escape(path: Path) -> str:
 
 def _read(path: Path, columns: Sequence[str] | None = None) -> pa.Table:
     # ParquetFile.read is several times faster than read_table (no dataset discovery) for one file.
-    return pq.ParquetFile(path).read(columns=None if columns is None else list(columns))
+    return pq.ParquetFile(path, filesystem=_LOCAL).read(
+        columns=None if columns is None else list(columns)
+    )
 
 
 def _conform(table: str, data: pa.Table) -> pa.Table:
@@ -292,7 +328,12 @@ def _conform(table: str, data: pa.Table) -> pa.Table:
 
 
 def _in_schema(schema: pa.Schema, data: pa.Table) -> pa.Table:
-    return data.select(schema.names).cast(schema)
+    # Most tables are built in their schema already: casting each column again costs time.
+    return (
+        data
+        if data.schema.equals(schema, check_metadata=True)
+        else data.select(schema.names).cast(schema)
+    )
 
 
 def _concat(table: str, parts: list[pa.Table]) -> pa.Table:
@@ -306,7 +347,13 @@ def _write_atomically(path: Path, data: pa.Table, row_group_rows: int) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
     try:
-        pq.write_table(data, temporary, compression="zstd", row_group_size=row_group_rows)
+        pq.write_table(
+            data,
+            temporary,
+            compression="zstd",
+            row_group_size=row_group_rows,
+            filesystem=_LOCAL,
+        )
         # The rename is atomic: readers and a crashed run see the old file or the new one, never half.
         temporary.replace(path)
     finally:

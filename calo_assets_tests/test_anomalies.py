@@ -531,3 +531,33 @@ def test_standardize_is_scikit_learns_standard_scaler_to_the_bit(
     assert np.array_equal(
         standardize(matrix), StandardScaler().fit_transform(matrix), equal_nan=True
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    hnp.arrays(
+        np.float64,
+        st.integers(1, 300),
+        elements=st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([0.0, 1.0, 2.5])
+        ),
+    ),
+    st.integers(1, 8),
+    st.randoms(),
+)
+def test_the_quartiles_of_all_groups_are_np_quantile_exactly(values, groups, rng):
+    """Bit for bit (a zero may differ in sign: numpy's partition moves equal values around)."""
+    keys = np.array([rng.randrange(-1, groups) for _ in values])
+    ordered, starts, counts = anomalies._sorted_groups(values, keys)
+    filled = counts > 0
+    for q in (0.25, 0.75):
+        with np.errstate(all="ignore"):
+            fast = anomalies._group_quantiles(ordered, starts[filled], counts[filled], q)
+            slow = np.array(
+                [
+                    np.quantile(ordered[start : start + count], q)
+                    for start, count in zip(starts[filled], counts[filled], strict=True)
+                ]
+            )
+        np.testing.assert_array_equal(fast, slow)
+        assert (fast.view(np.int64) == slow.view(np.int64))[fast != 0].all()

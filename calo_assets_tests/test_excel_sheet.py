@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from xlsxwriter import Workbook
+from xlsxwriter.exceptions import OverlappingRange
 from xlsxwriter.worksheet import Worksheet
 
 from calo_assets.report.excel import FastSheet
@@ -47,6 +48,11 @@ def _book(path: Path, sheet_class: type[Worksheet], in_bulk: bool) -> None:
         else:
             for row, value in zip(rows, present, strict=True):
                 getattr(sheet, f"write_{kind}")(row, column, value, cell_format)
+    for row in range(ROWS + 9, ROWS + 30):
+        sheet.write_number(row, 1, row)
+    columns = [{"header": name, "header_format": bold} for name in "abc"]
+    sheet.add_table(ROWS + 8, 0, ROWS + 29, 2, {"name": "Numbers", "columns": columns})
+    sheet.add_table(ROWS + 8, 4, ROWS + 9, 5, {"style": "Table Style Medium 2"})
     book.close()
 
 
@@ -58,6 +64,21 @@ def test_a_fast_sheet_is_xlsxwriters_sheet_byte_for_byte(tmp_path, in_bulk):
     with zipfile.ZipFile(tmp_path / "fast.xlsx") as archive:
         sheet = archive.read("xl/worksheets/sheet1.xml").decode()
     assert 'spans="1:21"' in sheet and 't="b"' in sheet and "<f>1+1</f>" in sheet
+
+
+@pytest.mark.parametrize("sheet_class", [Worksheet, FastSheet])
+def test_a_range_overlapping_a_table_is_refused(tmp_path, sheet_class):
+    book = Workbook(str(tmp_path / "book.xlsx"), {"in_memory": True})
+    sheet = book.add_worksheet(worksheet_class=sheet_class)
+    sheet.add_table(2, 0, 40, 3)
+    with pytest.raises(OverlappingRange, match="previous table range 'A3:D41'"):
+        sheet.merge_range(30, 3, 31, 5, "")
+    with pytest.raises(OverlappingRange, match="previous table range 'A3:D41'"):
+        sheet.add_table(40, 3, 50, 4)
+    sheet.merge_range(50, 0, 51, 1, "")
+    with pytest.raises(OverlappingRange, match="previous merge range 'A51:B52'"):
+        sheet.add_table(45, 1, 60, 2)
+    book.close()
 
 
 def test_cells_that_are_not_numbers_cannot_be_written_in_bulk_as_numbers(tmp_path):

@@ -104,3 +104,18 @@ def test_a_finished_day_lands_only_when_committed(tmp_path):
     table = store.read_day("quarantine", "2024-01-05")
     assert table.column("reason").to_pylist() == ["u10", "u11", "u12"]
     assert list(store.day_file("quarantine", "2024-01-05").parent.glob(".*.tmp")) == []
+
+
+def test_tables_copied_into_memory_read_the_same_until_the_budget_is_spent(tmp_path):
+    store = Warehouse(tmp_path)
+    for day, first in (("2024-01-05", 0), ("2024-01-06", 10)):
+        store.write_day("quarantine", day, piece(first, 10))
+    store.write_table("notes", pa.table({"note": ["a", "b"]}))
+    query = "select reason, day from quarantine order by reason"
+    with store.connect() as on_disk:
+        expected = on_disk.sql(query).fetchall()
+    budget = store.bytes_on_disk("quarantine")
+    with store.connect(in_memory=["quarantine", "notes", "absent"], copy_bytes=budget) as copy:
+        assert copy.sql(query).fetchall() == expected
+        copied = {row[0] for row in copy.sql("select table_name from duckdb_tables()").fetchall()}
+        assert copied == {"quarantine"}  # notes did not fit in what was left

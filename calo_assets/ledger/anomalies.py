@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -172,6 +173,16 @@ class History:
     def __len__(self) -> int:
         return len(self.frame)
 
+    @cached_property
+    def results(self) -> pd.DataFrame:
+        """The ``RESULT_COLUMNS`` of the frame (selected once: every day's scores start from it)."""
+        return self.frame[list(RESULT_COLUMNS)]
+
+    @cached_property
+    def categories(self) -> pd.DataFrame:
+        """The action and source columns of the frame (the reasons count them in the window)."""
+        return self.frame[["action", "source"]]
+
     def window_rows(self, day: date, window_days: int) -> np.ndarray:
         """Positions (in time order) of the transactions of the window of days ending at ``day``."""
         last = np.datetime64(day, "D")
@@ -209,14 +220,32 @@ def _group_medians(ordered: np.ndarray, starts: np.ndarray, counts: np.ndarray) 
     return medians
 
 
+def _group_quantiles(
+    ordered: np.ndarray, starts: np.ndarray, counts: np.ndarray, q: float
+) -> np.ndarray:
+    """The ``q`` quantile of each group (none empty), in the floating-point operations of
+    ``np.quantile(group, q)`` (its default "linear" method), for all groups at once."""
+    virtual = (counts - 1) * q
+    below = np.floor(virtual)
+    last = virtual >= counts - 1  # numpy takes the last value, at index -1
+    previous = np.where(last, counts - 1, below.astype(np.intp))
+    following = np.where(last, counts - 1, previous + 1)
+    gamma = virtual - np.where(last, -1.0, below)
+    lower, upper = ordered[starts + previous], ordered[starts + following]
+    difference = upper - lower
+    # numpy's _lerp: from the lower value, or back from the upper one from half-way
+    return np.where(gamma >= 0.5, upper - difference * (1 - gamma), lower + difference * gamma)
+
+
 def _robust_z(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     """(value - median) / IQR within each group; with no IQR the standard deviation; 0 with neither."""
     ordered, starts, counts = _sorted_groups(values, groups)
     medians = _group_medians(ordered, starts, counts)
     spreads = np.full(len(counts), np.nan)
-    for group in np.flatnonzero(counts):
-        members = ordered[starts[group] : starts[group] + counts[group]]
-        spreads[group] = np.quantile(members, 0.75) - np.quantile(members, 0.25)
+    filled = counts > 0
+    spreads[filled] = _group_quantiles(ordered, starts[filled], counts[filled], 0.75) - (
+        _group_quantiles(ordered, starts[filled], counts[filled], 0.25)
+    )
     if not (spreads[counts > 0] > 0).all():
         # pandas' own standard deviation (Welford's method, in row order), where it is needed.
         deviations = pd.Series(values).groupby(groups).std()
@@ -317,7 +346,7 @@ def score_window(
     ``is_anomaly`` and ``reasons``.
     """
     today = history.days[rows] == np.datetime64(day, "D")
-    result = history.frame[list(RESULT_COLUMNS)].iloc[rows[today]]
+    result = history.results.iloc[rows[today]]
     result.index = pd.RangeIndex(len(rows))[today]
     result["window_rows"] = len(rows)
     result["contamination"] = settings.contamination  # what the flags were chosen for
@@ -340,7 +369,7 @@ def score_window(
     )  # as IsolationForest's offset_
     result["score"] = -raw[today]
     result["is_anomaly"] = flagged[today]
-    window = history.frame[["action", "source"]].iloc[rows]
+    window = history.categories.iloc[rows]
     result["reasons"] = [
         explain(
             scaled[position],

@@ -8,6 +8,8 @@ disagree. Rows are fully ordered, so the same warehouse gives the same report.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -270,15 +272,20 @@ class ReportData:
 
 
 def load(
-    warehouse: Warehouse, first: date, last: date, check_settings: CheckSettings | None = None
+    warehouse: Warehouse,
+    first: date,
+    last: date,
+    check_settings: CheckSettings | None = None,
+    connection: duckdb.DuckDBPyConnection | None = None,
 ) -> ReportData:
     """Every figure and every report query over the warehouse for ``first..last``.
 
     The inputs are read from their Parquet files once, into memory, and every query runs on that copy
-    (most tables are read by several queries; a table is about a hundred small files).
+    (most tables are read by several queries; a table is about a hundred small files), unless
+    ``connection`` is given: a ``Warehouse.connect`` holding every input already, left open.
     """
-    with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
-        _read_inputs_once(connection)
+    opened = nullcontext(connection) if connection is not None else _connect_once(warehouse)
+    with opened as connection:
         figures = metrics.report_figures(connection, first, last, check_settings)
         data = ReportData(figures.period.first, figures.period.last, (first, last), figures)
         data.figures, data.overview, data.checks = (
@@ -298,6 +305,14 @@ def load(
         columns=["check", "passed", "detail"],
     )
     return data
+
+
+@contextmanager
+def _connect_once(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection over the report's inputs, each read once (``_read_inputs_once``)."""
+    with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
+        _read_inputs_once(connection)
+        yield connection
 
 
 def _read_inputs_once(connection: duckdb.DuckDBPyConnection) -> None:

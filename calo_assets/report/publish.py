@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from calo_assets import metrics
@@ -33,9 +34,11 @@ __all__ = [
     "CSV_FOLDER",
     "HTML_PAGE",
     "WORKBOOK",
+    "ChartBrowser",
     "Published",
     "csv_safe",
     "publish",
+    "start_charts",
 ]
 
 WORKBOOK = "balance_sync_analytics_report.xlsx"
@@ -73,18 +76,23 @@ def publish(
     images: bool = True,
     check_settings: CheckSettings | None = None,
     browser_timeout: float = OPEN_TIMEOUT,
+    connection: duckdb.DuckDBPyConnection | None = None,
+    charts: ChartBrowser | None = None,
 ) -> Published:
     """Build every output of the report for ``first..last`` into ``output`` (the chart browser
-    given ``browser_timeout`` seconds to start)."""
+    given ``browser_timeout`` seconds to start; the queries on ``connection`` when given).
+
+    ``charts``: the chart browser already started (``start_charts``), instead of one started here;
+    ``images`` and ``browser_timeout`` are then what it was started with.
+    """
     began = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     bundle = plotly_bundle(TRACE_TYPES)
-    browser, skipped = _browser(images)
-    drawing = ChartImages(browser, bundle, WIDTH, HEIGHT, browser_timeout) if browser else None
+    drawing, skipped = charts or start_charts(images, browser_timeout)
     stages = _Stages()
     try:
         with stages("queries"):
-            data = load(warehouse, first, last, check_settings)
+            data = load(warehouse, first, last, check_settings, connection)
         with stages("figures"):
             figures = build_figures(data)
         if drawing is not None:
@@ -127,6 +135,18 @@ def publish(
         seconds=stages.seconds,
         warnings=list(drawing.warnings) if drawing is not None else [],
     )
+
+
+ChartBrowser = tuple[ChartImages | None, str | None]  # the browser started, or why there is none
+
+
+def start_charts(images: bool = True, browser_timeout: float = OPEN_TIMEOUT) -> ChartBrowser:
+    """The browser for the report's PNG charts, starting in a background thread from now on, or
+    None and why there is none. ``publish`` draws the charts with it, or ``cancel`` it."""
+    browser, skipped = _browser(images)
+    if browser is None:
+        return None, skipped
+    return ChartImages(browser, plotly_bundle(TRACE_TYPES), WIDTH, HEIGHT, browser_timeout), None
 
 
 class _Stages:
