@@ -290,10 +290,13 @@ def summary(warehouse: Warehouse, figures: metrics.ReportFigures) -> str:
         cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  " + "  ".join(cells).rstrip())
     failed = [check for check in figures.checks if not check.passed]
-    lines.append(
-        f"Data checks: {len(figures.checks) - len(failed)} passed, {len(failed)} failed"
-        + "".join(f"\n  failed: {check.label}: {check.summary}" for check in failed)
-    )
+    checks_line = f"Data checks: {len(figures.checks) - len(failed)} passed, {len(failed)} failed"
+    if failed:
+        checks_line += " (a warning is a finding; an error fails the run)"
+    for check in failed:
+        severity = "error" if check.failed_error else "warning"
+        checks_line += f"\n  {severity}: {check.label}: {check.summary}"
+    lines.append(checks_line)
     lines.append(f"Tables: {warehouse.root} (DuckDB views in {warehouse.root / DUCKDB_FILE})")
     return "\n".join(lines)
 
