@@ -32,10 +32,17 @@ class Server:
     port: int
 
 
-def _binaries() -> Path:
+class PostgresMissingError(RuntimeError):
+    """PostgreSQL's programs are not installed."""
+
+
+def binaries() -> Path:
+    """The folder of PostgreSQL's programs (the newest version installed)."""
     found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
     if not found:
-        raise SystemExit("PostgreSQL is not installed (Debian package postgresql: `make setup`)")
+        raise PostgresMissingError(
+            "PostgreSQL is not installed (Debian package postgresql: `make setup` installs it)"
+        )
     return found[-1].parent
 
 
@@ -61,7 +68,7 @@ def _admin(server: Server):
 @contextmanager
 def server() -> Iterator[Server]:
     """A PostgreSQL cluster on a free port with a ``dagster`` user, stopped and deleted on exit."""
-    binaries = _binaries()
+    programs = binaries()
     root = Path(tempfile.mkdtemp(prefix="calo-bench-pg-"))
     data, sockets = root / "data", root / "sockets"
     sockets.mkdir()
@@ -70,9 +77,9 @@ def server() -> Iterator[Server]:
         shutil.chown(sockets, "postgres")
     port = _free_port()
     try:
-        _as_postgres(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
+        _as_postgres(str(programs / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
         _as_postgres(
-            str(binaries / "pg_ctl"),
+            str(programs / "pg_ctl"),
             "-D",
             str(data),
             "-w",
@@ -88,17 +95,22 @@ def server() -> Iterator[Server]:
                 cursor.execute(f"create user {USER} with password '{PASSWORD}'")
             yield running
         finally:
-            _as_postgres(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
+            _as_postgres(str(programs / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def create_database(running: Server, name: str) -> None:
+    """A new database ``name`` owned by the ``dagster`` user."""
+    with closing(_admin(running)) as connection, connection.cursor() as cursor:
+        cursor.execute(f"create database {name} owner {USER}")
 
 
 def dagster_home(running: Server, folder: Path) -> dict[str, str]:
     """A fresh database and a ``DAGSTER_HOME`` in ``folder`` on it (the deployment's dagster.yaml):
     the environment variables a process needs to use it."""
     database = f"dagster_{os.getpid()}_{next(_databases)}"
-    with closing(_admin(running)) as connection, connection.cursor() as cursor:
-        cursor.execute(f"create database {database} owner {USER}")
+    create_database(running, database)
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", folder / "dagster.yaml")
     return {

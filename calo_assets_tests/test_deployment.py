@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -26,6 +25,14 @@ import psycopg2
 import pytest
 import yaml
 
+from benchmarks.postgres import (
+    PASSWORD,
+    USER,
+    PostgresMissingError,
+    binaries,
+    create_database,
+    server,
+)
 from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
 from calo_assets.warehouse import Warehouse
 
@@ -40,59 +47,16 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def postgres_bin() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not found:
-        pytest.fail(
-            "PostgreSQL is not installed: `make setup` installs it (Debian package postgresql)"
-        )
-    return found[-1].parent
-
-
-def as_postgres(*command: str, **options) -> subprocess.CompletedProcess:
-    """Run a PostgreSQL program as the postgres user (the server refuses to run as root)."""
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    return subprocess.run(
-        [*prefix, *command], check=True, capture_output=True, text=True, **options
-    )
-
-
 @pytest.fixture(scope="module")
 def postgres():
     """A throw-away PostgreSQL cluster on a free port, with a dagster database and user."""
-    binaries = postgres_bin()
-    root = Path(tempfile.mkdtemp(prefix="calo-pg-"))
-    data, sockets = root / "data", root / "sockets"
-    sockets.mkdir()
-    if os.geteuid() == 0:
-        shutil.chown(root, "postgres")
-        shutil.chown(sockets, "postgres")
-    port = free_port()
-    as_postgres(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
-    as_postgres(
-        str(binaries / "pg_ctl"),
-        "-D",
-        str(data),
-        "-w",
-        "-l",
-        str(root / "server.log"),
-        "-o",
-        f"-p {port} -k {sockets} -c listen_addresses=127.0.0.1",
-        "start",
-    )
     try:
-        connection = psycopg2.connect(
-            host="127.0.0.1", port=port, user="postgres", dbname="postgres"
-        )
-        connection.autocommit = True  # CREATE DATABASE cannot run inside a transaction
-        with connection.cursor() as cursor:
-            cursor.execute("create user dagster with password 'test-only'")
-            cursor.execute("create database dagster owner dagster")
-        connection.close()
-        yield {"port": port, "user": "dagster", "password": "test-only", "db": "dagster"}
-    finally:
-        as_postgres(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "stop")
-        shutil.rmtree(root, ignore_errors=True)
+        binaries()
+    except PostgresMissingError as exc:
+        pytest.fail(str(exc))
+    with server() as running:
+        create_database(running, "dagster")
+        yield {"port": running.port, "user": USER, "password": PASSWORD, "db": "dagster"}
 
 
 class Processes:
