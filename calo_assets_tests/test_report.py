@@ -794,6 +794,14 @@ def test_the_overview_draws_the_exposure_trend_per_currency(handmade):
     page = (folder / HTML_PAGE).read_text()
     assert page.index("<h2>Overview</h2>") < page.index("KPIs per currency")
     assert "Needs action" in page and "mirrors rejected sync T3" in page
+    # Money and counts right-aligned on one line, ids and days on one line, text left-aligned.
+    classes: dict[str, set[str]] = {}
+    for name, text in re.findall(r'<td class="([a-z ]+)">([^<]*)</td>', page):
+        classes.setdefault(name, set()).add(text)
+    assert "mirrors rejected sync T3 (amount)" in classes["text"]
+    assert any(re.fullmatch(r"-?[\d,]+\.\d+ [A-Z]{3}", text) for text in classes["num"])
+    assert any(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text) for text in classes["text word"])
+    assert not [text for text in classes["num"] if re.search(r"[a-z]", text)]
 
 
 class _Tables(HTMLParser):

@@ -61,7 +61,34 @@ def _table(frame: pd.DataFrame, money: tuple[str, ...] = (), percent: tuple[str,
                 for value in shown.iloc[:, index].tolist()
             ]
         shown.iloc[:, index] = text
-    return shown.to_html(index=False, border=0, classes="kpis", escape=True, na_rep="")
+    # Numbers (money, shares, counts) right-aligned on one line; text left-aligned.
+    numeric = [
+        column in money
+        or column in percent
+        or (pd.api.types.is_numeric_dtype(frame[column]) and frame[column].dtype != bool)
+        for column in frame.columns
+    ]
+    head = "".join(
+        f'<th class="{"num" if is_number else "text"}">{html.escape(str(column))}</th>'
+        for column, is_number in zip(frame.columns, numeric, strict=True)
+    )
+    rows = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="{_cell_class(str(cell), is_number)}">{html.escape(str(cell))}</td>'
+            for cell, is_number in zip(row, numeric, strict=True)
+        )
+        + "</tr>"
+        for row in shown.itertuples(index=False)
+    )
+    return f'<table class="kpis"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def _cell_class(text: str, is_number: bool) -> str:
+    """``num`` (right, one line), ``word`` (an id or a day: left, one line) or ``text`` (left)."""
+    if is_number:
+        return "num"
+    return "text" if " " in text else "text word"
 
 
 def overview_section(data: ReportData, trend: go.Figure | None) -> str:
@@ -95,7 +122,8 @@ def html_page(
 <html lang="en"><head><meta charset="utf-8"><title>Balance sync report {data.first} to {data.last}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:24px;color:#222}} table.kpis{{border-collapse:collapse}}
 table.kpis td,table.kpis th{{padding:4px 10px;border-bottom:1px solid #ddd;text-align:right}}
-table.kpis td:first-child{{text-align:left}}
+table.kpis td:first-child{{text-align:left}} table.kpis .text{{text-align:left}}
+table.kpis .num,table.kpis .word{{white-space:nowrap}} table.kpis td.text{{max-width:40em}}
 table.kpis th{{background:#1f4e78;color:#fff}} .note{{color:#555}} .failed{{color:#9c0006}}</style>
 <script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script>
 <script>{library}</script></head><body>
