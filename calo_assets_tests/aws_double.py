@@ -148,3 +148,17 @@ def fill_log_group(log_group: str, streams: dict[str, list[tuple[int, str]]]) ->
             )
             count += len(batch)
     return count
+
+
+@pytest.fixture(scope="module")
+def moto_url() -> Iterator[str]:
+    """One moto server for a test module."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def aws(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """boto3 pointed at the module's moto server, for one test."""
+    point_aws_at(monkeypatch, moto_url)
+    return moto_url

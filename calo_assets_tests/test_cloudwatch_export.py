@@ -56,14 +56,15 @@ from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions
 from calo_assets.logs.source import S3Prefix
 from calo_assets.warehouse import Warehouse
+from calo_assets_tests import aws_double
 from calo_assets_tests.aws_double import (
     client,
     fill_log_group,
     log_events_of,
-    moto_server,
-    point_aws_at,
 )
 from calo_assets_tests.conftest import REAL_LOGS
+
+moto_url, aws = aws_double.moto_url, aws_double.aws  # the AWS double's fixtures
 
 LOG_GROUP = "/aws/lambda/syncBalanceSQS"
 FOLDER_DAYS = ("2024-01-19", "2024-01-20", "2024-01-21", "2024-01-22", "2024-01-23", "2024-01-24")
@@ -82,18 +83,6 @@ def stamp(milliseconds: int, to_the_second: bool = False) -> str:
     moment = datetime.fromtimestamp(milliseconds / 1000, UTC)
     fraction = 0 if to_the_second else milliseconds % 1000
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{fraction:03d}Z"
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def aws(moto_url, monkeypatch):
-    point_aws_at(monkeypatch, moto_url)
-    return moto_url
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,7 @@ from calo_assets.logs.ingest import IngestOptions
 from calo_assets.logs.reader import read_text
 from calo_assets.logs.source import LogSourceError, S3Object, S3Prefix, S3ReadError
 from calo_assets.warehouse import Warehouse
+from calo_assets_tests import aws_double
 from calo_assets_tests.aws_double import (
     client,
     enable_auth,
@@ -33,23 +34,13 @@ from calo_assets_tests.aws_double import (
 )
 from calo_assets_tests.conftest import REAL_LOGS, check_warehouse
 
+moto_url, aws = aws_double.moto_url, aws_double.aws  # the AWS double's fixtures
+
 EXPORT_ID = "a3fb6cdb-607b-469f-8f8a-ec4792e827cb"
 # Stream folders of these days: one holds a plain copy beside its .gz and a .DS_Store, one stream of
 # 2024-01-22 logs into 2024-01-23, and there are enough files for two reading processes.
 FOLDER_DAYS = ("2024-01-19", "2024-01-20", "2024-01-21", "2024-01-22", "2024-01-23", "2024-01-24")
 DAYS = ["2024-01-20", "2024-01-21", "2024-01-22", "2024-01-23", "2024-01-24", "2024-01-25"]
-
-
-@pytest.fixture(scope="module")
-def moto_url():
-    with moto_server() as url:
-        yield url
-
-
-@pytest.fixture
-def aws(moto_url, monkeypatch):
-    point_aws_at(monkeypatch, moto_url)
-    return moto_url
 
 
 @pytest.fixture(scope="module")
