@@ -516,6 +516,19 @@ def daily_figures(
     }
 
 
+# What a history table's materialization shows in Dagster (its figures over the whole history).
+HISTORY_METRICS: dict[str, tuple[str, ...]] = {
+    "discrepancy_cases": ("open_cases", "probably_resolved_cases", "suspect_gaps"),
+}
+
+
+def history_figures(connection: duckdb.DuckDBPyConnection, table: str) -> list[Figure]:
+    """The figures ``HISTORY_METRICS`` names for ``table``, over every day of the warehouse."""
+    days = period(connection, date.min, date.max)
+    chosen = [_BY_NAME[name] for name in HISTORY_METRICS.get(table, ())]
+    return _figures(connection, chosen, days.first, days.last, days)
+
+
 # What the partitions of each daily table show in Dagster, beside their row count and preview.
 PARTITION_METRICS: dict[str, tuple[str, ...]] = {
     "log_events": ("records_typed",),

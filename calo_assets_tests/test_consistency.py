@@ -152,6 +152,12 @@ def test_dagster_partitions_and_checks_show_the_report_figures(real_run):
         for day in warehouse.days("ingest_manifest")
     )
     assert read == expected[("records_read", None)]
+    statuses = warehouse.read_all("discrepancy_cases")["status"].to_pylist()
+    cases = metadata["discrepancy_cases", None]
+    assert (cases["open_cases"], cases["probably_resolved_cases"]) == (
+        statuses.count("open"),
+        statuses.count("probably_resolved"),
+    )
     by_check: dict[str, bool] = {}
     for evaluation in result.get_asset_check_evaluations():
         by_check[evaluation.check_name] = (

@@ -11,8 +11,9 @@ import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from calo_assets import pipeline
+from calo_assets import metrics, pipeline
 from calo_assets.defs.metadata import (
+    figure_metadata,
     materialize_days,
     preview_value,
     schema_metadata,
@@ -80,12 +81,11 @@ def _sync_outcome_totals(table: pa.Table) -> dict[str, int]:
     return {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
 
 
-# What a history table's metadata shows beside its rows and preview (its checks: defs/checks.py).
+# A history table's profile beside its rows and preview: what its own columns hold. Its figures
+# come from metrics.HISTORY_METRICS; the breaks per rule are its checks' (defs/checks.py).
 _DESCRIBED: dict[str, Callable[[pa.Table], dict]] = {
-    "ledger_breaks": lambda table: {"breaks by rule": value_counts(table, "rule")},
     "overdrafts": lambda table: {"by kind": value_counts(table, "kind")},
     "sync_outcomes": lambda table: {"totals": _sync_outcome_totals(table)},
-    "discrepancy_cases": lambda table: {"cases by status": value_counts(table, "status")},
 }
 
 
@@ -108,6 +108,9 @@ def _history_asset(name: str) -> dg.AssetsDefinition:
     def history_asset(warehouse: WarehouseResource) -> dg.MaterializeResult:
         table = pipeline.build_history(warehouse.store, name)
         extra = {key: dg.MetadataValue.json(value) for key, value in describe(table).items()}
+        if name in metrics.HISTORY_METRICS:
+            with warehouse.store.connect(empty_tables=metrics.INPUTS) as connection:
+                extra |= figure_metadata(metrics.history_figures(connection, name))
         return dg.MaterializeResult(
             metadata={"dagster/row_count": table.num_rows, "preview": preview_value(table), **extra}
         )
