@@ -343,7 +343,8 @@ def build_history(
     the written table replaces its view there, so the tables built after it read it.
     """
     shared = connection is not None
-    connection = connection or warehouse.connect(empty_tables=_DAILY_INPUTS)
+    inputs = HISTORY_TABLES[name].inputs
+    connection = connection or warehouse.connect(empty_tables=_DAILY_INPUTS, tables=inputs)
     try:
         warehouse.write_table(name, HISTORY_TABLES[name].build(connection))
         written = warehouse.read_all(name)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from calo_assets.tables.schema import from_columns
-from calo_assets.warehouse import Warehouse
+from calo_assets.warehouse import DUCKDB_FILE, ZSTD_MIN_ROWS, Warehouse
 
 
 def piece(first: int, rows: int) -> pa.Table:
@@ -119,3 +120,69 @@ def test_tables_copied_into_memory_read_the_same_until_the_budget_is_spent(tmp_p
         assert copy.sql(query).fetchall() == expected
         copied = {row[0] for row in copy.sql("select table_name from duckdb_tables()").fetchall()}
         assert copied == {"quarantine"}  # notes did not fit in what was left
+
+
+def _codecs(path) -> set[str]:
+    metadata = pq.ParquetFile(path).metadata
+    return {
+        metadata.row_group(group).column(column).compression
+        for group in range(metadata.num_row_groups)
+        for column in range(metadata.num_columns)
+    }
+
+
+def test_small_files_are_compressed_with_snappy_and_large_ones_with_zstd(tmp_path):
+    store = Warehouse(tmp_path, row_group_rows=ZSTD_MIN_ROWS)
+    store.write_day("quarantine", "2024-01-05", piece(0, ZSTD_MIN_ROWS - 1))
+    store.write_day("quarantine", "2024-01-06", piece(0, ZSTD_MIN_ROWS))
+    writer = store.day_writer("quarantine", "2024-01-07")
+    writer.write(piece(0, ZSTD_MIN_ROWS))  # a full row group, then a small last one
+    writer.write(piece(0, 3))
+    writer.finish({1: {"reason": "corrected"}})  # rewritten: the codec stays
+    writer.commit()
+    assert _codecs(store.day_file("quarantine", "2024-01-05")) == {"SNAPPY"}
+    assert _codecs(store.day_file("quarantine", "2024-01-06")) == {"ZSTD"}
+    assert _codecs(store.day_file("quarantine", "2024-01-07")) == {"ZSTD"}
+    assert store.read_day("quarantine", "2024-01-07").column("reason")[1].as_py() == "corrected"
+
+
+def _views(store: Warehouse) -> set[str]:
+    with duckdb.connect(str(store.root / DUCKDB_FILE), read_only=True) as connection:
+        rows = connection.execute("select view_name from duckdb_views() where not internal")
+        return {name for (name,) in rows.fetchall()}
+
+
+def test_views_are_made_again_only_when_a_table_appears_or_the_database_changed(tmp_path):
+    store = Warehouse(tmp_path)
+    store.write_day("quarantine", "2024-01-05", piece(0, 2))
+    store.refresh_views()
+    assert _views(store) >= {"quarantine"}
+    made = (store.root / DUCKDB_FILE).stat().st_mtime_ns
+    store.write_day("quarantine", "2024-01-06", piece(2, 2))  # the view's glob already reads it
+    store.refresh_views()
+    assert (store.root / DUCKDB_FILE).stat().st_mtime_ns == made
+    with duckdb.connect(str(store.root / DUCKDB_FILE), read_only=True) as connection:
+        assert connection.execute("select count(*) from quarantine").fetchone() == (4,)
+    store.write_day("log_events", "2024-01-05", from_columns("log_events", {}))  # a new table
+    store.refresh_views()
+    assert _views(store) >= {"quarantine", "log_events"}
+    with duckdb.connect(str(store.root / DUCKDB_FILE)) as connection:  # changed by someone else
+        connection.execute("drop view quarantine")
+    store.refresh_views()
+    assert _views(store) >= {"quarantine", "log_events"}
+    (store.root / DUCKDB_FILE).unlink()
+    store.refresh_views()
+    assert _views(store) >= {"quarantine", "log_events"}
+
+
+def test_a_days_head_is_its_first_rows_across_row_groups_and_its_row_count(tmp_path):
+    store = Warehouse(tmp_path, row_group_rows=2)
+    writer = store.day_writer("quarantine", "2024-01-05")
+    for first in range(0, 7, 2):  # row groups of 2, 2, 2 and 1 rows
+        writer.write(piece(first, min(2, 7 - first)))
+    writer.close()
+    rows, head = store.day_head("quarantine", "2024-01-05", 5)
+    assert rows == 7
+    assert head.column("reason").to_pylist() == [f"u{i}" for i in range(5)]
+    assert head.schema == store.read_day("quarantine", "2024-01-05").schema
+    assert store.day_head("quarantine", "2024-01-06", 5) == (0, piece(0, 0))

@@ -67,16 +67,6 @@ def value_counts(table: pa.Table, column: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def first_rows(store: Warehouse, table: str, day: str, rows: int = PREVIEW_ROWS) -> pa.Table:
-    """The first rows of a day of a daily table (only the row groups that hold them are read)."""
-    parts = [SCHEMAS[table].empty_table()]
-    for part in store.read_day_in_parts(table, day):
-        parts.append(part.slice(0, rows - sum(len(kept) for kept in parts)))
-        if sum(len(kept) for kept in parts) >= rows:
-            break
-    return pa.concat_tables(parts)
-
-
 def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     """A core check's outcome as Dagster's check result."""
     return dg.AssetCheckResult(
@@ -152,14 +142,15 @@ def table_days_figures(store: Warehouse, name: str, days: list[str]) -> dict[str
         figures = metrics.daily_figures(
             connection, metrics.PARTITION_METRICS.get(name, ()), span[0], span[-1]
         )
-    return {
-        day: {
-            "dagster/row_count": store.day_rows(name, day),
+    per_day = {}
+    for day in days:
+        rows, head = store.day_head(name, day, PREVIEW_ROWS)
+        per_day[day] = {
+            "dagster/row_count": rows,
             **figure_metadata(figures[date.fromisoformat(day)]),
-            "preview": preview_value(first_rows(store, name, day)),
+            "preview": preview_value(head),
         }
-        for day in days
-    }
+    return per_day
 
 
 def figure_metadata(figures: list[metrics.Figure]) -> dict[str, Any]:

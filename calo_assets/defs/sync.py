@@ -7,7 +7,7 @@ import dagster as dg
 from calo_assets import pipeline
 from calo_assets.defs.metadata import materialize_table_days, schema_metadata
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
-from calo_assets.defs.resources import WarehouseResource
+from calo_assets.defs.resources import LogSource, WarehouseResource
 from calo_assets.tables.sync import SYNC_TABLES
 
 _DESCRIPTIONS = {
@@ -40,14 +40,17 @@ _DESCRIPTIONS = {
     can_subset=True,
 )
 def sync_tables(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, log_source: LogSource, warehouse: WarehouseResource
 ) -> Iterator[dg.MaterializeResult]:
-    """Invocations, transactions, discrepancies, rejections and errors of each day of the run."""
+    """Invocations, transactions, discrepancies, rejections and errors of each day of the run (in
+    as many processes as the logs are read in)."""
     days = list(context.partition_keys)
     store = warehouse.store
     selected = [name for name in SYNC_TABLES if dg.AssetKey(name) in context.selected_asset_keys]
     try:
-        pipeline.build_sync(store, days, selected, context.log.info)
+        pipeline.build_sync(
+            store, days, selected, context.log.info, workers=log_source.ingest_options.workers
+        )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
     for name in selected:
