@@ -6,7 +6,7 @@ from calo_assets.defs.alerts import ALERT_SENSORS, discrepancy_alert
 from calo_assets.defs.automation import daily_refresh, daily_schedule, new_log_streams
 from calo_assets.defs.checks import ASSET_CHECKS
 from calo_assets.defs.cloudwatch import settled_cloudwatch_slices, with_cloudwatch_export
-from calo_assets.defs.ledger import HISTORY_ASSETS, anomaly_scores
+from calo_assets.defs.ledger import anomaly_scores, whole_history_tables
 from calo_assets.defs.logs import cloudwatch_export, ingest_logs
 from calo_assets.defs.report import balance_sync_report
 from calo_assets.defs.resources import default_resources
@@ -18,7 +18,7 @@ defs = dg.Definitions(
         ingest_logs,
         sync_tables,
         anomaly_scores,
-        *HISTORY_ASSETS,
+        whole_history_tables,
         balance_sync_report,
         discrepancy_alert,
     ],

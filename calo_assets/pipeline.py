@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import repeat
@@ -333,30 +334,38 @@ def score_anomalies(
 
 def build_history(
     warehouse: Warehouse,
-    name: str,
+    names: Iterable[str] | None = None,
     connection: duckdb.DuckDBPyConnection | None = None,
     refresh_views: bool = True,
-) -> pa.Table:
-    """Recompute one table over the whole warehouse, write it and return it.
+) -> dict[str, pa.Table]:
+    """Recompute tables over the whole warehouse (``names``, every one by default), in registry
+    order, write them and return them by name.
 
-    With ``connection`` (a ``Warehouse.connect`` shared by several tables, built in registry order),
-    the written table replaces its view there, so the tables built after it read it.
+    They are built on one connection (``connection`` when given, a ``Warehouse.connect`` holding
+    every table), which holds their daily inputs in memory (each is read from its files once) and
+    each table once written, so the tables built after it read it.
     """
-    shared = connection is not None
-    inputs = HISTORY_TABLES[name].inputs
-    connection = connection or warehouse.connect(empty_tables=_DAILY_INPUTS, tables=inputs)
-    try:
-        warehouse.write_table(name, HISTORY_TABLES[name].build(connection))
-        written = warehouse.read_all(name)
-        if shared:
-            connection.execute(f'drop view if exists "{name}"')
-            connection.register(name, written)
-    finally:
-        if not shared:
-            connection.close()
+    chosen = set(HISTORY_TABLES if names is None else [names] if isinstance(names, str) else names)
+    wanted = [name for name in HISTORY_TABLES if name in chosen]
+    inputs = {source for name in wanted for source in HISTORY_TABLES[name].inputs}
+    with (
+        nullcontext(connection)
+        if connection is not None
+        else warehouse.connect(
+            empty_tables=_DAILY_INPUTS,
+            in_memory=[name for name in _DAILY_INPUTS if name in inputs],
+            tables=inputs,
+        )
+    ) as shared:
+        built = {}
+        for name in wanted:
+            warehouse.write_table(name, HISTORY_TABLES[name].build(shared))
+            built[name] = warehouse.read_all(name)
+            shared.execute(f'drop view if exists "{name}"')
+            shared.register(name, built[name])
     if refresh_views:
         warehouse.refresh_views()
-    return written
+    return built
 
 
 def _reading(source: str) -> set[str]:
@@ -481,8 +490,7 @@ def run(
         ) as connection,
     ):
         scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
-        for name in [name for name in HISTORY_TABLES if name not in waiting]:
-            build_history(warehouse, name, connection, refresh_views=False)
+        build_history(warehouse, set(HISTORY_TABLES) - waiting, connection, refresh_views=False)
         # The chart browser starts while the scores are computed (a core is free then), not when
         # the report begins: its start-up is over by the time the charts are drawn.
         charts = start_charts(images)
@@ -494,9 +502,7 @@ def run(
             if statement := warehouse.view_statements().get("anomaly_scores"):
                 connection.unregister("anomaly_scores")
                 connection.execute(statement)
-            for name in [name for name in HISTORY_TABLES if name in waiting]:
-                build_history(warehouse, name, connection, refresh_views=False)
-            warehouse.refresh_views()
+            build_history(warehouse, waiting, connection)
             timed("reconciliation", began)
             began = time.perf_counter()
             report = publish_report(

@@ -33,9 +33,16 @@ def check_warehouse(store: Warehouse, name: str, days: list[str]) -> checks.Chec
 
 
 def materialize_range(
-    log_dir: Path, warehouse_dir: Path, first: str, last: str, assets=None, **resource_options
+    log_dir: Path,
+    warehouse_dir: Path,
+    first: str,
+    last: str,
+    assets=None,
+    instance: dg.DagsterInstance | None = None,
+    **resource_options,
 ) -> dg.ExecuteInProcessResult:
-    """Materialize the assets (all by default) for ``first..last`` in one run, as ``calo-report`` does."""
+    """Materialize the assets (all by default) for ``first..last`` in one run, as ``calo-report`` does
+    (on ``instance``, else a temporary one)."""
     resources = resources_for(
         log_dir,
         warehouse_dir,
@@ -50,7 +57,7 @@ def materialize_range(
             "dagster/asset_partition_range_start": first,
             "dagster/asset_partition_range_end": last,
         },
-        instance=dg.DagsterInstance.ephemeral(),
+        instance=instance or dg.DagsterInstance.ephemeral(),
     )
 
 

@@ -81,8 +81,7 @@ def sample_warehouse(tmp_path_factory) -> Warehouse:
     pipeline.ingest(SAMPLE_LOG_DIR, warehouse, SAMPLE_DAYS, IngestOptions())
     pipeline.build_sync(warehouse, SAMPLE_DAYS)
     pipeline.score_anomalies(warehouse, SAMPLE_DAYS, AnomalySettings())
-    for name in pipeline.HISTORY_TABLES:
-        pipeline.build_history(warehouse, name)
+    pipeline.build_history(warehouse)
     return warehouse
 
 

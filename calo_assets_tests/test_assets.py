@@ -75,6 +75,29 @@ def test_a_range_run_writes_every_day_of_every_table(sample_run):
         assert connection.execute("select count(*) from transactions").fetchall() == [(626,)]
 
 
+def test_a_range_run_plans_each_day_of_a_daily_asset_and_an_unpartitioned_asset_once(tmp_path):
+    """Dagster stores a planned materialization per asset and day of a range run; an asset over the
+    whole history is planned once (not once per day: see ``whole_history_tables``)."""
+    instance = dg.DagsterInstance.ephemeral()
+    first, last = "2024-03-02", "2024-03-03"
+    result = materialize_range(SAMPLE_LOG_DIR, tmp_path / "warehouse", first, last, None, instance)
+    assert result.success
+    planned = instance.get_event_records(
+        dg.EventRecordsFilter(event_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED)
+    )
+    per_asset: dict[str, list[str | None]] = {}
+    for record in planned:
+        event = record.event_log_entry.dagster_event
+        per_asset.setdefault(event.asset_key.to_user_string(), []).append(event.partition)
+    unpartitioned = [*HISTORY_TABLES, "balance_sync_report", "discrepancy_alert"]
+    assert {name: sorted(days) for name, days in per_asset.items() if name in DAILY_TABLES} == {
+        name: [first, last] for name in DAILY_TABLES
+    }
+    assert {name: days for name, days in per_asset.items() if name not in DAILY_TABLES} == {
+        name: [None] for name in unpartitioned
+    }
+
+
 def partition_metadata(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str | None], dict]:
     """Per (asset, partition): the metadata of that partition's materialization in the run."""
     return {

@@ -47,7 +47,7 @@ from calo_assets.defs.cloudwatch import (
     settled_cloudwatch_slices,
     with_cloudwatch_export,
 )
-from calo_assets.defs.ledger import HISTORY_ASSETS, anomaly_scores
+from calo_assets.defs.ledger import anomaly_scores, whole_history_tables
 from calo_assets.defs.logs import cloudwatch_export, ingest_logs
 from calo_assets.defs.resources import CloudWatchLogGroup, LogSource, resources_for
 from calo_assets.defs.sync import sync_tables
@@ -113,7 +113,7 @@ def streams(tmp_path_factory):
 
 def daily_assets():
     """What a daily run materializes up to the finance tables (the report is not compared)."""
-    return [cloudwatch_export_day, ingest_logs, sync_tables, anomaly_scores, *HISTORY_ASSETS]
+    return [cloudwatch_export_day, ingest_logs, sync_tables, anomaly_scores, whole_history_tables]
 
 
 def daily_run(
@@ -137,8 +137,7 @@ def every_step(log_dir, warehouse_dir: Path, days: list[str]) -> Warehouse:
     pipeline.ingest(log_dir, warehouse, days, IngestOptions(workers=2))
     pipeline.build_sync(warehouse, days)
     pipeline.score_anomalies(warehouse, days, AnomalySettings(), 2)
-    for name in pipeline.HISTORY_TABLES:
-        pipeline.build_history(warehouse, name)
+    pipeline.build_history(warehouse)
     return warehouse
 
 

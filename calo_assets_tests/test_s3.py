@@ -61,8 +61,7 @@ def every_step(log_dir, warehouse_dir: Path, days: list[str], workers: int = 2) 
     pipeline.ingest(log_dir, warehouse, days, IngestOptions(workers=workers))
     pipeline.build_sync(warehouse, days)
     pipeline.score_anomalies(warehouse, days, AnomalySettings(), workers)
-    for name in pipeline.HISTORY_TABLES:
-        pipeline.build_history(warehouse, name)
+    pipeline.build_history(warehouse)
     return warehouse
 
 
