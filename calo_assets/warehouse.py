@@ -95,11 +95,6 @@ class Warehouse:
         data = _concat(table, parts)
         return data if columns is None else data.select(list(columns))
 
-    def day_rows(self, table: str, day: str) -> int:
-        """Rows of one day of a daily table, from the file's footer (0 when never written)."""
-        path = self.day_file(table, day)
-        return pq.ParquetFile(path, filesystem=_LOCAL).metadata.num_rows if path.exists() else 0
-
     def day_head(self, table: str, day: str, rows: int) -> tuple[int, pa.Table]:
         """Rows of one day of a daily table (from the file's footer) and its first ``rows`` rows,
         with one opening of the file and only those rows decoded (0 and an empty table when the day

@@ -29,7 +29,7 @@ def test_pieces_are_buffered_into_row_groups_without_being_split(tmp_path):
         8,
         1,
     ]
-    assert store.day_rows("quarantine", "2024-01-05") == 16
+    assert store.read_day("quarantine", "2024-01-05").num_rows == 16
     parts = list(store.read_day_in_parts("quarantine", "2024-01-05"))
     assert [part.num_rows for part in parts] == [7, 8, 1]
     assert pa.concat_tables(parts).column("reason").to_pylist() == [f"u{i}" for i in range(16)]
@@ -53,7 +53,7 @@ def test_a_day_without_pieces_is_an_empty_table(tmp_path):
     table = store.read_day("log_events", "2024-01-05")
     assert table.num_rows == 0 and store.days("log_events") == ["2024-01-05"]
     assert list(store.read_day_in_parts("log_events", "2024-01-06")) == []
-    assert store.day_rows("log_events", "2024-01-06") == 0
+    assert store.read_day("log_events", "2024-01-06").num_rows == 0
 
 
 def test_days_are_read_with_only_the_columns_asked_for(tmp_path):
