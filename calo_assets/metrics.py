@@ -38,6 +38,7 @@ INPUTS = (
     "anomaly_scores",
     "quarantine",
     "ledger_breaks",
+    "overdrafts",
     "sync_outcomes",
     "exposure_daily",
     "discrepancy_cases",
@@ -347,7 +348,53 @@ ALERT_METRICS: tuple[_Metric, ...] = (
         total=False,
     ),
 )
-_BY_NAME = {metric.name: metric for metric in (*METRICS, *OVERVIEW_METRICS, *ALERT_METRICS)}
+# Two history tables' own figures (shown on their materializations in Dagster, not in the report).
+_OVERDRAFTS = _window("overdrafts")
+_OUTCOMES = _window("sync_outcomes")
+HISTORY_TABLE_METRICS: tuple[_Metric, ...] = (
+    _Metric(
+        "overdrafts_attempted",
+        "attempted overdrafts (refused by the service)",
+        "transactions",
+        _OVERDRAFTS,
+        "count(*) filter (where kind = 'attempted')",
+    ),
+    _Metric(
+        "overdrafts_applied",
+        "applied overdrafts (a balance below zero applied)",
+        "transactions",
+        _OVERDRAFTS,
+        "count(*) filter (where kind = 'applied')",
+    ),
+    _Metric(
+        "published_events",
+        "'event published' messages logged",
+        "events",
+        _OUTCOMES,
+        "coalesce(sum(published_events), 0)::bigint",
+        per_currency=False,
+    ),
+    _Metric(
+        "published_without_transaction",
+        "'event published' messages without a transaction that day",
+        "events",
+        _OUTCOMES,
+        "coalesce(sum(published_without_transaction), 0)::bigint",
+        per_currency=False,
+    ),
+    _Metric(
+        "days_not_accounted_for",
+        "days whose transactions and published events do not match",
+        "days",
+        _OUTCOMES,
+        "count(*) filter (where not all_accounted_for)",
+        per_currency=False,
+    ),
+)
+_BY_NAME = {
+    metric.name: metric
+    for metric in (*METRICS, *OVERVIEW_METRICS, *ALERT_METRICS, *HISTORY_TABLE_METRICS)
+}
 PERIOD_FIGURES = ("period_first", "period_last")
 CHECK_FIGURES = ("checks_passed", "checks_failed")
 
@@ -519,6 +566,12 @@ def daily_figures(
 # What a history table's materialization shows in Dagster (its figures over the whole history).
 HISTORY_METRICS: dict[str, tuple[str, ...]] = {
     "discrepancy_cases": ("open_cases", "probably_resolved_cases", "suspect_gaps"),
+    "overdrafts": ("overdrafts_attempted", "overdrafts_applied"),
+    "sync_outcomes": (
+        "published_events",
+        "published_without_transaction",
+        "days_not_accounted_for",
+    ),
 }
 
 

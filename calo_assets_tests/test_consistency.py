@@ -158,6 +158,14 @@ def test_dagster_partitions_and_checks_show_the_report_figures(real_run):
         statuses.count("open"),
         statuses.count("probably_resolved"),
     )
+    kinds = warehouse.read_all("overdrafts")["kind"].to_pylist()
+    overdrafts = metadata["overdrafts", None]
+    assert (overdrafts["overdrafts_attempted"], overdrafts["overdrafts_applied"]) == (
+        kinds.count("attempted"),
+        kinds.count("applied"),
+    )
+    published = warehouse.read_all("log_events")["kind"].to_pylist().count("sync_published")
+    assert metadata["sync_outcomes", None]["published_events"] == published > 0
     by_check: dict[str, bool] = {}
     for evaluation in result.get_asset_check_evaluations():
         by_check[evaluation.check_name] = (

@@ -1,11 +1,11 @@
 """Anomaly scores per day, and the reconciliation tables over the whole history (checks: ``checks.py``).
 
 The history tables are declared once, in ``pipeline.HISTORY_TABLES`` (builder, inputs, description,
-group); their multi-asset is built from that registry (an asset per table, built in one step), with
-what ``_DESCRIBED`` adds to their metadata.
+group); their multi-asset is built from that registry (an asset per table, built in one step). Their
+figures come from ``metrics.HISTORY_METRICS``; the breaks per rule are their checks'.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date
 
 import dagster as dg
@@ -19,7 +19,6 @@ from calo_assets.defs.metadata import (
     preview_value,
     schema_metadata,
     table_days_figures,
-    value_counts,
 )
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
 from calo_assets.defs.resources import LogSource, WarehouseResource
@@ -77,19 +76,6 @@ def anomaly_scores(
     return materialize_days(context, "anomaly_scores", per_day)
 
 
-def _sync_outcome_totals(table: pa.Table) -> dict[str, int]:
-    columns = ("transactions", "applied", "skipped", "rejected", "failed", "unknown")
-    return {name: pc.sum(table[name]).as_py() or 0 for name in (*columns, "published_events")}
-
-
-# A history table's profile beside its rows and preview: what its own columns hold. Its figures
-# come from metrics.HISTORY_METRICS; the breaks per rule are its checks' (defs/checks.py).
-_DESCRIBED: dict[str, Callable[[pa.Table], dict]] = {
-    "overdrafts": lambda table: {"by kind": value_counts(table, "kind")},
-    "sync_outcomes": lambda table: {"totals": _sync_outcome_totals(table)},
-}
-
-
 # Its name sorts after every other step's on purpose: Dagster 1.13 takes a run's partitions from the
 # last asset step by name (RunDomain.construct_run_with_snapshots), and when that step is daily it
 # stores a planned materialization of each of the run's days for every unpartitioned asset too
@@ -127,13 +113,11 @@ def whole_history_tables(
         with warehouse.store.connect(empty_tables=metrics.INPUTS) as connection:
             figures = {name: metrics.history_figures(connection, name) for name in wanted}
     for name, table in built.items():
-        described = _DESCRIBED.get(name, lambda _: {})(table)
         yield dg.MaterializeResult(
             asset_key=name,
             metadata={
                 "dagster/row_count": table.num_rows,
                 "preview": preview_value(table),
-                **{key: dg.MetadataValue.json(value) for key, value in described.items()},
                 **figure_metadata(figures.get(name, [])),
             },
         )

@@ -9,7 +9,6 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 # Not exported by dagster: what an evaluation says it checked (Dagster fills it in for the results
 # of AssetCheckResult; an evaluation per partition has to name its partition's materialization).
@@ -56,15 +55,6 @@ def _days_text(days: list[str]) -> str:
     if not days:
         return "none"
     return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]} ({len(days)} days)"
-
-
-def value_counts(table: pa.Table, column: str) -> dict[str, int]:
-    """How many rows hold each value of ``column`` (as text), sorted by value: a history table's
-    profile, beside its preview."""
-    counts: dict[str, int] = {}
-    for item in pc.value_counts(table[column]).to_pylist():
-        counts[str(item["values"])] = counts.get(str(item["values"]), 0) + item["counts"]
-    return dict(sorted(counts.items()))
 
 
 def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
