@@ -128,7 +128,9 @@ def test_each_partition_shows_its_own_figures(sample_run):
             expected_transaction_figures(table)
         )
         for name in DAILY_TABLES:
-            assert metadata[name, day]["dagster/row_count"] == warehouse.read_day(name, day).num_rows
+            assert (
+                metadata[name, day]["dagster/row_count"] == warehouse.read_day(name, day).num_rows
+            )
     log_events = metadata["log_events", "2024-03-04"]
     assert log_events["junk files ignored"] == 3 and log_events["duplicate copies skipped"] == 1
     assert sum(log_events["records by kind"].values()) == log_events["dagster/row_count"]
