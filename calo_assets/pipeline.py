@@ -160,6 +160,17 @@ class PipelineError(RuntimeError):
     """A step could not run: the message says what to fix."""
 
 
+class HistoryError(PipelineError):
+    """Some history tables could not be built; ``built`` holds the others, as written."""
+
+    def __init__(self, failed: dict[str, str], built: dict[str, pa.Table]) -> None:
+        self.failed, self.built = failed, built
+        super().__init__(
+            "history tables not built: "
+            + "; ".join(f"{name}: {why}" for name, why in failed.items())
+        )
+
+
 @dataclass
 class Ingested:
     """What ``ingest`` read: the export's files, and per day the rows it wrote."""
@@ -343,7 +354,9 @@ def build_history(
 
     They are built on one connection (``connection`` when given, a ``Warehouse.connect`` holding
     every table), which holds their daily inputs in memory (each is read from its files once) and
-    each table once written, so the tables built after it read it.
+    each table once written, so the tables built after it read it. A table that fails to build does
+    not stop the others, but the ones reading it are not built either: ``HistoryError`` then says
+    which and why, and holds the tables built.
     """
     chosen = set(HISTORY_TABLES if names is None else [names] if isinstance(names, str) else names)
     wanted = [name for name in HISTORY_TABLES if name in chosen]
@@ -357,14 +370,24 @@ def build_history(
             tables=inputs,
         )
     ) as shared:
-        built = {}
+        built: dict[str, pa.Table] = {}
+        failed: dict[str, str] = {}
         for name in wanted:
-            warehouse.write_table(name, HISTORY_TABLES[name].build(shared))
+            if missing := sorted(set(HISTORY_TABLES[name].inputs) & set(failed)):
+                failed[name] = f"not built, as {', '.join(missing)} failed"
+                continue
+            try:
+                warehouse.write_table(name, HISTORY_TABLES[name].build(shared))
+            except Exception as exc:  # a table's failure is reported with the others'
+                failed[name] = f"{type(exc).__name__}: {exc}"
+                continue
             built[name] = warehouse.read_all(name)
             shared.execute(f'drop view if exists "{name}"')
             shared.register(name, built[name])
     if refresh_views:
         warehouse.refresh_views()
+    if failed:
+        raise HistoryError(failed, built)
     return built
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
+
 import dagster as dg
 import duckdb
 import pytest
 
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
-from calo_assets.defs.ledger import anomaly_scores
+from calo_assets.defs.ledger import anomaly_scores, whole_history_tables
 from calo_assets.defs.logs import ingest_logs
 from calo_assets.defs.resources import resources_for
 from calo_assets.defs.sync import sync_tables
@@ -96,6 +99,32 @@ def test_a_range_run_plans_each_day_of_a_daily_asset_and_an_unpartitioned_asset_
     assert {name: days for name, days in per_asset.items() if name not in DAILY_TABLES} == {
         name: [None] for name in unpartitioned
     }
+
+
+def test_the_history_tables_built_are_materialized_when_another_fails(
+    sample_run, tmp_path, monkeypatch
+):
+    _, warehouse = sample_run
+    shutil.copytree(warehouse.root, tmp_path / "warehouse")
+
+    def broken(connection: duckdb.DuckDBPyConnection):
+        raise RuntimeError("boom")
+
+    failing = dataclasses.replace(HISTORY_TABLES["runtime_versions"], build=broken)
+    monkeypatch.setitem(HISTORY_TABLES, "runtime_versions", failing)
+    result = dg.materialize(
+        [whole_history_tables],
+        resources=resources_for(SAMPLE_LOG_DIR, tmp_path / "warehouse", tmp_path / "reports"),
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    materialized = {
+        event.asset_key.to_user_string() for event in result.get_asset_materialization_events()
+    }
+    assert materialized == set(HISTORY_TABLES) - {"runtime_versions"}
+    failure = next(event for event in result.all_events if event.is_step_failure)
+    assert "runtime_versions: RuntimeError: boom" in failure.step_failure_data.error.message
 
 
 def partition_metadata(result: dg.ExecuteInProcessResult) -> dict[tuple[str, str | None], dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 from decimal import Decimal
 
@@ -9,12 +10,14 @@ import duckdb
 import pyarrow as pa
 import pytest
 
+from calo_assets import pipeline
 from calo_assets.ledger import reconcile
 from calo_assets.ledger.anomalies import AnomalySettings, score_day
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions, read_days
 from calo_assets.tables.schema import SCHEMAS, to_table
 from calo_assets.tables.sync import build_sync_tables
+from calo_assets.warehouse import Warehouse
 from calo_assets_tests.logtext import StreamText
 
 
@@ -246,3 +249,28 @@ def test_too_little_history_is_not_scored(window):
     tiny = window[window["day"] == date(2024, 1, 1)].head(5)
     result = score_day(tiny, date(2024, 1, 1))
     assert result["score"].isna().all() and not result["is_anomaly"].any()
+
+
+def test_a_history_table_that_fails_stops_only_the_tables_reading_it(tmp_path, monkeypatch):
+    stream = StreamText().start("r1")
+    stream.message("r1").sync("r1", "T1", old="3", new="8", amount="5").published("r1").end("r1")
+    stream.write(tmp_path / "logs")
+    store = Warehouse(tmp_path / "warehouse")
+    pipeline.ingest(tmp_path / "logs", store, ["2024-01-05"], IngestOptions())
+    pipeline.build_sync(store, ["2024-01-05"])
+
+    def broken(connection: duckdb.DuckDBPyConnection) -> pa.Table:
+        raise RuntimeError("boom")
+
+    failing = dataclasses.replace(pipeline.HISTORY_TABLES["user_exposure"], build=broken)
+    monkeypatch.setitem(pipeline.HISTORY_TABLES, "user_exposure", failing)
+    with pytest.raises(pipeline.HistoryError) as raised:
+        pipeline.build_history(store)
+    assert raised.value.failed == {
+        "user_exposure": "RuntimeError: boom",
+        "user_summary": "not built, as user_exposure failed",
+    }
+    others = set(pipeline.HISTORY_TABLES) - {"user_exposure", "user_summary"}
+    assert set(raised.value.built) == others
+    assert {name for name in pipeline.HISTORY_TABLES if store.table_file(name).exists()} == others
+    assert "user_exposure: RuntimeError: boom" in str(raised.value)
