@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from calo_assets import cli
+from calo_assets import cli, pipeline
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.warehouse import VIEWS_NOTE
 
@@ -130,3 +132,18 @@ def test_the_one_shot_path_imports_neither_dagster_nor_scikit_learn(tmp_path):
         [sys.executable, "-c", code], env=environment, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_history_table_that_fails_stops_the_one_shot_run_with_its_error(
+    tmp_path, warehouse, capsys, monkeypatch
+):
+    def broken(connection):
+        raise RuntimeError("boom")
+
+    failing = dataclasses.replace(pipeline.HISTORY_TABLES["calendar"], build=broken)
+    monkeypatch.setitem(pipeline.HISTORY_TABLES, "calendar", failing)
+    arguments = [str(SAMPLE_LOG_DIR), str(tmp_path / "out"), "--quiet"]
+    assert cli.main(arguments) == cli.EXIT_RUN_FAILED
+    error = capsys.readouterr().err
+    assert "calo-report: error: history tables not built: calendar: RuntimeError: boom" in error
+    assert not (tmp_path / "out" / "balance_sync_analytics_report.xlsx").exists()
