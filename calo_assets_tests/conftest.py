@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import date
 from pathlib import Path
@@ -13,7 +14,7 @@ os.environ.setdefault("CALO_LAST_DAY", "yesterday")
 import dagster as dg
 import pytest
 
-from calo_assets import checks, metrics
+from calo_assets import checks, metrics, pipeline
 from calo_assets.config import REAL_LOG_DIR, SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import resources_for
@@ -23,6 +24,16 @@ REAL_LOGS = REAL_LOG_DIR
 REAL_FIRST_DAY, REAL_LAST_DAY = "2023-12-12", "2024-04-15"  # the last stream runs past midnight
 SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY = "2024-03-01", "2024-03-08"
 ALL_ASSETS = [*defs.assets, *defs.asset_checks]
+
+
+def break_history_table(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make the history table ``name`` fail to build, with ``RuntimeError: boom``."""
+
+    def broken(connection):
+        raise RuntimeError("boom")
+
+    failing = dataclasses.replace(pipeline.HISTORY_TABLES[name], build=broken)
+    monkeypatch.setitem(pipeline.HISTORY_TABLES, name, failing)
 
 
 def check_warehouse(store: Warehouse, name: str, days: list[str]) -> checks.CheckOutcome:

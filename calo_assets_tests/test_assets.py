@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 
 import dagster as dg
@@ -24,6 +23,7 @@ from calo_assets_tests.conftest import (
     ALL_ASSETS,
     SAMPLE_FIRST_DAY,
     SAMPLE_LAST_DAY,
+    break_history_table,
     materialize_range,
 )
 
@@ -107,11 +107,7 @@ def test_the_history_tables_built_are_materialized_when_another_fails(
     _, warehouse = sample_run
     shutil.copytree(warehouse.root, tmp_path / "warehouse")
 
-    def broken(connection: duckdb.DuckDBPyConnection):
-        raise RuntimeError("boom")
-
-    failing = dataclasses.replace(HISTORY_TABLES["runtime_versions"], build=broken)
-    monkeypatch.setitem(HISTORY_TABLES, "runtime_versions", failing)
+    break_history_table(monkeypatch, "runtime_versions")
     result = dg.materialize(
         [whole_history_tables],
         resources=resources_for(SAMPLE_LOG_DIR, tmp_path / "warehouse", tmp_path / "reports"),

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from calo_assets import cli, pipeline
+from calo_assets import cli
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.warehouse import VIEWS_NOTE
+from calo_assets_tests.conftest import break_history_table
 
 
 @pytest.fixture
@@ -137,11 +136,7 @@ def test_the_one_shot_path_imports_neither_dagster_nor_scikit_learn(tmp_path):
 def test_a_history_table_that_fails_stops_the_one_shot_run_with_its_error(
     tmp_path, warehouse, capsys, monkeypatch
 ):
-    def broken(connection):
-        raise RuntimeError("boom")
-
-    failing = dataclasses.replace(pipeline.HISTORY_TABLES["calendar"], build=broken)
-    monkeypatch.setitem(pipeline.HISTORY_TABLES, "calendar", failing)
+    break_history_table(monkeypatch, "calendar")
     arguments = [str(SAMPLE_LOG_DIR), str(tmp_path / "out"), "--quiet"]
     assert cli.main(arguments) == cli.EXIT_RUN_FAILED
     error = capsys.readouterr().err

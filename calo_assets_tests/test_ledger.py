@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import date
 from decimal import Decimal
 
@@ -18,6 +17,7 @@ from calo_assets.logs.ingest import IngestOptions, read_days
 from calo_assets.tables.schema import SCHEMAS, to_table
 from calo_assets.tables.sync import build_sync_tables
 from calo_assets.warehouse import Warehouse
+from calo_assets_tests.conftest import break_history_table
 from calo_assets_tests.logtext import StreamText
 
 
@@ -259,11 +259,7 @@ def test_a_history_table_that_fails_stops_only_the_tables_reading_it(tmp_path, m
     pipeline.ingest(tmp_path / "logs", store, ["2024-01-05"], IngestOptions())
     pipeline.build_sync(store, ["2024-01-05"])
 
-    def broken(connection: duckdb.DuckDBPyConnection) -> pa.Table:
-        raise RuntimeError("boom")
-
-    failing = dataclasses.replace(pipeline.HISTORY_TABLES["user_exposure"], build=broken)
-    monkeypatch.setitem(pipeline.HISTORY_TABLES, "user_exposure", failing)
+    break_history_table(monkeypatch, "user_exposure")
     with pytest.raises(pipeline.HistoryError) as raised:
         pipeline.build_history(store)
     assert raised.value.failed == {
