@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 
 import dagster as dg
 import duckdb
 import pytest
 
+from calo_assets import checks
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.ledger import anomaly_scores, whole_history_tables
@@ -99,6 +101,25 @@ def test_a_range_run_plans_each_day_of_a_daily_asset_and_an_unpartitioned_asset_
     assert {name: days for name, days in per_asset.items() if name not in DAILY_TABLES} == {
         name: [None] for name in unpartitioned
     }
+
+
+def test_the_report_judges_the_checks_against_the_warehouse_resources_bound(tmp_path):
+    """A discrepancy bound set on the warehouse resource fails the Dagster check and the report's
+    Checks alike (the report used the default bound before)."""
+    first, last = "2024-03-02", "2024-03-03"
+    warehouse_dir = tmp_path / "warehouse"
+    result = materialize_range(
+        SAMPLE_LOG_DIR, warehouse_dir, first, last, None, None, max_discrepancy_rate=0.0
+    )
+    failed_in_dagster = {
+        evaluation.check_name
+        for evaluation in result.get_asset_check_evaluations()
+        if not evaluation.passed and evaluation.check_name in checks.REPORT_CHECKS
+    }
+    assert "discrepancy_rate" in failed_in_dagster
+    figures = csv.DictReader((warehouse_dir.parent / "reports" / "csv" / "figures.csv").open())
+    failed_in_report = next(row for row in figures if row["name"] == "checks_failed")["value"]
+    assert int(failed_in_report) == len(failed_in_dagster)
 
 
 def test_the_history_tables_built_are_materialized_when_another_fails(

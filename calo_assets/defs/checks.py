@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from calo_assets import metrics
-from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome, CheckSettings
+from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome
 from calo_assets.defs.metadata import check_evaluations, check_result
 from calo_assets.defs.partitions import daily_partitions
 from calo_assets.defs.resources import WarehouseResource
@@ -66,7 +66,7 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
         context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
     ) -> Iterator[dg.AssetCheckEvaluation | dg.AssetCheckResult]:
         selected = {key.name for key in context.selected_asset_check_keys}
-        settings = CheckSettings(warehouse.max_discrepancy_rate)
+        settings = warehouse.check_settings
         store = warehouse.store
         with store.connect(empty_tables=metrics.INPUTS) as connection:
             for check in (CHECKS[name] for name in names if name in selected):

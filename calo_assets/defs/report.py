@@ -54,6 +54,7 @@ def balance_sync_report(
             first.isoformat(),
             last.isoformat(),
             images=config.chart_images,
+            check_settings=warehouse.check_settings,
             browser_timeout=config.chart_browser_timeout_seconds,
         )
     except pipeline.PipelineError as exc:

@@ -15,7 +15,7 @@ import dagster as dg
 from pydantic import Field
 
 from calo_assets.alerts import AlertSettings, parse_thresholds
-from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE
+from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE, CheckSettings
 from calo_assets.cloudwatch_export import SETTLE_HOURS, ExportConfig
 from calo_assets.config import Settings
 from calo_assets.logs.ingest import IngestOptions, default_workers
@@ -128,6 +128,11 @@ class WarehouseResource(dg.ConfigurableResource):
     @property
     def store(self) -> Warehouse:
         return Warehouse(Path(self.directory), self.row_group_rows)
+
+    @property
+    def check_settings(self) -> CheckSettings:
+        """What the checks are judged against, for the Dagster checks and the report's alike."""
+        return CheckSettings(self.max_discrepancy_rate)
 
 
 class ReportOutput(dg.ConfigurableResource):
