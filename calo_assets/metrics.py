@@ -1,7 +1,7 @@
 """Every figure a person can see, named and defined once, with its unit and currency.
 
-The workbook, the HTML page, the CSV files (and the ``calo-report`` summary, Dagster metadata and checks)
-read figures from here and compute none of their own. Each figure is one SQL aggregate over the
+The workbook, the HTML page, the CSV files, the ``calo-report`` summary and the Dagster metadata read
+figures from here and compute none of their own; the checks they show are ``calo_assets.checks``'. Each figure is one SQL aggregate over the
 warehouse's views (any DuckDB connection that has the ``INPUTS``: ``Warehouse.connect()`` or the
 report's in-memory copy) for the UTC days ``first..last``; exposure is as known at the end of the
 period's last day (``exposure_daily``: the latest gap per user up to that day). A figure per currency
@@ -348,17 +348,12 @@ ALERT_METRICS: tuple[_Metric, ...] = (
         total=False,
     ),
 )
-# Two history tables' own figures (shown on their materializations in Dagster, not in the report).
+# Two history tables' own figures (shown on their materializations in Dagster, not in the report;
+# their attempted overdrafts are the report's negative_balance_rejections, and whether each day's
+# outcomes and published events add up is the every_transaction_accounted_for check's).
 _OVERDRAFTS = _window("overdrafts")
 _OUTCOMES = _window("sync_outcomes")
 HISTORY_TABLE_METRICS: tuple[_Metric, ...] = (
-    _Metric(
-        "overdrafts_attempted",
-        "attempted overdrafts (refused by the service)",
-        "transactions",
-        _OVERDRAFTS,
-        "count(*) filter (where kind = 'attempted')",
-    ),
     _Metric(
         "overdrafts_applied",
         "applied overdrafts (a balance below zero applied)",
@@ -372,22 +367,6 @@ HISTORY_TABLE_METRICS: tuple[_Metric, ...] = (
         "events",
         _OUTCOMES,
         "coalesce(sum(published_events), 0)::bigint",
-        per_currency=False,
-    ),
-    _Metric(
-        "published_without_transaction",
-        "'event published' messages without a transaction that day",
-        "events",
-        _OUTCOMES,
-        "coalesce(sum(published_without_transaction), 0)::bigint",
-        per_currency=False,
-    ),
-    _Metric(
-        "days_not_accounted_for",
-        "days whose transactions and published events do not match",
-        "days",
-        _OUTCOMES,
-        "count(*) filter (where not all_accounted_for)",
         per_currency=False,
     ),
 )
@@ -566,12 +545,8 @@ def daily_figures(
 # What a history table's materialization shows in Dagster (its figures over the whole history).
 HISTORY_METRICS: dict[str, tuple[str, ...]] = {
     "discrepancy_cases": ("open_cases", "probably_resolved_cases", "suspect_gaps"),
-    "overdrafts": ("overdrafts_attempted", "overdrafts_applied"),
-    "sync_outcomes": (
-        "published_events",
-        "published_without_transaction",
-        "days_not_accounted_for",
-    ),
+    "overdrafts": ("negative_balance_rejections", "overdrafts_applied"),
+    "sync_outcomes": ("published_events",),
 }
 
 
@@ -672,16 +647,6 @@ def label(name: str) -> str:
     return _BY_NAME[name].label
 
 
-def per_currency_names() -> list[str]:
-    """Names of the metrics given per currency, in order."""
-    return [metric.name for metric in METRICS if metric.per_currency]
-
-
-def total_names() -> list[str]:
-    """Names of the metrics that are not per currency, in order."""
-    return [metric.name for metric in METRICS if not metric.per_currency]
-
-
 def checks(
     connection: duckdb.DuckDBPyConnection,
     first: date,
@@ -689,6 +654,8 @@ def checks(
     settings: CheckSettings | None = None,
 ) -> list[CheckOutcome]:
     """The report's data checks over ``first..last`` (``calo_assets.checks``), in a fixed order."""
-    from calo_assets import checks as data_checks  # the checks judge this module's figures
+    from calo_assets import (
+        checks as data_checks,  # imported here: calo_assets.checks imports this module
+    )
 
     return data_checks.evaluate(connection, first, last, settings=settings)

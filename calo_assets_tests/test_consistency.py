@@ -160,7 +160,7 @@ def test_dagster_partitions_and_checks_show_the_report_figures(real_run):
     )
     kinds = warehouse.read_all("overdrafts")["kind"].to_pylist()
     overdrafts = metadata["overdrafts", None]
-    assert (overdrafts["overdrafts_attempted"], overdrafts["overdrafts_applied"]) == (
+    assert (overdrafts["negative_balance_rejections"], overdrafts["overdrafts_applied"]) == (
         kinds.count("attempted"),
         kinds.count("applied"),
     )

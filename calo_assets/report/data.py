@@ -17,7 +17,7 @@ import duckdb
 import pandas as pd
 
 from calo_assets import metrics
-from calo_assets.checks import CheckSettings
+from calo_assets.checks import CheckOutcome, CheckSettings
 from calo_assets.warehouse import Warehouse
 
 _WINDOW = "day between $first and $last"
@@ -262,7 +262,7 @@ class ReportData:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     figures: list[metrics.Figure] = field(default_factory=list)  # headline
     overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
-    checks: list[metrics.Check] = field(default_factory=list)
+    checks: list[CheckOutcome] = field(default_factory=list)
     cache: dict[str, object] = field(
         default_factory=dict
     )  # what the writers derive once per report
