@@ -352,13 +352,14 @@ def build_history(
     """Recompute tables over the whole warehouse (``names``, every one by default), in registry
     order, write them and return them by name.
 
-    They are built on one connection (``connection`` when given, a ``Warehouse.connect`` holding
-    every table), which holds their daily inputs in memory (each is read from its files once) and
-    each table once written, so the tables built after it read it. A table that fails to build does
+    They are built on one connection: ``connection`` when given, else one holding the views of their
+    inputs only, with the daily inputs copied into memory (up to ``COPY_BYTES``: each is then read
+    from its files once). Each table, once written, replaces its view there, so the tables built
+    after it read it. A table that fails to build does
     not stop the others, but the ones reading it are not built either: ``HistoryError`` then says
     which and why, and holds the tables built.
     """
-    chosen = set(HISTORY_TABLES if names is None else [names] if isinstance(names, str) else names)
+    chosen = set(HISTORY_TABLES if names is None else names)
     wanted = [name for name in HISTORY_TABLES if name in chosen]
     inputs = {source for name in wanted for source in HISTORY_TABLES[name].inputs}
     with (
@@ -503,42 +504,43 @@ def run(
     # The anomaly scores are computed in a forked process while the history tables that do not read
     # the scores are built here; those that do once the scores are written.
     waiting = _reading("anomaly_scores")
-    # One connection for the history tables and the report: the daily tables (but the scores, not
-    # written yet) are read from their files once, the history tables are kept as they are written.
-    with (
-        ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool,
-        warehouse.connect(
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        # Submitted (so forked) before the connection below copies the tables: scoring, the
+        # longest step, starts at once, in a process that holds no DuckDB state.
+        scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
+        # One connection for the history tables and the report: the daily tables (but the scores,
+        # not written yet) copied into memory once (up to ``COPY_BYTES``), the history tables kept
+        # as they are written.
+        with warehouse.connect(
             empty_tables=_DAILY_INPUTS,
             in_memory=[name for name in _DAILY_INPUTS if name != "anomaly_scores"],
-        ) as connection,
-    ):
-        scoring = pool.submit(_scored, warehouse, days, settings, options.workers)
-        build_history(warehouse, set(HISTORY_TABLES) - waiting, connection, refresh_views=False)
-        # The chart browser starts while the scores are computed (a core is free then), not when
-        # the report begins: its start-up is over by the time the charts are drawn.
-        charts = start_charts(images)
-        try:
-            scored = scoring.result()
-            progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
-            timed("anomaly scores", began)
-            # The view made before the scores were written may be an empty stand-in.
-            if statement := warehouse.view_statements().get("anomaly_scores"):
-                connection.unregister("anomaly_scores")
-                connection.execute(statement)
-            build_history(warehouse, waiting, connection)
-            timed("reconciliation", began)
-            began = time.perf_counter()
-            report = publish_report(
-                warehouse,
-                report_dir,
-                images=images,
-                check_settings=checks.CheckSettings(max_discrepancy_rate),
-                connection=connection,
-                charts=charts,
-            )
-            timed("report", began)
-        except BaseException:
-            if charts[0] is not None:  # the browser is closed without drawing anything
-                charts[0].cancel()
-            raise
+        ) as connection:
+            build_history(warehouse, set(HISTORY_TABLES) - waiting, connection, refresh_views=False)
+            # The chart browser starts while the scores are computed (a core is free then), not when
+            # the report begins: its start-up is over by the time the charts are drawn.
+            charts = start_charts(images)
+            try:
+                scored = scoring.result()
+                progress(f"anomaly scores for {len(days)} day(s): {scored:,} transactions scored")
+                timed("anomaly scores", began)
+                # The view made before the scores were written may be an empty stand-in.
+                if statement := warehouse.view_statements().get("anomaly_scores"):
+                    connection.unregister("anomaly_scores")
+                    connection.execute(statement)
+                build_history(warehouse, waiting, connection)
+                timed("reconciliation", began)
+                began = time.perf_counter()
+                report = publish_report(
+                    warehouse,
+                    report_dir,
+                    images=images,
+                    check_settings=checks.CheckSettings(max_discrepancy_rate),
+                    connection=connection,
+                    charts=charts,
+                )
+                timed("report", began)
+            except BaseException:
+                if charts[0] is not None:  # the browser is closed without drawing anything
+                    charts[0].cancel()
+                raise
     return RunOutcome(ingested, report, seconds)

@@ -4,10 +4,14 @@ Layout::
 
     <warehouse>/<table>/day=YYYY-MM-DD/data.parquet   daily tables, one file per day
     <warehouse>/<table>/data.parquet                  tables over the whole history
-    <warehouse>/calo.duckdb                           one view per table, for analysts and the report
+    <warehouse>/calo.duckdb                           one view per table, for analysts
+    <warehouse>/.views, .views.lock                   what calo.duckdb's views were made from
 
 Every file is written to a temporary name in the same folder and renamed over the old one, so a
-re-run replaces a day and a crash leaves the previous version whole.
+re-run replaces a day and a crash leaves the previous version whole. A file is compressed with
+snappy, or zstd when its first row group holds ``ZSTD_MIN_ROWS`` rows or more. Queries (the
+pipeline's, the report's, the checks') run on ``Warehouse.connect``: an in-memory DuckDB connection
+with views over the files, some tables copied into memory.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 DATA_FILE = "data.parquet"
 DUCKDB_FILE = "calo.duckdb"
 VIEWS_NOTE = ".views"  # which views calo.duckdb holds (``Warehouse.refresh_views``)
+VIEWS_LOCK = ".views.lock"  # held while they are made
 ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse.row_group_rows``)
 # A file whose first row group is smaller is compressed with snappy, a larger one with zstd: zstd
 # compresses about a third better, but sets up a context per column chunk, which costs more than it
@@ -191,8 +196,8 @@ class Warehouse:
 
         Tables named in ``empty_tables`` that have no data yet are visible as empty tables. Those
         named in ``in_memory`` are read once, into memory, and their views read that copy (for many
-        queries: a daily table is one file per day), in that order while their files hold at most
-        ``copy_bytes`` in all; the others stay on disk.
+        queries: a daily table is one file per day), in that order, each one whose files fit in
+        what is left of ``copy_bytes``; the others stay on disk.
         """
         connection = duckdb.connect()
         statements = self.view_statements()
@@ -219,7 +224,8 @@ class Warehouse:
         return connection
 
     def refresh_views(self) -> list[str]:
-        """(Re)create one view per written table in ``calo.duckdb``; return the view names.
+        """Make one view per written table in ``calo.duckdb`` (unless the database already holds
+        exactly these views); return the view names.
 
         The views are a convenience over the Parquet files: if another process holds the database
         open, the views are left as they were and a warning is logged.
@@ -230,7 +236,7 @@ class Warehouse:
         # table appears or the database changes: what was made is noted beside it, with the
         # database file's identity after the change.
         made = "\n".join(statements.values())
-        with _lock(self.root / ".views.lock"):
+        with _lock(self.root / VIEWS_LOCK):
             if _views_note(self.root, made) == _read_note(self.root / VIEWS_NOTE):
                 return list(statements)
             try:
@@ -261,6 +267,7 @@ class DayWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         self._writer: pq.ParquetWriter | None = None
+        self._compression = "snappy"  # chosen with the first row group (``_compression``)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
         self._finished = False
@@ -317,7 +324,7 @@ class DayWriter:
                 pq.ParquetWriter(
                     rewritten,
                     self.schema,
-                    compression=_compression(source.metadata.row_group(0).num_rows),
+                    compression=self._compression,
                     filesystem=_LOCAL,
                 ) as writer,
             ):
@@ -338,11 +345,9 @@ class DayWriter:
             return
         group = pa.concat_tables(self._pending) if self._pending else self.schema.empty_table()
         if self._writer is None:
+            self._compression = _compression(group.num_rows)
             self._writer = pq.ParquetWriter(
-                self._temporary,
-                self.schema,
-                compression=_compression(group.num_rows),
-                filesystem=_LOCAL,
+                self._temporary, self.schema, compression=self._compression, filesystem=_LOCAL
             )
         self._writer.write_table(group, row_group_size=max(1, group.num_rows))
         self._pending, self._pending_rows = [], 0
