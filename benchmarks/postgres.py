@@ -51,7 +51,8 @@ def _as_postgres(*command: str) -> None:
     subprocess.run([*prefix, *command], check=True, capture_output=True, text=True)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free now."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -75,7 +76,7 @@ def server() -> Iterator[Server]:
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
         shutil.chown(sockets, "postgres")
-    port = _free_port()
+    port = free_port()
     try:
         _as_postgres(str(programs / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust")
         _as_postgres(

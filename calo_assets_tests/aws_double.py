@@ -8,7 +8,6 @@ AWS. Tests skip, saying why, only when moto is not installed (``pip install 'mot
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks.postgres import free_port
+
 pytest.importorskip(
     "moto.server", reason="moto[server] is not installed: pip install 'moto[server]' boto3"
 )
@@ -27,17 +28,11 @@ boto3 = pytest.importorskip("boto3", reason="boto3 is not installed: pip install
 REGION = "us-east-1"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @contextmanager
 def moto_server() -> Iterator[str]:
     """Start ``python -m moto.server`` on 127.0.0.1; its URL until the block ends."""
     for _ in range(5):
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         process = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],

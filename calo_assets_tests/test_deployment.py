@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from benchmarks.postgres import (
     PostgresMissingError,
     binaries,
     create_database,
+    free_port,
     server,
 )
 from calo_assets.config import PROJECT_ROOT, SAMPLE_LOG_DIR
@@ -39,12 +39,6 @@ from calo_assets.warehouse import Warehouse
 DEPLOY = PROJECT_ROOT / "deploy"
 BIN = Path(sys.executable).parent
 PARTITION = "2024-03-05"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
