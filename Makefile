@@ -82,13 +82,15 @@ format: setup
 ## on day 60 vs day 1, reconciliation over a year, peak memory of a big day, the report's publication stage by stage. BENCH_MEMORY_DAY sets the size of that day.
 BENCH_MEMORY_DAY ?= 1G
 bench: setup
-	$(BIN)/python -m benchmarks.parse_vs_gzip
+	$(BIN)/python -m benchmarks.one_shot --postgres
+	$(BIN)/python -m benchmarks.parse_vs_gzip --repeat 7
 	$(BIN)/python -m benchmarks.growth
 	$(BIN)/python -m benchmarks.reconciliation
 	$(BIN)/python -m benchmarks.anomalies
 	$(BIN)/python -m benchmarks.history --plot docs/stage_times.png
 	$(BIN)/python -m benchmarks.dagster_events
 	$(BIN)/python -m benchmarks.memory --bytes-per-day $(BENCH_MEMORY_DAY)
+	$(BIN)/python -m benchmarks.big_streams
 	$(BIN)/python -m benchmarks.report
 
 ## The Dagster UI on http://127.0.0.1:3000 with runs kept in data/dagster_home.
