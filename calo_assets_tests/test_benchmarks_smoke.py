@@ -3,10 +3,15 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
+from collections import Counter
+
+import dagster as dg
+
 from benchmarks import (
     anomalies,
     big_streams,
     dagster_events,
+    dagster_floor,
     growth,
     history,
     memory,
@@ -17,6 +22,7 @@ from benchmarks import (
 )
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.report.figures import CHARTS
+from calo_assets_tests.conftest import SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY
 
 
 def test_parse_benchmark_runs():
@@ -96,3 +102,27 @@ def test_one_shot_benchmark_runs():
     )
     assert figures["calo-report / bare read"] > 0
     assert figures["with DAGSTER_HOME / calo-report"] > 0
+
+
+def test_the_dagster_floor_replica_stores_what_the_real_run_stores(sample_run):
+    """The replica (do-nothing bodies) records the same steps, materializations and check results,
+    by asset and partition, as the real graph's run over the same days: its time is Dagster's."""
+    real, _ = sample_run
+    shape = dagster_floor.graph_shape()
+    instance = dg.DagsterInstance.ephemeral()
+    replica = dagster_floor.run_replica(shape, SAMPLE_FIRST_DAY, SAMPLE_LAST_DAY, instance)
+    assert replica.success
+    kinds = {"STEP_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"}
+
+    def stored(result: dg.ExecuteInProcessResult) -> Counter:
+        return Counter(
+            (event.event_type_value, event.step_key, event.asset_key, event.partition)
+            for event in result.all_events
+            if event.event_type_value in kinds
+        )
+
+    assert stored(replica) == stored(real)
+    materialized = [key for key in stored(real) if key[0] == "ASSET_MATERIALIZATION"]
+    partitioned = [key for key in materialized if key[3]]
+    assert len(partitioned) == 9 * 8  # 3 ingest, 5 sync tables, the scores; 2024-03-01 to 03-08
+    assert len(materialized) - len(partitioned) == 13  # 11 history tables, report, alert
