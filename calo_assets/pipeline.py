@@ -378,11 +378,10 @@ def build_history(
                 failed[name] = f"not built, as {', '.join(missing)} failed"
                 continue
             try:
-                warehouse.write_table(name, HISTORY_TABLES[name].build(shared))
+                built[name] = warehouse.write_table(name, HISTORY_TABLES[name].build(shared))
             except Exception as exc:  # a table's failure is reported with the others'
                 failed[name] = f"{type(exc).__name__}: {exc}"
                 continue
-            built[name] = warehouse.read_all(name)
             shared.execute(f'drop view if exists "{name}"')
             shared.register(name, built[name])
     if refresh_views:

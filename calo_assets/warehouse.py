@@ -81,9 +81,12 @@ class Warehouse:
         """A writer of one day of a daily table in row groups; the file appears whole at ``close()``."""
         return DayWriter(self.day_file(table, day), SCHEMAS[table], self.row_group_rows)
 
-    def write_table(self, table: str, data: pa.Table) -> Path:
-        """Replace a table computed over the whole history."""
-        return _write_atomically(self.table_file(table), _conform(table, data), self.row_group_rows)
+    def write_table(self, table: str, data: pa.Table) -> pa.Table:
+        """Replace a table computed over the whole history; returns the rows as written (in the
+        table's schema)."""
+        written = _conform(table, data)
+        _write_atomically(self.table_file(table), written, self.row_group_rows)
+        return written
 
     def read_day(self, table: str, day: str) -> pa.Table:
         """One day of a daily table (empty when the day was never written)."""

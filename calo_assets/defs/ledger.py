@@ -66,7 +66,8 @@ def anomaly_scores(
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
-    per_day = table_days_figures(warehouse.store, "anomaly_scores", list(context.partition_keys))
+    days = list(context.partition_keys)
+    per_day = table_days_figures(warehouse.store, ["anomaly_scores"], days)["anomaly_scores"]
     for day, figures in per_day.items():
         day_value = pa.scalar(date.fromisoformat(day), type=table.schema.field("day").type)
         scored = table.filter(pc.equal(table["day"], day_value))

@@ -5,12 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from calo_assets import pipeline
-from calo_assets.defs.metadata import (
-    materialize_days,
-    materialize_table_days,
-    schema_metadata,
-    table_days_figures,
-)
+from calo_assets.defs.metadata import materialize_days, schema_metadata, table_days_figures
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, daily_partitions, single_run
 from calo_assets.defs.resources import LogSource, WarehouseResource
 from calo_assets.logs.export import LOOKBACK_DAYS
@@ -67,19 +62,18 @@ def ingest_logs(
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
     found = ingested.discovery
-    per_day = table_days_figures(store, "log_events", days)
+    per_table = table_days_figures(store, list(pipeline.INGEST_TABLES), days)
     for day, kinds in ingested.kinds_by_day.items():
-        per_day[day]["records by kind"] = dg.MetadataValue.json(dict(sorted(kinds.items())))
-    yield materialize_days(
-        context,
-        "log_events",
-        per_day,
-        {
-            "stream files read": ingested.files,
-            "duplicate copies skipped": len(found.duplicates),
-            "junk files ignored": len(found.junk),
-            "files refused": len(found.refused),
-        },
-    )
-    for name in ("quarantine", "ingest_manifest"):
-        yield materialize_table_days(context, store, name, days)
+        per_table["log_events"][day]["records by kind"] = dg.MetadataValue.json(
+            dict(sorted(kinds.items()))
+        )
+    run_figures = {
+        "stream files read": ingested.files,
+        "duplicate copies skipped": len(found.duplicates),
+        "junk files ignored": len(found.junk),
+        "files refused": len(found.refused),
+    }
+    for name, per_day in per_table.items():
+        yield materialize_days(
+            context, name, per_day, run_figures if name == "log_events" else None
+        )

@@ -3,6 +3,7 @@ preview, column schema."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -118,29 +119,36 @@ def materialize_days(
 
 
 def materialize_table_days(
-    context: dg.AssetExecutionContext, store: Warehouse, name: str, days: list[str]
-) -> dg.MaterializeResult:
-    """Materialize a daily table from its written files, every partition with its own figures."""
-    return materialize_days(context, name, table_days_figures(store, name, days))
+    context: dg.AssetExecutionContext, store: Warehouse, names: list[str], days: list[str]
+) -> Iterator[dg.MaterializeResult]:
+    """Materialize daily tables from their written files, every partition with its own figures."""
+    for name, per_day in table_days_figures(store, names, days).items():
+        yield materialize_days(context, name, per_day)
 
 
-def table_days_figures(store: Warehouse, name: str, days: list[str]) -> dict[str, dict[str, Any]]:
-    """Per day: the table's row count (its file's footer), its figures (``metrics``, the ones
-    ``PARTITION_METRICS`` names for it) and its first rows."""
-    span = [date.fromisoformat(day) for day in sorted(days)]
+def table_days_figures(
+    store: Warehouse, names: list[str], days: list[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """Per table of ``names``, per day: its row count (its file's footer), its figures
+    (``metrics``, the ones ``PARTITION_METRICS`` names for it) and its first rows; the figures of
+    every table from one connection."""
+    first, last = date.fromisoformat(min(days)), date.fromisoformat(max(days))
+    wanted = {name: metrics.PARTITION_METRICS.get(name, ()) for name in names}
     with store.connect(empty_tables=metrics.INPUTS) as connection:
-        figures = metrics.daily_figures(
-            connection, metrics.PARTITION_METRICS.get(name, ()), span[0], span[-1]
-        )
-    per_day = {}
-    for day in days:
-        rows, head = store.day_head(name, day, PREVIEW_ROWS)
-        per_day[day] = {
-            "dagster/row_count": rows,
-            **figure_metadata(figures[date.fromisoformat(day)]),
-            "preview": preview_value(head),
-        }
-    return per_day
+        every = [metric for chosen in wanted.values() for metric in chosen]
+        figures = metrics.daily_figures(connection, every, first, last)
+    per_table: dict[str, dict[str, dict[str, Any]]] = {}
+    for name, chosen in wanted.items():
+        per_table[name] = {}
+        for day in days:
+            rows, head = store.day_head(name, day, PREVIEW_ROWS)
+            shown = [figure for figure in figures[date.fromisoformat(day)] if figure.name in chosen]
+            per_table[name][day] = {
+                "dagster/row_count": rows,
+                **figure_metadata(shown),
+                "preview": preview_value(head),
+            }
+    return per_table
 
 
 def figure_metadata(figures: list[metrics.Figure]) -> dict[str, Any]:

@@ -53,5 +53,4 @@ def sync_tables(
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
-    for name in selected:
-        yield materialize_table_days(context, store, name, days)
+    yield from materialize_table_days(context, store, selected, days)
