@@ -1,16 +1,18 @@
 """Data-quality checks, each defined once, over the warehouse's views, without Dagster.
 
-A check is a query over a DuckDB connection with the warehouse's views (``Warehouse.connect()`` or
-the report's copy) for the UTC days ``first..last``, and a judgement of its rows. A daily check's
-rows start with their day: the same judgement gives each day's result (Dagster records one per
-partition) and the result over a window (the report, ``calo-report``). The report's Checks sheet,
-``calo-report``'s exit code and the Dagster asset checks all read ``evaluate``.
+A check is rows read over a DuckDB connection with the warehouse's views (``Warehouse.connect()``
+or the report's copy) for the UTC days ``first..last``, and a judgement of its rows. Rows that are
+figures of ``calo_assets.metrics`` are read from there; the others are a query of the check's own. A
+daily check's rows start with their day: the same judgement gives each day's result (Dagster records
+one per partition) and the result over a window (the report, ``calo-report``); ``Check.over_days``
+gives the result over the days judged one by one. The report's Checks sheet, ``calo-report``'s exit
+code and the Dagster asset checks all read ``evaluate``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
@@ -64,8 +66,8 @@ Judgement = tuple[bool, str, dict[str, Any]]
 
 @dataclass(frozen=True)
 class Check:
-    """A check: its table, what it proves, its rows (a query with ``$first``/``$last``, the window)
-    and the judgement of its rows against the settings."""
+    """A check: its table, what it proves, its rows over the window ``first..last`` and the
+    judgement of its rows against the settings."""
 
     name: str
     table: str
@@ -109,15 +111,30 @@ class Check:
             by_day.setdefault(str(row[0]), []).append(row)
         return {day: self.outcome(by_day[day], settings) for day in wanted}
 
+    def over_days(self, per_day: Mapping[str, CheckOutcome]) -> CheckOutcome:
+        """The result over the days of ``per_day`` (``evaluate_days``): passed when each day did."""
+        failed = days_not_passed(per_day)
+        return CheckOutcome(
+            self.name,
+            self.table,
+            not failed,
+            self.severity,
+            {"days checked": len(per_day), "days that did not pass": failed[:PREVIEW_DAYS]},
+        )
+
+
+def days_not_passed(per_day: Mapping[str, CheckOutcome]) -> list[str]:
+    """The days of ``per_day`` whose result did not pass, in its order."""
+    return [day for day, outcome in per_day.items() if not outcome.passed]
+
 
 def _sql(query: str) -> Callable[[duckdb.DuckDBPyConnection, date, date, CheckSettings], Rows]:
+    """The rows of ``query`` (``$first``/``$last``: the window)."""
+
     def rows(
-        connection: duckdb.DuckDBPyConnection, first: date, last: date, settings: CheckSettings
+        connection: duckdb.DuckDBPyConnection, first: date, last: date, _: CheckSettings
     ) -> Rows:
-        values = {"first": first, "last": last}
-        return connection.execute(
-            query, {k: v for k, v in values.items() if f"${k}" in query}
-        ).fetchall()
+        return metrics.query_rows(connection, query, first, last)
 
     return rows
 
@@ -185,6 +202,24 @@ def _currencies_known(rows: Rows, _: CheckSettings) -> Judgement:
     )
 
 
+def _discrepancies_per_transaction(
+    connection: duckdb.DuckDBPyConnection, first: date, last: date, _: CheckSettings
+) -> Rows:
+    """(day, discrepancy events per transaction) of each day with transactions."""
+    per_day = metrics.daily_figures(
+        connection, ("transactions", "discrepancy_events"), first, last, every_day=False
+    )
+    counts = [
+        (
+            day,
+            metrics.find(figures, "transactions").value,
+            metrics.find(figures, "discrepancy_events").value,
+        )
+        for day, figures in per_day.items()
+    ]
+    return [(day, events / transactions) for day, transactions, events in counts if transactions]
+
+
 def _discrepancy_rate(rows: Rows, settings: CheckSettings) -> Judgement:
     bound = settings.max_discrepancy_rate
     high = [{"day": str(day), "rate": round(rate, 3)} for day, rate in rows if rate > bound]
@@ -195,12 +230,22 @@ def _discrepancy_rate(rows: Rows, settings: CheckSettings) -> Judgement:
     )
 
 
+_SCORED = ("transactions_scored", "anomalies", "scored_contamination")
+
+
+def _scored(
+    connection: duckdb.DuckDBPyConnection, first: date, last: date, _: CheckSettings
+) -> Rows:
+    """One row: the figures ``_SCORED`` over the window."""
+    figures = metrics.window_figures(connection, _SCORED, first, last)
+    return [tuple(metrics.find(figures, name).value for name in _SCORED)]
+
+
 def _anomaly_share(rows: Rows, _: CheckSettings) -> Judgement:
     """Within three binomial standard deviations (plus one transaction) of the contamination each
     day was scored with, weighted by its transactions."""
-    (scored, flagged, expected), *_ = rows
-    scored, flagged = scored or 0, flagged or 0
-    contamination = float(expected / scored) if scored else 0.0
+    (scored, flagged, contamination), *_ = rows
+    contamination = float(contamination)
     share = flagged / scored if scored else 0.0
     slack = (
         3 * math.sqrt(contamination * (1 - contamination) / scored) + 1 / scored if scored else 1.0
@@ -252,6 +297,19 @@ def _accounted_for(rows: Rows, _: CheckSettings) -> Judgement:
         f"days that do not add up: {len(days)}",
         {"days that do not add up": days[:PREVIEW_DAYS]},
     )
+
+
+def _logged_days(
+    connection: duckdb.DuckDBPyConnection, first: date, last: date, _: CheckSettings
+) -> Rows:
+    """(day, holds logs) of each day of the calendar in the window."""
+    per_day = metrics.daily_figures(
+        connection, ("days_without_logs",), first, last, every_day=False
+    )
+    return [
+        (day, not metrics.find(figures, "days_without_logs").value)
+        for day, figures in per_day.items()
+    ]
 
 
 def _has_logs(rows: Rows, _: CheckSettings) -> Judgement:
@@ -335,11 +393,7 @@ _DEFINED = (
         "balance_discrepancies",
         "discrepancy events per transaction under the bound, every day",
         "Discrepancy events per transaction, per day, stay under the configured bound.",
-        _sql(
-            f"with t as (select day, count(*) as n from transactions where {_WINDOW} group by day),"
-            f" d as (select day, count(*) as n from balance_discrepancies where {_WINDOW} group by day)"
-            " select t.day, coalesce(d.n, 0) / t.n from t left join d using (day) order by 1"
-        ),
+        _discrepancies_per_transaction,
         _discrepancy_rate,
         "WARN",
         daily=True,
@@ -349,10 +403,7 @@ _DEFINED = (
         "anomaly_scores",
         "share of transactions flagged close to the contamination",
         "The share of transactions flagged is close to the contamination they were scored with.",
-        _sql(
-            "select count(*), count(*) filter (where is_anomaly), sum(contamination)"
-            f" from anomaly_scores where {_WINDOW}"
-        ),
+        _scored,
         _anomaly_share,
         "WARN",
     ),
@@ -391,7 +442,7 @@ _DEFINED = (
         "every day of the period holds log records",
         "Every day of the period holds log records (a day without any is a finding: the service "
         "did not run, or its logs are missing).",
-        _sql(f"select day, has_logs from calendar where {_WINDOW} order by 1"),
+        _logged_days,
         _has_logs,
         "WARN",
     ),

@@ -10,8 +10,9 @@ counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total. Metric
 computed by one query.
 
 API: ``headline``, ``overview``, ``checks``, ``period`` (or ``report_figures`` for all four at once)
-give ``Figure``, ``CheckOutcome`` and ``Period`` values; ``find``, ``currencies``, ``by_currency`` and ``label``
-read them.
+give ``Figure``, ``CheckOutcome`` and ``Period`` values; ``window_figures`` and ``daily_figures`` give
+named figures over a window or per day; ``find``, ``currencies``, ``by_currency`` and ``label`` read
+them; ``query_rows`` runs a query over a window.
 """
 
 from __future__ import annotations
@@ -44,19 +45,20 @@ INPUTS = (
     "discrepancy_cases",
     "calendar",
 )
-MONEY, DAY = "money", "day"  # units that are not counts; any other unit names what is counted
+# Units that are not counts (a share: a fraction of one); any other unit names what is counted.
+MONEY, DAY, SHARE = "money", "day", "share"
 
 _WINDOW = "day between $first and $last"
 
 
 @dataclass(frozen=True)
 class Figure:
-    """One reported figure: ``value`` in ``unit`` ("money", "day" or what is counted), per
+    """One reported figure: ``value`` in ``unit`` ("money", "day", "share" or what is counted), per
     ``currency`` (None: not per currency, or the total over currencies)."""
 
     name: str
     label: str
-    value: int | Decimal | date
+    value: int | float | Decimal | date
     unit: str
     currency: str | None = None
 
@@ -370,15 +372,42 @@ HISTORY_TABLE_METRICS: tuple[_Metric, ...] = (
         per_currency=False,
     ),
 )
+# The figures only the checks show, as their evidence (``anomaly_share``'s, with ``anomalies``).
+_SCORED = _window("anomaly_scores")
+CHECK_METRICS: tuple[_Metric, ...] = (
+    _Metric(
+        "transactions_scored",
+        "transactions scored for anomalies",
+        "transactions",
+        _SCORED,
+        "count(*)",
+    ),
+    _Metric(
+        "scored_contamination",
+        "contamination the transactions were scored with (weighted by transactions)",
+        SHARE,
+        _SCORED,
+        "coalesce(sum(contamination) / count(*), 0)",
+        per_currency=False,
+    ),
+)
 _BY_NAME = {
     metric.name: metric
-    for metric in (*METRICS, *OVERVIEW_METRICS, *ALERT_METRICS, *HISTORY_TABLE_METRICS)
+    for metric in (
+        *METRICS,
+        *OVERVIEW_METRICS,
+        *ALERT_METRICS,
+        *HISTORY_TABLE_METRICS,
+        *CHECK_METRICS,
+    )
 }
 PERIOD_FIGURES = ("period_first", "period_last")
 CHECK_FIGURES = ("checks_passed", "checks_failed")
 
 
-def _rows(connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date) -> list[Any]:
+def query_rows(
+    connection: duckdb.DuckDBPyConnection, sql: str, first: date, last: date
+) -> list[tuple[Any, ...]]:
     """Rows of ``sql`` with ``$first``/``$last`` (and ``$day``: ``last``) bound where it uses them."""
     values = {"first": first, "last": last, "day": last}
     parameters = {name: value for name, value in values.items() if f"${name}" in sql}
@@ -405,7 +434,7 @@ def _sql(source: str, per_currency: bool, values: list[str], by_day: bool = Fals
 def period(connection: duckdb.DuckDBPyConnection, first: date, last: date) -> Period:
     """First and last day of ``first..last`` holding at least one log record (``finance``'s rule)."""
     sql = f"select min(day), max(day) from ({finance.LOGGED_DAYS_SQL}) where {_WINDOW}"
-    low, high = _rows(connection, sql, first, last)[0]
+    low, high = query_rows(connection, sql, first, last)[0]
     return Period(low, high) if low is not None else Period(first, last)
 
 
@@ -475,7 +504,7 @@ def _figures(
     values: dict[str, dict[str | None, Any]] = {metric.name: {} for metric in chosen}
     for batch, window in _batches(chosen, first, last, days):
         sql = _sql(batch[0].source, batch[0].per_currency, [metric.value for metric in batch])
-        for currency, *found in _rows(connection, sql, *window):
+        for currency, *found in query_rows(connection, sql, *window):
             for metric, value in zip(batch, found, strict=True):
                 values[metric.name][currency] = value
     return _assembled(chosen, values)
@@ -520,25 +549,47 @@ def _assembled(chosen: list[_Metric], values: dict[str, dict[str | None, Any]]) 
     return figures
 
 
-def daily_figures(
+def window_figures(
     connection: duckdb.DuckDBPyConnection, names: Iterable[str], first: date, last: date
+) -> list[Figure]:
+    """The figures ``names`` over ``first..last``, in total and per currency, as ``headline`` gives
+    them (metrics of a window only, not as known some days before its end)."""
+    chosen = [_BY_NAME[name] for name in names]
+    for metric in chosen:
+        if metric.days_before is not None:
+            raise ValueError(f"{metric.name} is not a figure of a window")
+    return _figures(connection, chosen, first, last, Period(first, last))
+
+
+def daily_figures(
+    connection: duckdb.DuckDBPyConnection,
+    names: Iterable[str],
+    first: date,
+    last: date,
+    every_day: bool = True,
 ) -> dict[date, list[Figure]]:
     """The figures ``names`` of each day of ``first..last``, as ``headline`` gives them for a window
-    of that one day (metrics of the daily tables only), from one query per source."""
+    of that one day (not those as known some days before the end), from one query per source.
+    ``every_day`` False: only the days a source of theirs has rows for, in order (the window may then
+    be the whole history)."""
     chosen = [_BY_NAME[name] for name in names]
     values: dict[date, dict[str, dict[str | None, Any]]] = {}
     for batch, window in _batches(chosen, first, last, Period(first, last)):
         if batch[0].days_before is not None:
             raise ValueError(f"{batch[0].name} is not a figure of a day")
         sql = _sql(batch[0].source, batch[0].per_currency, [m.value for m in batch], by_day=True)
-        for day, currency, *found in _rows(connection, sql, *window):
+        for day, currency, *found in query_rows(connection, sql, *window):
             per_day = values.setdefault(day, {metric.name: {} for metric in chosen})
             for metric, value in zip(batch, found, strict=True):
                 per_day[metric.name][currency] = value
-    span = range((last - first).days + 1)
+    days = (
+        [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+        if every_day
+        else sorted(values)
+    )
     return {
         day: _assembled(chosen, values.get(day, {metric.name: {} for metric in chosen}))
-        for day in (first + timedelta(days=offset) for offset in span)
+        for day in days
     }
 
 

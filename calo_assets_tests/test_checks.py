@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from decimal import Decimal
 
@@ -29,6 +30,13 @@ def _evaluate(warehouse: Warehouse, name: str, first: date, last: date, **settin
         )
 
 
+def _figures(warehouse: Warehouse, names: tuple[str, ...], first: date, last: date) -> list:
+    """The values of the metrics ``names`` over ``first..last`` (their totals), in order."""
+    with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
+        figures = metrics.window_figures(connection, names, first, last)
+    return [metrics.find(figures, name).value for name in names]
+
+
 D1, D2, D3 = date(2024, 3, 15), date(2024, 3, 16), date(2024, 3, 17)
 
 
@@ -45,6 +53,22 @@ def test_days_without_logs_are_a_warning_that_names_them(tmp_path):
     assert outcome.summary == "days without logs: 1 of 3"
     assert not outcome.failed_error  # a finding, not a failure of the run
     assert _evaluate(warehouse, "every_day_has_logs", D3, D3).passed  # only the window is judged
+
+
+def test_every_day_has_logs_agrees_with_the_days_without_logs_figure(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    logged = {D1: True, D2: False, D3: True, date(2024, 3, 18): False}
+    _write(warehouse, "calendar", [{"day": day, "has_logs": has} for day, has in logged.items()])
+    for first, last in ((D1, D3), checks.WHOLE_HISTORY, (D3, D3)):  # fails, fails, passes
+        days = [day for day in logged if first <= day <= last]
+        missing = [day.isoformat() for day in days if not logged[day]]
+        outcome = _evaluate(warehouse, "every_day_has_logs", first, last)
+        assert (outcome.passed, outcome.summary, outcome.metadata) == (
+            not missing,
+            f"days without logs: {len(missing)} of {len(days)}",
+            {"days in the period": len(days), "days without logs": missing},
+        )
+        assert _figures(warehouse, ("days_without_logs",), first, last) == [len(missing)]
 
 
 def test_nothing_lost_compares_records_read_with_typed_and_quarantined_per_day(tmp_path):
@@ -82,6 +106,65 @@ def test_discrepancy_rate_is_judged_against_the_configured_bound(tmp_path):
     assert relaxed.passed and relaxed.metadata["bound"] == 0.8
 
 
+def test_discrepancy_rate_agrees_with_the_transactions_and_discrepancy_events_figures(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    # D1: 3 events for 4 transactions (two currencies and none); D2: 1 for 4; D3: events only.
+    counts = {D1: (4, 3), D2: (4, 1), D3: (0, 2)}
+    currencies = ("SAR", "BHD", None, "SAR")
+    _write(
+        warehouse,
+        "transactions",
+        [
+            {"day": day, "transaction_id": f"{day}-{i}", "currency": currencies[i]}
+            for day, (transactions, _) in counts.items()
+            for i in range(transactions)
+        ],
+    )
+    _write(
+        warehouse,
+        "balance_discrepancies",
+        [
+            {"day": day, "user_id": f"u{i}", "currency": currencies[i]}
+            for day, (_, events) in counts.items()
+            for i in range(events)
+        ],
+    )
+    names = ("transactions", "discrepancy_events")
+    for day, expected in counts.items():
+        assert _figures(warehouse, names, day, day) == list(expected)
+    failing = _evaluate(warehouse, "discrepancy_rate", D1, D3)  # D3 has no transaction to judge
+    assert (failing.passed, failing.summary, failing.metadata) == (
+        False,
+        "days above 0.5 discrepancy events per transaction: 1 of 2",
+        {
+            "bound": 0.5,
+            "days above the bound": [{"day": "2024-03-15", "rate": 0.75}],
+            "days checked": 2,
+        },
+    )
+    passing = _evaluate(warehouse, "discrepancy_rate", D2, D3)
+    assert (passing.passed, passing.summary, passing.metadata) == (
+        True,
+        "days above 0.5 discrepancy events per transaction: 0 of 1",
+        {"bound": 0.5, "days above the bound": [], "days checked": 1},
+    )
+    check, days = checks.CHECKS["discrepancy_rate"], ["2024-03-15", "2024-03-16", "2024-03-17"]
+    with warehouse.connect(empty_tables=metrics.INPUTS) as connection:
+        per_day = check.evaluate_days(connection, days, checks.CheckSettings())
+    assert {day: outcome.passed for day, outcome in per_day.items()} == dict(
+        zip(days, (False, True, True), strict=True)
+    )
+    assert checks.days_not_passed(per_day) == ["2024-03-15"]
+    overall = check.over_days(per_day)  # what Dagster records for a run without a partition
+    assert (overall.passed, overall.severity, overall.summary, overall.metadata) == (
+        False,
+        "WARN",
+        "",
+        {"days checked": 3, "days that did not pass": ["2024-03-15"]},
+    )
+    assert check.over_days({day: per_day[day] for day in days[1:]}).passed
+
+
 def test_the_anomaly_share_uses_the_contamination_each_day_was_scored_with(tmp_path):
     warehouse = Warehouse(tmp_path)
     rows = [
@@ -97,6 +180,62 @@ def test_the_anomaly_share_uses_the_contamination_each_day_was_scored_with(tmp_p
     assert outcome.metadata["contamination"] == pytest.approx(0.055)
     assert outcome.metadata["share"] == 13 / 200
     assert outcome.passed
+
+
+def test_anomaly_share_agrees_with_the_anomaly_figures(tmp_path):
+    warehouse = Warehouse(tmp_path)
+    # D1: 10 of 100 flagged at 0.125; D2: 40 of 100 at 0.25 (contaminations exact in binary).
+    scored = {D1: (100, 10, 0.125), D2: (100, 40, 0.25)}
+    _write(
+        warehouse,
+        "anomaly_scores",
+        [
+            {
+                "transaction_id": f"{day}-{i}",
+                "day": day,
+                "currency": ("SAR", "BHD", None)[i % 3],
+                "is_anomaly": i < flagged,
+                "contamination": contamination,
+            }
+            for day, (transactions, flagged, contamination) in scored.items()
+            for i in range(transactions)
+        ],
+    )
+    names = ("transactions_scored", "anomalies", "scored_contamination")
+    # over both days: 50 of 200 flagged (0.25) against 37.5 / 200 = 0.1875, within 0.0878: passes;
+    # D2 alone: 0.4 against 0.25, more than 0.1399 apart: fails.
+    for first, last, passed, (n, flagged, contamination), summary in (
+        (
+            D1,
+            D2,
+            True,
+            (200, 50, 0.1875),
+            "flagged 50 of 200 (25.00%) against a contamination of 18.75%",
+        ),
+        (
+            D2,
+            D2,
+            False,
+            (100, 40, 0.25),
+            "flagged 40 of 100 (40.00%) against a contamination of 25.00%",
+        ),
+    ):
+        slack = 3 * math.sqrt(contamination * (1 - contamination) / n) + 1 / n
+        outcome = _evaluate(warehouse, "anomaly_share", first, last)
+        assert (outcome.passed, outcome.summary, outcome.metadata) == (
+            passed,
+            summary,
+            {
+                "scored": n,
+                "flagged": flagged,
+                "share": flagged / n,
+                "contamination": contamination,
+                "allowed difference": slack,
+            },
+        )
+        assert _figures(warehouse, names, first, last) == [n, flagged, contamination]
+    empty = _evaluate(warehouse, "anomaly_share", D3, D3)  # nothing scored: nothing to judge
+    assert (empty.passed, empty.metadata["scored"], empty.metadata["contamination"]) == (True, 0, 0)
 
 
 def test_breaks_of_each_rule_are_counted_and_listed(tmp_path):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import dagster as dg
 
 from calo_assets import metrics
-from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome
+from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome, days_not_passed
 from calo_assets.defs.metadata import check_evaluations, check_result
 from calo_assets.defs.partitions import daily_partitions
 from calo_assets.defs.resources import WarehouseResource
@@ -74,23 +74,16 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
                     yield check_result(check.evaluate(connection, *WHOLE_HISTORY, settings))
                     continue
                 days = check_days(context, store.days(check.table))
-                outcomes: dict[str | None, CheckOutcome] = dict(
-                    check.evaluate_days(connection, days, settings)
-                )
-                failed = [day for day, outcome in outcomes.items() if not outcome.passed]
+                per_day = check.evaluate_days(connection, days, settings)
+                failed = days_not_passed(per_day)
                 context.log.info(
                     f"{check.name}: {len(days)} day(s) of {check.table} checked, {len(failed)} failed"
                 )
+                outcomes: dict[str | None, CheckOutcome] = dict(per_day)
                 if not (context.has_partition_key or context.has_partition_key_range):
                     # Run without a partition ("Execute" in the UI): the run's own result, over
                     # the days it checked, beside each day's result in its partition.
-                    outcomes[None] = CheckOutcome(
-                        check.name,
-                        check.table,
-                        not failed,
-                        check.severity,
-                        {"days checked": len(days), "days that did not pass": failed[:20]},
-                    )
+                    outcomes[None] = check.over_days(per_day)
                 yield from check_evaluations(outcomes, context.instance)
 
     return the_checks
