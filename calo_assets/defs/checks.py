@@ -19,7 +19,7 @@ import dagster as dg
 
 from calo_assets import metrics
 from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome, days_not_passed
-from calo_assets.defs.metadata import check_evaluations, check_result
+from calo_assets.defs.metadata import LatestMaterializations, check_evaluations, check_result
 from calo_assets.defs.partitions import daily_partitions
 from calo_assets.defs.resources import WarehouseResource
 
@@ -68,6 +68,7 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
         selected = {key.name for key in context.selected_asset_check_keys}
         settings = warehouse.check_settings
         store = warehouse.store
+        latest = LatestMaterializations(context.instance)
         with store.connect(empty_tables=metrics.INPUTS) as connection:
             for check in (CHECKS[name] for name in names if name in selected):
                 if not check.daily:
@@ -84,7 +85,7 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
                     # Run without a partition ("Execute" in the UI): the run's own result, over
                     # the days it checked, beside each day's result in its partition.
                     outcomes[None] = check.over_days(per_day)
-                yield from check_evaluations(outcomes, context.instance)
+                yield from check_evaluations(outcomes, latest)
 
     return the_checks
 

@@ -168,19 +168,19 @@ def figure_metadata(figures: list[metrics.Figure]) -> dict[str, Any]:
 
 
 def check_evaluations(
-    outcomes: dict[str | None, CheckOutcome], instance: dg.DagsterInstance
+    outcomes: dict[str | None, CheckOutcome], latest: LatestMaterializations
 ) -> list[dg.AssetCheckEvaluation]:
     """Core check outcomes of one check, by partition of its table (``None``: for the whole table),
-    each tied to that partition's latest materialization as Dagster ties a check result it builds
-    itself: the UI counts a partition's check as passed or failed only when it targets that
-    materialization. The materializations are looked up together, not one query per partition."""
+    each tied to that partition's latest materialization (``latest``) as Dagster ties a check result
+    it builds itself: the UI counts a partition's check as passed or failed only when it targets that
+    materialization."""
     if not outcomes:
         return []
     asset_key = dg.AssetKey(next(iter(outcomes.values())).asset)
-    latest = _latest_materializations(asset_key, list(outcomes), instance)
+    found = latest(asset_key, list(outcomes))
     evaluations = []
     for partition, outcome in outcomes.items():
-        result, record = check_result(outcome), latest.get(partition)
+        result, record = check_result(outcome), found.get(partition)
         target = (
             AssetCheckEvaluationTargetMaterializationData(
                 storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
@@ -200,6 +200,23 @@ def check_evaluations(
             )
         )
     return evaluations
+
+
+class LatestMaterializations:
+    """The latest materialization of each partition of an asset, looked up once per asset and
+    partitions in a step (the checks of one table share the lookup)."""
+
+    def __init__(self, instance: dg.DagsterInstance) -> None:
+        self._instance = instance
+        self._found: dict[tuple[dg.AssetKey, tuple[str | None, ...]], dict] = {}
+
+    def __call__(
+        self, asset_key: dg.AssetKey, partitions: list[str | None]
+    ) -> dict[str | None, dg.EventLogRecord]:
+        key = (asset_key, tuple(partitions))
+        if key not in self._found:
+            self._found[key] = _latest_materializations(asset_key, partitions, self._instance)
+        return self._found[key]
 
 
 def _latest_materializations(
