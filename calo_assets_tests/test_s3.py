@@ -17,7 +17,6 @@ import pytest
 
 from calo_assets import pipeline
 from calo_assets.cli import EXIT_BAD_INPUT, main
-from calo_assets.ledger.anomalies import AnomalySettings
 from calo_assets.logs import source
 from calo_assets.logs.export import discover
 from calo_assets.logs.ingest import IngestOptions
@@ -32,7 +31,7 @@ from calo_assets_tests.aws_double import (
     point_aws_at,
     upload_folder,
 )
-from calo_assets_tests.conftest import REAL_LOGS, check_warehouse
+from calo_assets_tests.conftest import REAL_LOGS, check_warehouse, every_step
 
 moto_url, aws = aws_double.moto_url, aws_double.aws  # the AWS double's fixtures
 
@@ -55,16 +54,6 @@ def real_part(tmp_path_factory) -> Path:
     return root
 
 
-def every_step(log_dir, warehouse_dir: Path, days: list[str], workers: int = 2) -> Warehouse:
-    """Ingest, sync tables, anomaly scores and every history table (what a run does but the report)."""
-    warehouse = Warehouse(warehouse_dir)
-    pipeline.ingest(log_dir, warehouse, days, IngestOptions(workers=workers))
-    pipeline.build_sync(warehouse, days)
-    pipeline.score_anomalies(warehouse, days, AnomalySettings(), workers)
-    pipeline.build_history(warehouse)
-    return warehouse
-
-
 def parquet_files(warehouse: Warehouse) -> dict[str, bytes]:
     return {
         path.relative_to(warehouse.root).as_posix(): path.read_bytes()
@@ -85,8 +74,8 @@ def test_a_bucket_gives_the_same_tables_as_the_local_folder_file_for_file(aws, r
         (p.day, p.stream, p.part, p.file) for p in local_found.parts
     ]
 
-    local = every_step(real_part, tmp_path / "local", DAYS)
-    remote = every_step(S3Prefix.parse(url), tmp_path / "s3", DAYS)
+    local = every_step(real_part, tmp_path / "local", DAYS, workers=2)
+    remote = every_step(S3Prefix.parse(url), tmp_path / "s3", DAYS, workers=2)
     local_files, remote_files = parquet_files(local), parquet_files(remote)
     assert len(local_files) > 60 and local_files.keys() == remote_files.keys()
     different = [name for name in local_files if local_files[name] != remote_files[name]]
