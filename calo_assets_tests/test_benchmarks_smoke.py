@@ -3,6 +3,8 @@ benchmarks measure, tests check)."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from benchmarks import (
     anomalies,
     big_streams,
@@ -96,3 +98,20 @@ def test_one_shot_benchmark_runs():
     )
     assert figures["calo-report / bare read"] > 0
     assert figures["with DAGSTER_HOME / calo-report"] > 0
+
+
+def test_one_shot_rounds_change_their_order_so_no_variant_always_follows_the_same_one():
+    four = ["bare", "one-shot", "sqlite", "one day"]
+    assert [one_shot.round_order(four, index) for index in range(3)] == [
+        ["bare", "one-shot", "sqlite", "one day"],
+        ["one-shot", "bare", "one day", "sqlite"],  # rotated by two, reversed
+        ["bare", "one-shot", "sqlite", "one day"],
+    ]
+    for names in (four, [*four, "postgres 0", "postgres 1000"]):  # without and with --postgres
+        runs = [name for index in range(3) for name in one_shot.round_order(names, index)]
+        assert sorted(runs) == sorted(names * 3)
+        before: dict[str, set[str]] = {name: set() for name in names}
+        for previous, name in pairwise(runs):
+            assert name != previous
+            before[name].add(previous)
+        assert {name for name, previous in before.items() if len(previous) < 2} == set(), names
