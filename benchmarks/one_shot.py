@@ -1,14 +1,17 @@
 """``calo-report`` on an export, in a fresh process, against a bare gzip read of the same files.
 
-Each round times, in turn: the baseline (Python's ``gzip`` module reading every line of every stream
-file, in this process), ``calo-report INPUT OUTPUT`` without a Dagster instance (the one-shot path:
-no orchestration), and the same command with ``DAGSTER_HOME`` set (one Dagster run, stored in a
-temporary instance, as a user who wants the run in the UI gets it); then one day of every asset
-through ``dagster asset materialize`` (what a run launched from the UI or the schedule does).
-With ``--postgres``, also ``calo-report`` with ``DAGSTER_HOME`` on the deployment's PostgreSQL
-storage (``deploy/dagster.yaml``, a fresh database on a throw-away server each time), with Dagster's
-event batching off (``DAGSTER_EVENT_BATCH_SIZE=0``) and on (1000, as the deployment sets it).
-The figures that matter are the ratios, measured in the same run.
+Each round times: the baseline (Python's ``gzip`` module reading every line of every stream file, in
+this process), ``calo-report INPUT OUTPUT`` without a Dagster instance (the one-shot path: no
+orchestration), the same command with ``DAGSTER_HOME`` set (one Dagster run, stored in a temporary
+SQLite instance, as a user who wants the run in the UI gets it; ``DAGSTER_EVENT_BATCH_SIZE=1000``,
+``calo-report``'s default, is set for it, not taken from the environment, though SQLite does not
+batch), and one day of every asset through ``dagster asset materialize`` (what a run launched from
+the UI or the schedule does). With ``--postgres``, also ``calo-report`` with ``DAGSTER_HOME`` on the
+deployment's PostgreSQL storage (``deploy/dagster.yaml``, a fresh database on a throw-away server
+each time), with Dagster's event batching off (``DAGSTER_EVENT_BATCH_SIZE=0``) and on (1000, as the
+deployment sets it). The order changes from round to round (``round_order``): over the default
+three rounds, no variant always follows the same one. The figures that matter are the ratios,
+measured in the same run.
 
 Every run writes into a folder of its own that is kept until the benchmark ends: a run's files are
 not deleted just before the next run creates its own. On an ext4 file system without a journal (as
@@ -39,6 +42,7 @@ from calo_assets.config import PROJECT_ROOT
 from calo_assets.logs.export import discover
 
 BIN = Path(sys.executable).parent
+EVENT_BATCH_SIZE = 1000  # calo-report's default (and the deployment's)
 
 
 def _timed(command: list[str], environment: dict[str, str]) -> float:
@@ -62,22 +66,23 @@ def calo_report(
     dagster: bool,
     images: bool,
     server: postgres.Server | None = None,
-    event_batch_size: int = 0,
+    event_batch_size: int = EVENT_BATCH_SIZE,
     *,
     scratch: Path,
 ) -> float:
-    """Seconds of one ``calo-report`` in a fresh process, into fresh folders under ``scratch`` (with
-    ``server``: its ``DAGSTER_HOME`` on a fresh PostgreSQL database there, with that
-    ``DAGSTER_EVENT_BATCH_SIZE``)."""
+    """Seconds of one ``calo-report`` in a fresh process, into fresh folders under ``scratch``: with
+    ``dagster``, its ``DAGSTER_HOME`` there (SQLite), or with ``server`` on a fresh PostgreSQL
+    database there; either with that ``DAGSTER_EVENT_BATCH_SIZE``."""
     folder = tempfile.mkdtemp(dir=scratch)
     environment = {"CALO_WAREHOUSE_DIR": str(Path(folder) / "warehouse")}
     os.environ.pop("DAGSTER_HOME", None)
     if server is not None:
         environment.update(postgres.dagster_home(server, Path(folder) / "home"))
-        environment["DAGSTER_EVENT_BATCH_SIZE"] = str(event_batch_size)
     elif dagster:
         environment["DAGSTER_HOME"] = str(Path(folder) / "home")
         Path(environment["DAGSTER_HOME"]).mkdir()
+    if dagster or server is not None:
+        environment["DAGSTER_EVENT_BATCH_SIZE"] = str(event_batch_size)
     command = [str(BIN / "calo-report"), str(log_dir), str(Path(folder) / "out"), "--quiet"]
     return _timed([*command, *([] if images else ["--no-chart-images"])], environment)
 
@@ -95,6 +100,15 @@ def one_day_through_dagster(log_dir: Path, day: str, scratch: Path) -> float:
     }
     command = [str(BIN / "dagster"), "asset", "materialize", "-m", "calo_assets.definitions"]
     return _timed([*command, "--select", "*", "--partition", day], environment)
+
+
+def round_order(names: list[str], index: int) -> list[str]:
+    """The order of round ``index``: ``names`` rotated by two places a round, reversed in odd rounds.
+    Over three rounds or more no variant always follows the same one (the last of a round is
+    followed by the first of the next) and none runs twice in a row."""
+    start = 2 * index % len(names)
+    order = names[start:] + names[:start]
+    return order[::-1] if index % 2 else order
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -120,24 +134,25 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         tempfile.TemporaryDirectory() as scratch_folder,
     ):
         scratch = Path(scratch_folder)
-        for _ in range(args.repeat):
-            baseline, _ = best_of(3, lambda: bare_read(paths))
-            round_ = {
-                "bare gzip read (s)": baseline,
-                "calo-report (s)": calo_report(args.log_dir, False, images, scratch=scratch),
-                "calo-report with DAGSTER_HOME (s)": calo_report(
-                    args.log_dir, True, images, scratch=scratch
-                ),
-            }
-            if server is not None:
-                for size in (0, 1000):
-                    round_[f"with DAGSTER_HOME on PostgreSQL, batch {size} (s)"] = calo_report(
-                        args.log_dir, True, images, server, size, scratch=scratch
-                    )
-            round_[f"one day ({day}) through Dagster (s)"] = one_day_through_dagster(
-                args.log_dir, day, scratch
-            )
-            rounds.append(round_)
+        variants = {
+            "bare gzip read (s)": lambda: best_of(3, lambda: bare_read(paths))[0],
+            "calo-report (s)": lambda: calo_report(args.log_dir, False, images, scratch=scratch),
+            "calo-report with DAGSTER_HOME (s)": lambda: calo_report(
+                args.log_dir, True, images, event_batch_size=EVENT_BATCH_SIZE, scratch=scratch
+            ),
+        }
+        if server is not None:
+            for size in (0, EVENT_BATCH_SIZE):
+                variants[f"with DAGSTER_HOME on PostgreSQL, batch {size} (s)"] = lambda size=size: (
+                    calo_report(args.log_dir, True, images, server, size, scratch=scratch)
+                )
+        variants[f"one day ({day}) through Dagster (s)"] = lambda: one_day_through_dagster(
+            args.log_dir, day, scratch
+        )
+        names = list(variants)
+        for index in range(args.repeat):
+            timed = {name: variants[name]() for name in round_order(names, index)}
+            rounds.append({name: timed[name] for name in names})
     best = {name: min(round_[name] for round_ in rounds) for name in rounds[0]}
     best["calo-report / bare read"] = best["calo-report (s)"] / best["bare gzip read (s)"]
     for name in list(best):

@@ -18,6 +18,9 @@ from calo_assets import checks, metrics, pipeline
 from calo_assets.config import REAL_LOG_DIR, SAMPLE_LOG_DIR
 from calo_assets.definitions import defs
 from calo_assets.defs.resources import resources_for
+from calo_assets.ledger.anomalies import AnomalySettings
+from calo_assets.logs.ingest import IngestOptions
+from calo_assets.logs.source import S3Prefix
 from calo_assets.warehouse import Warehouse
 
 REAL_LOGS = REAL_LOG_DIR
@@ -41,6 +44,19 @@ def check_warehouse(store: Warehouse, name: str, days: list[str]) -> checks.Chec
     span = (date.fromisoformat(min(days)), date.fromisoformat(max(days)))
     with store.connect(empty_tables=metrics.INPUTS) as connection:
         return checks.CHECKS[name].evaluate(connection, *span, checks.CheckSettings())
+
+
+def every_step(
+    log_dir: Path | S3Prefix, warehouse_dir: Path, days: list[str], workers: int = 1
+) -> Warehouse:
+    """Ingest, sync tables, anomaly scores and every history table of ``days`` through
+    ``calo_assets.pipeline`` (what a run does but the report), with ``workers`` processes."""
+    warehouse = Warehouse(warehouse_dir)
+    pipeline.ingest(log_dir, warehouse, days, IngestOptions(workers=workers))
+    pipeline.build_sync(warehouse, days)
+    pipeline.score_anomalies(warehouse, days, AnomalySettings(), workers)
+    pipeline.build_history(warehouse)
+    return warehouse
 
 
 def materialize_range(

@@ -1,8 +1,12 @@
-"""Build small CloudWatch stream texts for tests, line shapes as in the real export."""
+"""Build small CloudWatch stream texts for tests, line shapes as in the real export; count the records
+of stream files from their raw bytes, without the reader."""
 
 from __future__ import annotations
 
 import gzip
+import re
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 from calo_assets.synth.node_inspect import JsNumber, inspect
@@ -142,3 +146,60 @@ class StreamText:
             gzip.compress(self.text.encode(), mtime=0) if compress else self.text.encode()
         )
         return path
+
+
+# A record starts at a line beginning with an ISO timestamp and a space, or with "XRAY TraceId: "
+# (README, "Reading the logs"), whatever the line ends are.
+_RECORD_START = re.compile(rb"(\d{4}-\d\d-\d\d)T\d\d:\d\d:\d\d(?:\.\d{1,9})?Z |XRAY TraceId: ")
+# Platform lines name their request id; application lines carry it after their own timestamp.
+_REQUEST_ID = re.compile(rb"(?:START|END|REPORT) RequestId: ([^\s]+)|[^\t]+\t([^\t]+)\t[A-Z]+\t")
+
+
+def record_lines(data: bytes) -> list[bytes]:
+    """The first line of every record of a stream file's text."""
+    return [line for line in re.split(rb"\r\n|\r|\n", data) if _RECORD_START.match(line)]
+
+
+def records_in(data: bytes) -> int:
+    """Records of a stream file's text, counted here: lines that start with a timestamp or XRAY."""
+    return len(record_lines(data))
+
+
+def records_by_day(paths: Iterable[Path]) -> Counter[str]:
+    """Records of the gzip stream files ``paths`` by the UTC day they belong to, counted from their
+    bytes by the README's rule ("Which day a record belongs to"): the day of the invocation's START
+    line; records logged before it (INIT_START, INIT_REPORT, request id ``undefined``) go to the
+    invocation that follows, records without a request id inside an invocation (XRAY, metric lines)
+    to that invocation; a record whose file holds no START for it keeps its own day."""
+    counted: Counter[str] = Counter()
+    for path in paths:
+        records = []  # (its timestamp's day, its request id, START, before a START, or neither)
+        own = ""
+        for line in record_lines(gzip.decompress(path.read_bytes())):
+            stamp = _RECORD_START.match(line)
+            rest = line[stamp.end() :]
+            own = stamp[1].decode() if stamp[1] else own  # XRAY: the timestamp of the record before
+            named = _REQUEST_ID.match(rest)
+            request_id = named and (named[1] or named[2])
+            if rest.startswith(b"START "):
+                records.append((own, request_id, "start"))
+            elif rest.startswith((b"INIT_START", b"INIT_REPORT")) or request_id == b"undefined":
+                records.append((own, None, "before"))
+            else:
+                records.append((own, request_id, ""))
+        start_day = {request_id: own for own, request_id, kind in records if kind == "start"}
+        current = None  # the day of the invocation under way
+        waiting: list[str] = []  # records before a START
+        for own, request_id, kind in records:
+            if kind == "start":
+                current = own
+                counted[own] += 1 + len(waiting)
+                waiting.clear()
+            elif request_id is not None:
+                counted[start_day.get(request_id, own)] += 1
+            elif kind == "before" or current is None:
+                waiting.append(own)
+            else:
+                counted[current] += 1
+        counted.update(waiting)  # no START followed them
+    return counted

@@ -20,14 +20,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from calo_assets import alerts, metrics, pipeline
+from calo_assets import alerts, metrics
 from calo_assets.alerts import AlertSettings, Thresholds, parse_thresholds, send
 from calo_assets.config import SAMPLE_LOG_DIR
 from calo_assets.defs.alerts import discrepancy_alert, failed_checks_alert, run_failure_alert
 from calo_assets.defs.resources import AlertWebhook, resources_for
-from calo_assets.ledger.anomalies import AnomalySettings
-from calo_assets.logs.ingest import IngestOptions
 from calo_assets.warehouse import Warehouse
+from calo_assets_tests.conftest import every_step
 
 SAMPLE_DAYS = [f"2024-03-0{day}" for day in range(1, 9)]
 
@@ -77,12 +76,7 @@ def webhook():
 @pytest.fixture(scope="module")
 def sample_warehouse(tmp_path_factory) -> Warehouse:
     """The shipped sample through every step but the report."""
-    warehouse = Warehouse(tmp_path_factory.mktemp("alerts") / "warehouse")
-    pipeline.ingest(SAMPLE_LOG_DIR, warehouse, SAMPLE_DAYS, IngestOptions())
-    pipeline.build_sync(warehouse, SAMPLE_DAYS)
-    pipeline.score_anomalies(warehouse, SAMPLE_DAYS, AnomalySettings())
-    pipeline.build_history(warehouse)
-    return warehouse
+    return every_step(SAMPLE_LOG_DIR, tmp_path_factory.mktemp("alerts") / "warehouse", SAMPLE_DAYS)
 
 
 def test_thresholds_per_currency_one_for_all_or_both():

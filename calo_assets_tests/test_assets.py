@@ -28,6 +28,7 @@ from calo_assets_tests.conftest import (
     break_history_table,
     materialize_range,
 )
+from calo_assets_tests.logtext import records_by_day
 
 DAILY_TABLES = (*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores")
 SAMPLE_DAYS = 8
@@ -211,9 +212,14 @@ def test_checks_record_one_result_per_day_in_its_partition(sample_run):
         for c in result.get_asset_check_evaluations()
         if c.check_name == "nothing_lost"
     }
-    assert sum(nothing_lost.values()) == 3578
-    read = partition_metadata(result)["ingest_manifest", "2024-03-04"]["records_read"]
-    assert nothing_lost["2024-03-04"] == read  # one figure (metrics.records_read), two surfaces
+    # Records read, day by day, as counted here from the bytes of the sample's gzip files (the
+    # plain copy beside one of them is not counted twice), on both surfaces that show the figure.
+    counted = records_by_day(SAMPLE_LOG_DIR.rglob("*.gz"))
+    assert sum(counted.values()) == 3578 and counted["2024-03-04"] == 521
+    expected = {day: counted[day] for day in days}
+    assert nothing_lost == expected
+    metadata = partition_metadata(result)
+    assert {day: metadata["ingest_manifest", day]["records_read"] for day in days} == expected
 
 
 def test_rerunning_a_day_replaces_it(sample_run, tmp_path):
@@ -294,21 +300,44 @@ def test_every_table_asset_declares_its_columns():
 
 def test_every_column_of_every_table_is_described_once_for_dagster_and_the_report():
     from calo_assets.report.columns import SHEET_TABLES, column_meaning
-    from calo_assets.tables.schema import SCHEMAS, column_description
+    from calo_assets.tables.schema import COLUMN_DESCRIPTIONS, SCHEMAS, TABLE_COLUMN_DESCRIPTIONS
 
     graph = defs.resolve_asset_graph()
     tables = [*INGEST_TABLES, *SYNC_TABLES, "anomaly_scores", *HISTORY_TABLES]
     assert sorted(tables) == sorted(SCHEMAS)
+    # The texts written (by name, unless the table gives the name a meaning of its own), each naming
+    # a column that exists: no text is left over for a column renamed or removed.
+    assert set(COLUMN_DESCRIPTIONS) <= {name for table in tables for name in SCHEMAS[table].names}
+    for table, own in TABLE_COLUMN_DESCRIPTIONS.items():
+        assert set(own) <= set(SCHEMAS[table].names), table
+        assert all(text != COLUMN_DESCRIPTIONS.get(name) for name, text in own.items()), table
+    shown: dict[str, dict[str, str]] = {}
     for table in tables:
         declared = graph.get(dg.AssetKey(table)).metadata["dagster/column_schema"]
-        for column in declared.columns:
-            description = column_description(table, column.name)
-            assert description.strip(), (table, column.name)
-            assert column.description == description, (table, column.name)
-    # A sheet showing a table's columns describes them as the table does.
+        shown[table] = {column.name: column.description for column in declared.columns}
+        # Every column of the table, and nothing else, with the text written for it.
+        assert set(shown[table]) == set(SCHEMAS[table].names), table
+        own = TABLE_COLUMN_DESCRIPTIONS.get(table, {})
+        for name, text in shown[table].items():
+            assert text and text.strip(), (table, name)
+            assert text == own.get(name, COLUMN_DESCRIPTIONS.get(name)), (table, name)
+    # A name with a meaning of its own in one table keeps the common text in the others.
+    assert shown["quarantine"]["day"] == (
+        "UTC day it is quarantined under (the record's day, or its stream folder's day)."
+    )
+    assert shown["transactions"]["day"] == (
+        "UTC day of the Lambda invocation that logged the row (the day of its START line)."
+    )
+    assert shown["error_types"]["last_seen"] == "Last time the error was logged (UTC)."
+    assert shown["user_exposure"]["last_seen"] == "Last time a discrepancy was logged for the user."
+    # A sheet showing a table's columns describes them as Dagster does; the report's own columns
+    # have the report's texts.
     for sheet, table in SHEET_TABLES.items():
         for name in SCHEMAS[table].names:
-            assert column_meaning(sheet, name) == column_description(table, name)
+            assert column_meaning(sheet, name) == shown[table][name], (sheet, name)
+    assert column_meaning("Data Quality", "day") == shown["quarantine"]["day"]
+    assert column_meaning("Errors by Type", "last_seen") == "Last time the error was logged (UTC)."
+    assert column_meaning("Daily", "day") == "UTC day."
 
 
 def test_a_day_in_many_row_groups_is_written_and_described_as_if_built_at_once(tmp_path):

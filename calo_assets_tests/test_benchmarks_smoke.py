@@ -4,6 +4,7 @@ benchmarks measure, tests check)."""
 from __future__ import annotations
 
 from collections import Counter
+from itertools import pairwise
 
 import dagster as dg
 
@@ -126,3 +127,20 @@ def test_the_dagster_floor_replica_stores_what_the_real_run_stores(sample_run):
     partitioned = [key for key in materialized if key[3]]
     assert len(partitioned) == 9 * 8  # 3 ingest, 5 sync tables, the scores; 2024-03-01 to 03-08
     assert len(materialized) - len(partitioned) == 13  # 11 history tables, report, alert
+
+
+def test_one_shot_rounds_change_their_order_so_no_variant_always_follows_the_same_one():
+    four = ["bare", "one-shot", "sqlite", "one day"]
+    assert [one_shot.round_order(four, index) for index in range(3)] == [
+        ["bare", "one-shot", "sqlite", "one day"],
+        ["one-shot", "bare", "one day", "sqlite"],  # rotated by two, reversed
+        ["bare", "one-shot", "sqlite", "one day"],
+    ]
+    for names in (four, [*four, "postgres 0", "postgres 1000"]):  # without and with --postgres
+        runs = [name for index in range(3) for name in one_shot.round_order(names, index)]
+        assert sorted(runs) == sorted(names * 3)
+        before: dict[str, set[str]] = {name: set() for name in names}
+        for previous, name in pairwise(runs):
+            assert name != previous
+            before[name].add(previous)
+        assert {name for name, previous in before.items() if len(previous) < 2} == set(), names

@@ -33,7 +33,6 @@ import dagster as dg
 import pyarrow.parquet as pq
 import pytest
 
-from calo_assets import pipeline
 from calo_assets.cloudwatch_export import (
     MARKER,
     ExportConfig,
@@ -51,9 +50,7 @@ from calo_assets.defs.ledger import anomaly_scores, whole_history_tables
 from calo_assets.defs.logs import cloudwatch_export, ingest_logs
 from calo_assets.defs.resources import CloudWatchLogGroup, LogSource, resources_for
 from calo_assets.defs.sync import sync_tables
-from calo_assets.ledger.anomalies import AnomalySettings
 from calo_assets.logs.export import discover
-from calo_assets.logs.ingest import IngestOptions
 from calo_assets.logs.source import S3Prefix
 from calo_assets.warehouse import Warehouse
 from calo_assets_tests import aws_double
@@ -62,7 +59,7 @@ from calo_assets_tests.aws_double import (
     fill_log_group,
     log_events_of,
 )
-from calo_assets_tests.conftest import REAL_LOGS
+from calo_assets_tests.conftest import REAL_LOGS, every_step
 
 moto_url, aws = aws_double.moto_url, aws_double.aws  # the AWS double's fixtures
 
@@ -132,15 +129,6 @@ def daily_run(
     )
 
 
-def every_step(log_dir, warehouse_dir: Path, days: list[str]) -> Warehouse:
-    warehouse = Warehouse(warehouse_dir)
-    pipeline.ingest(log_dir, warehouse, days, IngestOptions(workers=2))
-    pipeline.build_sync(warehouse, days)
-    pipeline.score_anomalies(warehouse, days, AnomalySettings(), 2)
-    pipeline.build_history(warehouse)
-    return warehouse
-
-
 def normalized(warehouse: Warehouse) -> dict[str, list[str]]:
     """Every table's rows, compared as moto allows (see the module's docstring), sorted."""
     tables: dict[str, list[str]] = {}
@@ -193,11 +181,11 @@ def test_daily_runs_export_their_slices_and_give_the_tables_of_the_local_export(
     ]
     assert markers == [f"cloudwatch/day={day}/{MARKER}" for day in slices_for_days(RUN_DAYS)]
 
-    local = every_step(local_root, tmp_path / "local", RUN_DAYS)
+    local = every_step(local_root, tmp_path / "local", RUN_DAYS, workers=2)
     expected, got = normalized(local), normalized(Warehouse(tmp_path / "s3"))
     assert sorted(got) == sorted(expected)
     assert {name for name in expected if got[name] != expected[name]} == {"anomaly_scores"}
-    to_the_second = normalized(every_step(seconds_root, tmp_path / "seconds", RUN_DAYS))
+    to_the_second = normalized(every_step(seconds_root, tmp_path / "seconds", RUN_DAYS, workers=2))
     assert got["anomaly_scores"] == to_the_second["anomaly_scores"]
     assert {name for name in expected if to_the_second[name] != expected[name]} == {
         "anomaly_scores"

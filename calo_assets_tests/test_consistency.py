@@ -16,6 +16,8 @@ from calo_assets import checks, cli, metrics
 from calo_assets.money import format_money
 from calo_assets.report.publish import HTML_PAGE, WORKBOOK
 from calo_assets.warehouse import Warehouse
+from calo_assets_tests.conftest import REAL_LOGS
+from calo_assets_tests.logtext import records_by_day
 from calo_assets_tests.report_cases import expected_figures
 from calo_assets_tests.test_assets import partition_metadata
 from calo_assets_tests.test_report import _Tables, summary_grid
@@ -147,11 +149,13 @@ def test_dagster_partitions_and_checks_show_the_report_figures(real_run):
             for day in days
         )
         assert total == expected[("volume_credited", currency)], currency
-    read = sum(
-        metadata["ingest_manifest", day]["records_read"]
+    read = {
+        day: metadata["ingest_manifest", day]["records_read"]
         for day in warehouse.days("ingest_manifest")
-    )
-    assert read == expected[("records_read", None)]
+    }
+    counted = records_by_day(REAL_LOGS.rglob("*.gz"))  # from the bytes of the export's files
+    assert read == {day: counted[day] for day in read}
+    assert sum(read.values()) == expected[("records_read", None)]
     statuses = warehouse.read_all("discrepancy_cases")["status"].to_pylist()
     cases = metadata["discrepancy_cases", None]
     assert (cases["open_cases"], cases["probably_resolved_cases"]) == (

@@ -31,7 +31,7 @@ from calo_assets.pipeline import days_between
 from calo_assets.synth.generator import SynthConfig, generate
 from calo_assets.warehouse import ROW_GROUP_ROWS, Warehouse
 from calo_assets_tests.conftest import check_warehouse
-from calo_assets_tests.logtext import StreamText
+from calo_assets_tests.logtext import StreamText, records_in
 
 FIRST_DAY = date(2024, 3, 1)
 
@@ -65,15 +65,6 @@ def with_transaction(root: Path) -> Path:
 
 def text_of(path: Path) -> bytes:
     return gzip.decompress(path.read_bytes())
-
-
-def records_in(data: bytes) -> int:
-    """Records of a stream file's text, counted here: lines that start with a timestamp or XRAY."""
-    import re
-
-    lines = re.split(rb"\r\n|\r|\n", data)
-    stamp = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z |XRAY TraceId: ")
-    return sum(1 for line in lines if stamp.match(line))
 
 
 class Run:
