@@ -463,7 +463,7 @@ class RunOutcome:
     @property
     def checks(self) -> list[CheckOutcome]:
         """Every check's outcome, as the report evaluated them over the days it covers."""
-        return self.report.report_figures.checks if self.report.report_figures else []
+        return self.report.data.checks
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:

@@ -254,20 +254,43 @@ _COPIED = tuple(table for table in REPORT_INPUTS if table not in _READ_ONCE)
 
 @dataclass
 class ReportData:
-    """The rows and figures of one report; ``first..last`` is the period: the days of the requested
-    window that hold at least one log record."""
+    """The rows and figures of one report (``publish`` returns it in ``Published.data``).
 
-    first: date
-    last: date
-    window: tuple[date, date] | None = None  # the days asked for, of which first..last hold logs
-    report_figures: metrics.ReportFigures | None = None  # for ``window``, as computed
+    The figures are held once, in ``report_figures``: ``figures``, ``overview``, ``checks`` and the
+    period ``first..last`` (the days of ``window`` that hold at least one log record) read them there.
+    """
+
+    window: tuple[date, date]  # the days asked for
+    report_figures: metrics.ReportFigures  # for ``window``, as computed (the checks included)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: list[metrics.Figure] = field(default_factory=list)  # headline
-    overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
-    checks: list[CheckOutcome] = field(default_factory=list)
     cache: dict[str, object] = field(
         default_factory=dict
     )  # what the writers derive once per report
+
+    @property
+    def first(self) -> date:
+        """The period's first day."""
+        return self.report_figures.period.first
+
+    @property
+    def last(self) -> date:
+        """The period's last day."""
+        return self.report_figures.period.last
+
+    @property
+    def figures(self) -> list[metrics.Figure]:
+        """The headline figures."""
+        return self.report_figures.headline
+
+    @property
+    def overview(self) -> list[metrics.Figure]:
+        """The Overview's own figures."""
+        return self.report_figures.overview
+
+    @property
+    def checks(self) -> list[CheckOutcome]:
+        """Every check's outcome for ``window``."""
+        return self.report_figures.checks
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.frames[name]
@@ -292,12 +315,8 @@ def load(
         else warehouse.connect(empty_tables=REPORT_INPUTS, in_memory=_COPIED)
     )
     with opened as connection:
-        figures = metrics.report_figures(connection, first, last, check_settings)
-        data = ReportData(figures.period.first, figures.period.last, (first, last), figures)
-        data.figures, data.overview, data.checks = (
-            figures.headline,
-            figures.overview,
-            figures.checks,
+        data = ReportData(
+            (first, last), metrics.report_figures(connection, first, last, check_settings)
         )
         window = {"first": data.first, "last": data.last}
         for name, sql in QUERIES.items():

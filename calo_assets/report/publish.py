@@ -18,10 +18,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from calo_assets import metrics
 from calo_assets.checks import CheckSettings
 from calo_assets.report.csv_files import csv_safe, write_csv_files
-from calo_assets.report.data import load
+from calo_assets.report.data import ReportData, load
 from calo_assets.report.figures import HEIGHT, TRACE_TYPES, WIDTH, build_figures
 from calo_assets.report.html import html_page, kpi_table
 from calo_assets.report.images import OPEN_TIMEOUT, ChartImages, find_browser
@@ -54,15 +53,12 @@ class Published:
     workbook: Path
     html_page: Path
     csv_files: list[Path]
+    data: ReportData  # what the files show: the window, its figures and checks, the rows
     images: list[Path] = field(default_factory=list)
     images_skipped: str | None = None
     sheets: list[str] = field(default_factory=list)
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
-    figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
-    # The days asked for, and what metrics.report_figures gives for them (the checks included).
-    window: tuple[date, date] | None = None
-    report_figures: metrics.ReportFigures | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
     # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
     warnings: list[str] = field(default_factory=list)
@@ -124,14 +120,12 @@ def publish(
         workbook=output / WORKBOOK,
         html_page=output / HTML_PAGE,
         csv_files=csv_files,
+        data=data,
         images=written,
         images_skipped=skipped,
         sheets=contents["sheets"],
         charts=contents["charts"],
         kpis=kpis,
-        figures=[*data.figures, *data.overview],
-        window=data.window,
-        report_figures=data.report_figures,
         seconds=stages.seconds,
         warnings=list(drawing.warnings) if drawing is not None else [],
     )
