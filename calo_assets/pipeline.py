@@ -540,7 +540,6 @@ def run(
                 )
                 timed("report", began)
             except BaseException:
-                if charts[0] is not None:  # the browser is closed without drawing anything
-                    charts[0].cancel()
+                charts.cancel()  # the browser is closed without drawing anything
                 raise
     return RunOutcome(ingested, report, seconds)

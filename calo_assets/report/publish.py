@@ -84,7 +84,8 @@ def publish(
     began = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     bundle = plotly_bundle(TRACE_TYPES)
-    drawing, skipped = charts or start_charts(images, browser_timeout)
+    charts = charts if charts is not None else start_charts(images, browser_timeout)
+    drawing = charts.drawing
     stages = _Stages()
     try:
         with stages("queries"):
@@ -107,8 +108,7 @@ def publish(
         with stages("waiting for the PNGs"):
             written = drawing.wait() if drawing is not None else []
     except BaseException:
-        if drawing is not None:
-            drawing.cancel()
+        charts.cancel()
         raise
     if drawing is not None:
         stages.seconds |= {
@@ -122,7 +122,7 @@ def publish(
         csv_files=csv_files,
         data=data,
         images=written,
-        images_skipped=skipped,
+        images_skipped=charts.skipped,
         sheets=contents["sheets"],
         charts=contents["charts"],
         kpis=kpis,
@@ -131,16 +131,28 @@ def publish(
     )
 
 
-ChartBrowser = tuple[ChartImages | None, str | None]  # the browser started, or why there is none
+@dataclass(frozen=True)
+class ChartBrowser:
+    """The browser drawing the report's PNG charts (``start_charts``), or why there is none."""
+
+    drawing: ChartImages | None
+    skipped: str | None = None  # why the PNGs are not drawn, when ``drawing`` is None
+
+    def cancel(self) -> None:
+        """Close the browser without drawing anything (nothing to do when there is none)."""
+        if self.drawing is not None:
+            self.drawing.cancel()
 
 
 def start_charts(images: bool = True, browser_timeout: float = OPEN_TIMEOUT) -> ChartBrowser:
     """The browser for the report's PNG charts, starting in a background thread from now on, or
-    None and why there is none. ``publish`` draws the charts with it, or ``cancel`` it."""
+    why there is none. ``publish`` draws the charts with it, or ``cancel`` it."""
     browser, skipped = _browser(images)
     if browser is None:
-        return None, skipped
-    return ChartImages(browser, plotly_bundle(TRACE_TYPES), WIDTH, HEIGHT, browser_timeout), None
+        return ChartBrowser(None, skipped)
+    return ChartBrowser(
+        ChartImages(browser, plotly_bundle(TRACE_TYPES), WIDTH, HEIGHT, browser_timeout)
+    )
 
 
 class _Stages:
