@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"calo-report: warning: {warning}", file=sys.stderr)
         # The report's own figures when it covers the same days (not so after a run of fewer days
         # on a warehouse holding more), rather than the same queries again.
-        if outcome.report.window == (first, last):
-            figures = outcome.report.report_figures
+        if outcome.report.data.window == (first, last):
+            figures = outcome.report.data.report_figures
     say(f"calo-report: done in {time.perf_counter() - began:.1f} s")
     if figures is None:
         figures = report_figures(warehouse, first.isoformat(), last.isoformat())

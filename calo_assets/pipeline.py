@@ -462,7 +462,7 @@ class RunOutcome:
     @property
     def checks(self) -> list[CheckOutcome]:
         """Every check's outcome, as the report evaluated them over the days it covers."""
-        return self.report.report_figures.checks if self.report.report_figures else []
+        return self.report.data.checks
 
     @property
     def failed_checks(self) -> list[CheckOutcome]:
@@ -539,7 +539,6 @@ def run(
                 )
                 timed("report", began)
             except BaseException:
-                if charts[0] is not None:  # the browser is closed without drawing anything
-                    charts[0].cancel()
+                charts.cancel()  # the browser is closed without drawing anything
                 raise
     return RunOutcome(ingested, report, seconds)

@@ -24,7 +24,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,6 @@ ROW_GROUP_ROWS = 128_000  # the default size of a Parquet row group (``Warehouse
 # to read it back, measured on the real export's days).
 ZSTD_MIN_ROWS = 10_000
 COPY_BYTES = 128 * 2**20  # what the tables ``connect`` copies into memory hold on disk, at most
-IN_MEMORY_SCHEMA = "in_memory"  # where ``connect`` puts its copies
 _GLOB_CHARACTERS = re.compile(r"([\[\]*?])")
 # Named for every file opened: without it pyarrow looks each path up and parses it as a URI first.
 _LOCAL = LocalFileSystem()
@@ -161,7 +160,15 @@ class Warehouse:
         """Size of a table's Parquet files (0 when never written)."""
         if self.table_file(table).exists():
             return self.table_file(table).stat().st_size
-        return sum(self.day_file(table, day).stat().st_size for day in self.days(table))
+        # One stat per day (``connect`` sizes every table it may copy, at every connection).
+        folder, size = self.root / table, 0
+        if not folder.is_dir():
+            return 0
+        for entry in folder.iterdir():
+            if entry.name.startswith("day="):
+                with suppress(FileNotFoundError, NotADirectoryError):
+                    size += (entry / DATA_FILE).stat().st_size
+        return size
 
     def read_all(self, table: str) -> pa.Table:
         """Every day of a daily table, or the whole of a history table."""
@@ -171,9 +178,13 @@ class Warehouse:
 
     def view_statements(self) -> dict[str, str]:
         """``CREATE VIEW`` statements, one per table that has data, reading its Parquet files."""
-        statements: dict[str, str] = {}
+        return {table: _view(table, source) for table, source in self._sources().items()}
+
+    def _sources(self) -> dict[str, str]:
+        """``read_parquet(...)`` of every table that has data, by name."""
+        sources: dict[str, str] = {}
         if not self.root.is_dir():
-            return statements
+            return sources
         for table in sorted(path.name for path in self.root.iterdir() if path.is_dir()):
             if self.table_file(table).exists():
                 source = glob_escape(self.table_file(table))
@@ -182,10 +193,8 @@ class Warehouse:
             else:
                 continue
             quoted = source.replace("'", "''")
-            statements[table] = (
-                f"CREATE OR REPLACE VIEW \"{table}\" AS SELECT * FROM read_parquet('{quoted}')"
-            )
-        return statements
+            sources[table] = f"read_parquet('{quoted}')"
+        return sources
 
     def connect(
         self,
@@ -198,31 +207,28 @@ class Warehouse:
         for queries over the Parquet files.
 
         Tables named in ``empty_tables`` that have no data yet are visible as empty tables. Those
-        named in ``in_memory`` are read once, into memory, and their views read that copy (for many
-        queries: a daily table is one file per day), in that order, each one whose files fit in
-        what is left of ``copy_bytes``; the others stay on disk.
+        named in ``in_memory`` are read once, into an in-memory table of that name instead of a view
+        (for many queries: a daily table is one file per day), in that order, each one whose files
+        fit in what is left of ``copy_bytes``; the others stay on disk.
         """
         connection = duckdb.connect()
-        statements = self.view_statements()
+        sources = self._sources()
         if tables is not None:
             wanted = set(tables)
-            statements = {name: sql for name, sql in statements.items() if name in wanted}
+            sources = {name: source for name, source in sources.items() if name in wanted}
             empty_tables = [name for name in empty_tables if name in wanted]
-        for statement in statements.values():
-            connection.execute(statement)
         copies, budget = [], copy_bytes
-        for table in dict.fromkeys(name for name in in_memory if name in statements):
+        for table in dict.fromkeys(name for name in in_memory if name in sources):
             if (size := self.bytes_on_disk(table)) <= budget:
                 copies.append(table)
                 budget -= size
-        if copies:
-            connection.execute(f"create schema {IN_MEMORY_SCHEMA}")
-        for table in copies:
-            copy = f'{IN_MEMORY_SCHEMA}."{table}"'
-            connection.execute(f'create table {copy} as select * from "{table}"')
-            connection.execute(f'create or replace view "{table}" as select * from {copy}')
+        for table, source in sources.items():
+            if table not in copies:
+                connection.execute(_view(table, source))
+        for table in copies:  # a table, not a view over one: a view costs every query that reads it
+            connection.execute(f'create table "{table}" as select * from {sources[table]}')
         for table in empty_tables:
-            if table not in statements:
+            if table not in sources:
                 connection.register(table, SCHEMAS[table].empty_table())
         return connection
 
@@ -354,6 +360,11 @@ class DayWriter:
             )
         self._writer.write_table(group, row_group_size=max(1, group.num_rows))
         self._pending, self._pending_rows = [], 0
+
+
+def _view(table: str, source: str) -> str:
+    """The statement making ``table`` a view of ``source``."""
+    return f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM {source}'
 
 
 def glob_escape(path: Path) -> str:

@@ -8,8 +8,7 @@ disagree. Rows are fully ordered, so the same warehouse gives the same report.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -21,7 +20,6 @@ from calo_assets.checks import CheckOutcome, CheckSettings
 from calo_assets.warehouse import Warehouse
 
 _WINDOW = "day between $first and $last"
-_IN_MEMORY = "report_inputs"
 LEGACY_ACTION = "(legacy, no action)"  # transactions logged before actions existed
 NOT_LINKED = "(not linked to a transaction)"  # errors logged while no transaction was being synced
 _ERROR_ACTION = f"coalesce(action, case when transaction_id is null then '{NOT_LINKED}' else '{LEGACY_ACTION}' end)"
@@ -236,7 +234,8 @@ DETAIL_QUERIES: dict[str, str] = {
         order by user_id, occurred_at, transaction_id""",
 }
 
-# Inputs that one query reads (copying them first would read them twice), and log_events.
+# Inputs that one query reads (copying them first would read them twice), and log_events (the report
+# only counts its rows and days, which Parquet files answer fast).
 _READ_ONCE = frozenset(
     {"log_events", "invocations", "sync_outcomes", "overdrafts", "runtime_versions", "error_types"}
 )
@@ -248,24 +247,50 @@ REPORT_INPUTS = (
     "runtime_versions",
     "error_types",
 )
+# The others are copied into memory (``Warehouse.connect``): several queries read each of them, and a
+# daily table is one small file per day.
+_COPIED = tuple(table for table in REPORT_INPUTS if table not in _READ_ONCE)
 
 
 @dataclass
 class ReportData:
-    """The rows and figures of one report; ``first..last`` is the period: the days of the requested
-    window that hold at least one log record."""
+    """The rows and figures of one report (``publish`` returns it in ``Published.data``).
 
-    first: date
-    last: date
-    window: tuple[date, date] | None = None  # the days asked for, of which first..last hold logs
-    report_figures: metrics.ReportFigures | None = None  # for ``window``, as computed
+    The figures are held once, in ``report_figures``: ``figures``, ``overview``, ``checks`` and the
+    period ``first..last`` (the days of ``window`` that hold at least one log record) read them there.
+    """
+
+    window: tuple[date, date]  # the days asked for
+    report_figures: metrics.ReportFigures  # for ``window``, as computed (the checks included)
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: list[metrics.Figure] = field(default_factory=list)  # headline
-    overview: list[metrics.Figure] = field(default_factory=list)  # the Overview's own
-    checks: list[CheckOutcome] = field(default_factory=list)
     cache: dict[str, object] = field(
         default_factory=dict
     )  # what the writers derive once per report
+
+    @property
+    def first(self) -> date:
+        """The period's first day."""
+        return self.report_figures.period.first
+
+    @property
+    def last(self) -> date:
+        """The period's last day."""
+        return self.report_figures.period.last
+
+    @property
+    def figures(self) -> list[metrics.Figure]:
+        """The headline figures."""
+        return self.report_figures.headline
+
+    @property
+    def overview(self) -> list[metrics.Figure]:
+        """The Overview's own figures."""
+        return self.report_figures.overview
+
+    @property
+    def checks(self) -> list[CheckOutcome]:
+        """Every check's outcome for ``window``."""
+        return self.report_figures.checks
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         return self.frames[name]
@@ -280,18 +305,18 @@ def load(
 ) -> ReportData:
     """Every figure and every report query over the warehouse for ``first..last``.
 
-    The inputs are read from their Parquet files once, into memory, and every query runs on that copy
-    (most tables are read by several queries; a table is about a hundred small files), unless
-    ``connection`` is given: a ``Warehouse.connect`` holding every input already, left open.
+    The inputs read by several queries are copied into memory once (``Warehouse.connect``, up to its
+    ``COPY_BYTES``), and every query runs on that copy, unless ``connection`` is given: a
+    ``Warehouse.connect`` holding every input already, left open.
     """
-    opened = nullcontext(connection) if connection is not None else _connect_once(warehouse)
+    opened = (
+        nullcontext(connection)
+        if connection is not None
+        else warehouse.connect(empty_tables=REPORT_INPUTS, in_memory=_COPIED)
+    )
     with opened as connection:
-        figures = metrics.report_figures(connection, first, last, check_settings)
-        data = ReportData(figures.period.first, figures.period.last, (first, last), figures)
-        data.figures, data.overview, data.checks = (
-            figures.headline,
-            figures.overview,
-            figures.checks,
+        data = ReportData(
+            (first, last), metrics.report_figures(connection, first, last, check_settings)
         )
         window = {"first": data.first, "last": data.last}
         for name, sql in QUERIES.items():
@@ -305,24 +330,6 @@ def load(
         columns=["check", "passed", "detail"],
     )
     return data
-
-
-@contextmanager
-def _connect_once(warehouse: Warehouse) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A connection over the report's inputs, each read once (``_read_inputs_once``)."""
-    with warehouse.connect(empty_tables=REPORT_INPUTS) as connection:
-        _read_inputs_once(connection)
-        yield connection
-
-
-def _read_inputs_once(connection: duckdb.DuckDBPyConnection) -> None:
-    """Copy every input read more than once into an in-memory schema searched first (``log_events``
-    stays on disk: the report only counts its rows and days, which Parquet files answer fast)."""
-    connection.execute(f"create schema {_IN_MEMORY}")
-    for table in REPORT_INPUTS:
-        if table not in _READ_ONCE:
-            connection.execute(f'create table {_IN_MEMORY}."{table}" as select * from "{table}"')
-    connection.execute(f"set search_path = '{_IN_MEMORY},main'")
 
 
 def _query(

@@ -18,10 +18,9 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from calo_assets import metrics
 from calo_assets.checks import CheckSettings
 from calo_assets.report.csv_files import csv_safe, write_csv_files
-from calo_assets.report.data import load
+from calo_assets.report.data import ReportData, load
 from calo_assets.report.figures import HEIGHT, TRACE_TYPES, WIDTH, build_figures
 from calo_assets.report.html import html_page, kpi_table
 from calo_assets.report.images import OPEN_TIMEOUT, ChartImages, find_browser
@@ -54,15 +53,12 @@ class Published:
     workbook: Path
     html_page: Path
     csv_files: list[Path]
+    data: ReportData  # what the files show: the window, its figures and checks, the rows
     images: list[Path] = field(default_factory=list)
     images_skipped: str | None = None
     sheets: list[str] = field(default_factory=list)
     charts: list[str] = field(default_factory=list)
     kpis: pd.DataFrame = field(default_factory=pd.DataFrame)  # the figure grid, as display text
-    figures: list[metrics.Figure] = field(default_factory=list)  # headline, then the Overview's
-    # The days asked for, and what metrics.report_figures gives for them (the checks included).
-    window: tuple[date, date] | None = None
-    report_figures: metrics.ReportFigures | None = None
     seconds: dict[str, float] = field(default_factory=dict)  # wall-clock time of each stage
     # What went wrong without stopping the report (e.g. the chart browser's start-up retried).
     warnings: list[str] = field(default_factory=list)
@@ -88,7 +84,8 @@ def publish(
     began = time.perf_counter()
     output.mkdir(parents=True, exist_ok=True)
     bundle = plotly_bundle(TRACE_TYPES)
-    drawing, skipped = charts or start_charts(images, browser_timeout)
+    charts = charts if charts is not None else start_charts(images, browser_timeout)
+    drawing = charts.drawing
     stages = _Stages()
     try:
         with stages("queries"):
@@ -111,8 +108,7 @@ def publish(
         with stages("waiting for the PNGs"):
             written = drawing.wait() if drawing is not None else []
     except BaseException:
-        if drawing is not None:
-            drawing.cancel()
+        charts.cancel()
         raise
     if drawing is not None:
         stages.seconds |= {
@@ -124,29 +120,39 @@ def publish(
         workbook=output / WORKBOOK,
         html_page=output / HTML_PAGE,
         csv_files=csv_files,
+        data=data,
         images=written,
-        images_skipped=skipped,
+        images_skipped=charts.skipped,
         sheets=contents["sheets"],
         charts=contents["charts"],
         kpis=kpis,
-        figures=[*data.figures, *data.overview],
-        window=data.window,
-        report_figures=data.report_figures,
         seconds=stages.seconds,
         warnings=list(drawing.warnings) if drawing is not None else [],
     )
 
 
-ChartBrowser = tuple[ChartImages | None, str | None]  # the browser started, or why there is none
+@dataclass(frozen=True)
+class ChartBrowser:
+    """The browser drawing the report's PNG charts (``start_charts``), or why there is none."""
+
+    drawing: ChartImages | None
+    skipped: str | None = None  # why the PNGs are not drawn, when ``drawing`` is None
+
+    def cancel(self) -> None:
+        """Close the browser without drawing anything (nothing to do when there is none)."""
+        if self.drawing is not None:
+            self.drawing.cancel()
 
 
 def start_charts(images: bool = True, browser_timeout: float = OPEN_TIMEOUT) -> ChartBrowser:
     """The browser for the report's PNG charts, starting in a background thread from now on, or
-    None and why there is none. ``publish`` draws the charts with it, or ``cancel`` it."""
+    why there is none. ``publish`` draws the charts with it, or ``cancel`` it."""
     browser, skipped = _browser(images)
     if browser is None:
-        return None, skipped
-    return ChartImages(browser, plotly_bundle(TRACE_TYPES), WIDTH, HEIGHT, browser_timeout), None
+        return ChartBrowser(None, skipped)
+    return ChartBrowser(
+        ChartImages(browser, plotly_bundle(TRACE_TYPES), WIDTH, HEIGHT, browser_timeout)
+    )
 
 
 class _Stages:
