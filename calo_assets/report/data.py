@@ -242,7 +242,6 @@ _READ_ONCE = frozenset(
 REPORT_INPUTS = (
     *metrics.INPUTS,
     "user_exposure",
-    "overdrafts",
     "runtime_daily",
     "runtime_versions",
     "error_types",
