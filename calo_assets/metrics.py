@@ -3,11 +3,11 @@
 The workbook, the HTML page, the CSV files, the ``calo-report`` summary and the Dagster metadata read
 figures from here and compute none of their own; the checks they show are ``calo_assets.checks``'.
 Each figure is one SQL aggregate over the warehouse's tables (any DuckDB connection that has the
-``INPUTS``: ``Warehouse.connect()``, some of them copied into memory) for the UTC days ``first..last``; exposure is as known at the end of the
-period's last day (``exposure_daily``: the latest gap per user up to that day). A figure per currency
-is also given in total when adding makes sense (counts, never money); rows without a currency are
-counted under ``UNKNOWN_CURRENCY`` so the currencies add up to the total. Metrics of one source are
-computed by one query.
+``INPUTS``: ``Warehouse.connect()``, some of them copied into memory) for the UTC days
+``first..last``; exposure is as known at the end of the period's last day (``exposure_daily``: the
+latest gap per user up to that day). A figure per currency is also given in total when adding makes
+sense (counts, never money); rows without a currency are counted under ``UNKNOWN_CURRENCY`` so the
+currencies add up to the total. Metrics of one source are computed by one query.
 
 API: ``headline``, ``overview``, ``checks``, ``period`` (or ``report_figures`` for all four at once)
 give ``Figure``, ``CheckOutcome`` and ``Period`` values; ``window_figures`` and ``daily_figures`` give
