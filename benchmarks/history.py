@@ -44,12 +44,11 @@ log_dir, warehouse, reports, images = sys.argv[1], sys.argv[2], sys.argv[3], sys
 first, last = export_window(discover(log_dir))  # the days calo-report materializes
 result = dg.materialize(
     [*defs.assets, *defs.asset_checks],
-    resources=resources_for(log_dir, warehouse, reports),
+    resources=resources_for(log_dir, warehouse, reports, chart_images=images),
     tags={"dagster/asset_partition_range_start": first.isoformat(), "dagster/asset_partition_range_end": last.isoformat()},
     instance=dg.DagsterInstance.ephemeral(),
     run_config={
         "loggers": {"console": {"config": {"log_level": "ERROR"}}},
-        "ops": {"balance_sync_report": {"config": {"chart_images": images}}},
     },
 )
 assert result.success

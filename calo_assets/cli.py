@@ -215,6 +215,7 @@ def _run_through_dagster(
             output,
             workers=args.workers,
             mask_personal_data=settings.mask_personal_data,
+            chart_images=not args.no_chart_images,
         ),
         instance=instance,
         tags={
@@ -224,7 +225,6 @@ def _run_through_dagster(
         },
         run_config={
             "loggers": {"console": {"config": {"log_level": "WARNING" if args.quiet else "INFO"}}},
-            "ops": {"balance_sync_report": {"config": {"chart_images": not args.no_chart_images}}},
         },
         raise_on_error=False,
     )

@@ -466,7 +466,8 @@ def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
     import asyncio
     import logging
 
-    from calo_assets.defs.report import ReportConfig, balance_sync_report
+    from calo_assets.defs.report import balance_sync_report
+    from calo_assets.defs.resources import ChartBrowserResource
     from calo_assets.report import images
 
     _, warehouse = sample_run
@@ -481,14 +482,9 @@ def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
 
     monkeypatch.setattr(images._OneTab, "open", first_hangs)
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [balance_sync_report],
-        resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "reports"),
-        instance=instance,
-        run_config=dg.RunConfig(
-            {"balance_sync_report": ReportConfig(chart_browser_timeout_seconds=2.0)}
-        ),
-    )
+    resources = resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "reports")
+    resources["chart_browser"] = ChartBrowserResource(start_timeout_seconds=2.0)
+    result = dg.materialize([balance_sync_report], resources=resources, instance=instance)
     assert result.success and len(starts) == 2
     (event,) = result.get_asset_materialization_events()
     metadata = event.step_materialization_data.materialization.metadata
@@ -506,6 +502,62 @@ def test_a_stalled_chart_browser_is_a_warning_in_the_log_and_the_metadata(
     assert metadata["workbook"].value == str(
         tmp_path / "reports" / "balance_sync_analytics_report.xlsx"
     )
+
+
+def test_the_chart_browser_starts_with_the_run_and_is_closed_when_it_ends(
+    sample_run, tmp_path, monkeypatch
+):
+    """The chart browser starts before the run's first step (its start-up overlaps the steps before
+    the report), draws the report's charts, and is closed at the end of the run; with
+    CALO_CHART_IMAGES=false it is not started at all."""
+    import time
+
+    from calo_assets.defs import resources as resources_module
+    from calo_assets.defs.report import balance_sync_report
+    from calo_assets.report.figures import CHARTS
+    from calo_assets.report.publish import ChartBrowser
+
+    _, warehouse = sample_run
+    started, closed = [], []
+    real_start, real_cancel = resources_module.start_charts, ChartBrowser.cancel
+
+    def start(*args):
+        started.append(time.time())
+        return real_start(*args)
+
+    def cancel(self):
+        closed.append(self)
+        real_cancel(self)
+
+    monkeypatch.setattr(resources_module, "start_charts", start)
+    monkeypatch.setattr(ChartBrowser, "cancel", cancel)
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize(
+        ALL_ASSETS,
+        selection="key:user_summary or key:balance_sync_report",
+        resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "reports"),
+        instance=instance,
+    )
+    assert result.success
+    first_step = min(
+        entry.timestamp
+        for entry in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.STEP_START)
+    )
+    assert len(started) == 1 and started[0] < first_step
+    assert len(closed) == 1 and closed[0].drawing is not None
+    report = result.asset_materializations_for_node("balance_sync_report")[0].metadata
+    assert report["chart images"].value == len(CHARTS)
+
+    monkeypatch.setenv("CALO_CHART_IMAGES", "false")
+    result = dg.materialize(
+        [balance_sync_report],
+        resources=resources_for(SAMPLE_LOG_DIR, warehouse.root, tmp_path / "off"),
+        instance=instance,
+    )
+    report = result.asset_materializations_for_node("balance_sync_report")[0].metadata
+    assert closed[-1].drawing is None and closed[-1].skipped == "chart images turned off"
+    assert report["chart images"].value == 0
+    assert report["chart images skipped"].value == "chart images turned off"
 
 
 def test_metadata_shows_money_as_plain_decimals_and_paths_as_paths(sample_run):

@@ -8,19 +8,16 @@ import pyarrow as pa
 from calo_assets import pipeline
 from calo_assets.defs.metadata import preview_value
 from calo_assets.defs.partitions import CODE_VERSION, OWNERS, single_run
-from calo_assets.defs.resources import ReportOutput, WarehouseResource
+from calo_assets.defs.resources import ChartBrowserResource, ReportOutput, WarehouseResource
 from calo_assets.report.data import REPORT_INPUTS
-from calo_assets.report.images import OPEN_TIMEOUT
 
 
 class ReportConfig(dg.Config):
-    """Days the report covers (UTC, inclusive); empty means every materialized day. Whether to draw
-    the chart images, and the seconds the chart browser is given to start (it is tried twice)."""
+    """Days the report covers (UTC, inclusive); empty means every materialized day. (The chart
+    images are the ``chart_browser`` resource's.)"""
 
     first_day: str = ""
     last_day: str = ""
-    chart_images: bool = True
-    chart_browser_timeout_seconds: float = OPEN_TIMEOUT
 
 
 @dg.asset(
@@ -42,6 +39,7 @@ def balance_sync_report(
     config: ReportConfig,
     warehouse: WarehouseResource,
     report_output: ReportOutput,
+    chart_browser: ChartBrowserResource,
 ) -> dg.MaterializeResult:
     """Publish the report for the configured window (every materialized day by default)."""
     try:
@@ -53,9 +51,10 @@ def balance_sync_report(
             report_output.path,
             first.isoformat(),
             last.isoformat(),
-            images=config.chart_images,
+            images=chart_browser.images,
             check_settings=warehouse.check_settings,
-            browser_timeout=config.chart_browser_timeout_seconds,
+            browser_timeout=chart_browser.start_timeout_seconds,
+            charts=chart_browser.charts,
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc

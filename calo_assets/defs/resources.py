@@ -1,5 +1,6 @@
 """Resources, one per external system: the log export, the warehouse, the report's output folder,
-the CloudWatch log group the daily run exports from, and the alert webhook.
+the browser that draws the report's PNG charts, the CloudWatch log group the daily run exports
+from, and the alert webhook.
 
 Each is configured from its ``CALO_*`` variable with ``dg.EnvVar`` when the variable is set (the
 launchpad then shows the variable, not a machine's path), else from the default of ``Settings``.
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from calo_assets.alerts import AlertSettings, parse_thresholds
 from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE, CheckSettings
@@ -22,6 +23,8 @@ from calo_assets.logs.ingest import IngestOptions, default_workers
 from calo_assets.logs.limits import ReadLimits
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES
 from calo_assets.logs.source import S3Prefix, log_location
+from calo_assets.report.images import OPEN_TIMEOUT
+from calo_assets.report.publish import ChartBrowser, start_charts
 from calo_assets.warehouse import ROW_GROUP_ROWS, Warehouse
 
 
@@ -145,6 +148,41 @@ class ReportOutput(dg.ConfigurableResource):
         return Path(self.directory)
 
 
+class ChartBrowserResource(dg.ConfigurableResource):
+    """The headless Chromium-family browser that draws the report's PNG charts
+    (``CALO_CHART_IMAGES``: false skips them; ``CALO_CHART_BROWSER_TIMEOUT_SECONDS``: how long it is
+    given to start, twice).
+
+    It starts when a run that publishes the report begins, in a background thread, so its start-up
+    overlaps the steps before the report instead of delaying it; it is closed when the run ends.
+    """
+
+    images: bool = True
+    start_timeout_seconds: float = OPEN_TIMEOUT
+    _started: ChartBrowser | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._started = start_charts(self.images, self.start_timeout_seconds)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._started is not None:  # closed without drawing, unless the report drew with it
+            self._started.cancel()
+
+    @property
+    def charts(self) -> ChartBrowser:
+        """The browser started for this run (or why there is none)."""
+        if self._started is None:  # used outside a run (e.g. a direct call in a test)
+            self._started = start_charts(self.images, self.start_timeout_seconds)
+        return self._started
+
+    @classmethod
+    def from_env(cls, images: bool = True) -> ChartBrowserResource:
+        return cls(
+            images=images and _flag("CALO_CHART_IMAGES", True),
+            start_timeout_seconds=_number("CALO_CHART_BROWSER_TIMEOUT_SECONDS", OPEN_TIMEOUT),
+        )
+
+
 def _from_env(variable: str, default: Path | str) -> Any:
     return dg.EnvVar(variable) if os.environ.get(variable, "").strip() else str(default)
 
@@ -159,6 +197,17 @@ def _number(variable: str, default: float) -> float:
         raise ValueError(f"{variable}={value!r} is not a number") from exc
 
 
+def _flag(variable: str, default: bool) -> bool:
+    value = os.environ.get(variable, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{variable}={value!r} is not true or false")
+
+
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
     """The code location's resources, from the environment."""
     settings = settings or Settings.from_env()
@@ -171,6 +220,7 @@ def default_resources(settings: Settings | None = None) -> dict[str, dg.Configur
             directory=_from_env("CALO_WAREHOUSE_DIR", settings.warehouse_dir)
         ),
         "report_output": ReportOutput(directory=_from_env("CALO_REPORT_DIR", settings.report_dir)),
+        "chart_browser": ChartBrowserResource.from_env(),
         "cloudwatch": CloudWatchLogGroup.from_env(),
         "alerts_webhook": AlertWebhook.from_env(),
     }
@@ -182,6 +232,7 @@ def resources_for(
     report_dir: Path,
     workers: int = 0,
     mask_personal_data: bool = True,
+    chart_images: bool = True,
     **reading: Any,
 ) -> dict[str, dg.ConfigurableResource]:
     """Resources for explicit folders (``calo-report``, tests, benchmarks)."""
@@ -198,6 +249,7 @@ def resources_for(
             directory=str(warehouse_dir), max_discrepancy_rate=rate, row_group_rows=row_group_rows
         ),
         "report_output": ReportOutput(directory=str(report_dir)),
+        "chart_browser": ChartBrowserResource.from_env(chart_images),
         "cloudwatch": CloudWatchLogGroup.from_env(),
         "alerts_webhook": AlertWebhook.from_env(),
     }
