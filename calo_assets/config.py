@@ -28,7 +28,7 @@ def _env_logs(name: str, default: Path) -> Path | S3Prefix:
     return _env_path(name, default)
 
 
-def _env_flag(name: str, default: bool) -> bool:
+def env_flag(name: str, default: bool) -> bool:
     value = os.environ.get(name, "").strip().lower()
     if not value:
         return default
@@ -61,5 +61,5 @@ class Settings:
             warehouse_dir=_env_path("CALO_WAREHOUSE_DIR", PROJECT_ROOT / "data" / "warehouse"),
             report_dir=_env_path("CALO_REPORT_DIR", PROJECT_ROOT / "data" / "reports"),
             first_day=first_day,
-            mask_personal_data=_env_flag("CALO_MASK_PERSONAL_DATA", True),
+            mask_personal_data=env_flag("CALO_MASK_PERSONAL_DATA", True),
         )

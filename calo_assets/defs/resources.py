@@ -18,7 +18,7 @@ from pydantic import Field, PrivateAttr
 from calo_assets.alerts import AlertSettings, parse_thresholds
 from calo_assets.checks import DEFAULT_MAX_DISCREPANCY_RATE, CheckSettings
 from calo_assets.cloudwatch_export import SETTLE_HOURS, ExportConfig
-from calo_assets.config import Settings
+from calo_assets.config import Settings, env_flag
 from calo_assets.logs.ingest import IngestOptions, default_workers
 from calo_assets.logs.limits import ReadLimits
 from calo_assets.logs.reader import DEFAULT_MAX_BYTES
@@ -178,7 +178,7 @@ class ChartBrowserResource(dg.ConfigurableResource):
     @classmethod
     def from_env(cls, images: bool = True) -> ChartBrowserResource:
         return cls(
-            images=images and _flag("CALO_CHART_IMAGES", True),
+            images=images and env_flag("CALO_CHART_IMAGES", True),
             start_timeout_seconds=_number("CALO_CHART_BROWSER_TIMEOUT_SECONDS", OPEN_TIMEOUT),
         )
 
@@ -195,17 +195,6 @@ def _number(variable: str, default: float) -> float:
         return float(value)
     except ValueError as exc:
         raise ValueError(f"{variable}={value!r} is not a number") from exc
-
-
-def _flag(variable: str, default: bool) -> bool:
-    value = os.environ.get(variable, "").strip().lower()
-    if not value:
-        return default
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{variable}={value!r} is not true or false")
 
 
 def default_resources(settings: Settings | None = None) -> dict[str, dg.ConfigurableResource]:
