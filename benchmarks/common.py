@@ -46,6 +46,19 @@ def best_of(repeat: int, work) -> tuple[float, object]:
     return best, result
 
 
+def best_per_name(rounds: list[dict[str, float]]) -> dict[str, float]:
+    """The best (lowest) time of each name over ``rounds``."""
+    return {name: min(round_[name] for round_ in rounds) for name in rounds[0]}
+
+
+def print_figures(title: str, figures: dict[str, float]) -> None:
+    """``title``, then each figure on its own line, aligned."""
+    print(title)
+    width = max(map(len, figures))
+    for name, value in figures.items():
+        print(f"  {name:<{width}} {value:8.2f}")
+
+
 def materialize(
     log_dir: Path,
     warehouse: Path,

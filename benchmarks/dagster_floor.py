@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         _replica_process(Path(argv[1]), argv[2], argv[3])
         return {}
     from benchmarks import postgres
-    from benchmarks.common import add_log_dir_argument
+    from benchmarks.common import add_log_dir_argument, best_per_name, print_figures
     from benchmarks.one_shot import calo_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -229,15 +229,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     ),
                 }
             )
-    best = {name: min(round_[name] for round_ in rounds) for name in rounds[0]}
+    best = best_per_name(rounds)
     one_shot = best["calo-report (s)"]
     best["Dagster alone / calo-report"] = best["Dagster alone: the replica's run (s)"] / one_shot
     best["with DAGSTER_HOME / calo-report"] = best["calo-report with DAGSTER_HOME (s)"] / one_shot
     storage = "PostgreSQL" if args.postgres else "SQLite"
-    print(f"days {first} to {last}, DAGSTER_HOME on {storage}, best of {len(rounds)} rounds:")
-    width = max(map(len, best))
-    for name, value in best.items():
-        print(f"  {name:<{width}} {value:8.2f}")
+    title = f"days {first} to {last}, DAGSTER_HOME on {storage}, best of {len(rounds)} rounds:"
+    print_figures(title, best)
     return best
 
 

@@ -36,7 +36,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from benchmarks import postgres
-from benchmarks.common import add_log_dir_argument, best_of
+from benchmarks.common import add_log_dir_argument, best_of, best_per_name, print_figures
 from benchmarks.parse_vs_gzip import bare_read
 from calo_assets.config import PROJECT_ROOT
 from calo_assets.logs.export import discover
@@ -153,16 +153,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for index in range(args.repeat):
             timed = {name: variants[name]() for name in round_order(names, index)}
             rounds.append({name: timed[name] for name in names})
-    best = {name: min(round_[name] for round_ in rounds) for name in rounds[0]}
+    best = best_per_name(rounds)
     best["calo-report / bare read"] = best["calo-report (s)"] / best["bare gzip read (s)"]
     for name in list(best):
         if name.startswith("calo-report with") or name.startswith("with DAGSTER_HOME on"):
             label = name.removeprefix("calo-report ").removesuffix(" (s)")
             best[f"{label} / calo-report"] = best[name] / best["calo-report (s)"]
-    print(f"{len(paths)} stream files, best of {len(rounds)} interleaved rounds:")
-    width = max(map(len, best))
-    for name, value in best.items():
-        print(f"  {name:<{width}} {value:8.2f}")
+    print_figures(f"{len(paths)} stream files, best of {len(rounds)} interleaved rounds:", best)
     return best
 
 

@@ -144,3 +144,9 @@ def test_one_shot_rounds_change_their_order_so_no_variant_always_follows_the_sam
             assert name != previous
             before[name].add(previous)
         assert {name for name, previous in before.items() if len(previous) < 2} == set(), names
+
+
+def test_dagster_floor_benchmark_runs():
+    figures = dagster_floor.main(["--log-dir", str(SAMPLE_LOG_DIR), "--repeat", "1"])
+    assert figures["Dagster alone: the replica's run (s)"] > 0
+    assert figures["with DAGSTER_HOME / calo-report"] > 0
