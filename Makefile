@@ -89,6 +89,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.anomalies
 	$(BIN)/python -m benchmarks.history --plot docs/stage_times.png
 	$(BIN)/python -m benchmarks.dagster_events
+	$(BIN)/python -m benchmarks.dagster_floor --postgres
 	$(BIN)/python -m benchmarks.memory --bytes-per-day $(BENCH_MEMORY_DAY)
 	$(BIN)/python -m benchmarks.big_streams
 	$(BIN)/python -m benchmarks.report

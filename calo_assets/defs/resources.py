@@ -153,27 +153,25 @@ class ChartBrowserResource(dg.ConfigurableResource):
     (``CALO_CHART_IMAGES``: false skips them; ``CALO_CHART_BROWSER_TIMEOUT_SECONDS``: how long it is
     given to start, twice).
 
-    It starts when a run that publishes the report begins, in a background thread, so its start-up
-    overlaps the steps before the report instead of delaying it; it is closed when the run ends.
+    It starts when the report step asks for it, in a background thread, so its start-up overlaps
+    the report's queries and workbook, and it is closed when the run ends. (Started with the run
+    instead, it took the cores from the ingest: slower in all, docs/performance.md.)
     """
 
     images: bool = True
     start_timeout_seconds: float = OPEN_TIMEOUT
     _started: ChartBrowser | None = PrivateAttr(default=None)
 
-    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
-        self._started = start_charts(self.images, self.start_timeout_seconds)
+    @property
+    def charts(self) -> ChartBrowser:
+        """The browser, started on first use (or why there is none)."""
+        if self._started is None:
+            self._started = start_charts(self.images, self.start_timeout_seconds)
+        return self._started
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._started is not None:  # closed without drawing, unless the report drew with it
             self._started.cancel()
-
-    @property
-    def charts(self) -> ChartBrowser:
-        """The browser started for this run (or why there is none)."""
-        if self._started is None:  # used outside a run (e.g. a direct call in a test)
-            self._started = start_charts(self.images, self.start_timeout_seconds)
-        return self._started
 
     @classmethod
     def from_env(cls, images: bool = True) -> ChartBrowserResource:
