@@ -1,12 +1,13 @@
 """Data-quality checks, each defined once, over the warehouse's views, without Dagster.
 
-A check is rows read over a DuckDB connection with the warehouse's views (``Warehouse.connect()``
-or the report's copy) for the UTC days ``first..last``, and a judgement of its rows. Rows that are
-figures of ``calo_assets.metrics`` are read from there; the others are a query of the check's own. A
-daily check's rows start with their day: the same judgement gives each day's result (Dagster records
-one per partition) and the result over a window (the report, ``calo-report``); ``Check.over_days``
-gives the result over the days judged one by one. The report's Checks sheet, ``calo-report``'s exit
-code and the Dagster asset checks all read ``evaluate``.
+A check is rows read over a DuckDB connection with the warehouse's tables (``Warehouse.connect()``;
+the tables the checks read are among ``metrics.INPUTS``) for the UTC days ``first..last``, and a
+judgement of its rows. Rows that are figures of ``calo_assets.metrics`` are read from there; the
+others are a query of the check's own. A daily check's rows start with their day: the same
+judgement gives each day's result (Dagster records one per partition) and the result over a window
+(the report, ``calo-report``); ``Check.over_days`` gives the result over the days judged one by
+one. The report's Checks sheet, ``calo-report``'s exit code and the Dagster asset checks all read
+``evaluate``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ PREVIEW_BREAKS = 5
 PREVIEW_DAYS = 20
 DEFAULT_MAX_DISCREPANCY_RATE = 0.5
 WHOLE_HISTORY = (date(1, 1, 1), date(9999, 12, 31))
-# The tables the checks read are among ``metrics.INPUTS``.
 
 
 @dataclass(frozen=True)
@@ -209,15 +209,11 @@ def _discrepancies_per_transaction(
     per_day = metrics.daily_figures(
         connection, ("transactions", "discrepancy_events"), first, last, every_day=False
     )
-    counts = [
-        (
-            day,
-            metrics.find(figures, "transactions").value,
-            metrics.find(figures, "discrepancy_events").value,
-        )
+    return [
+        (day, metrics.find(figures, "discrepancy_events").value / transactions)
         for day, figures in per_day.items()
+        if (transactions := metrics.find(figures, "transactions").value)
     ]
-    return [(day, events / transactions) for day, transactions, events in counts if transactions]
 
 
 def _discrepancy_rate(rows: Rows, settings: CheckSettings) -> Judgement:
@@ -230,15 +226,15 @@ def _discrepancy_rate(rows: Rows, settings: CheckSettings) -> Judgement:
     )
 
 
-_SCORED = ("transactions_scored", "anomalies", "scored_contamination")
+_ANOMALY_SHARE_FIGURES = ("transactions_scored", "anomalies", "scored_contamination")
 
 
 def _scored(
     connection: duckdb.DuckDBPyConnection, first: date, last: date, _: CheckSettings
 ) -> Rows:
-    """One row: the figures ``_SCORED`` over the window."""
-    figures = metrics.window_figures(connection, _SCORED, first, last)
-    return [tuple(metrics.find(figures, name).value for name in _SCORED)]
+    """One row: the figures ``_ANOMALY_SHARE_FIGURES`` over the window."""
+    figures = metrics.window_figures(connection, _ANOMALY_SHARE_FIGURES, first, last)
+    return [tuple(metrics.find(figures, name).value for name in _ANOMALY_SHARE_FIGURES)]
 
 
 def _anomaly_share(rows: Rows, _: CheckSettings) -> Judgement:

@@ -293,7 +293,8 @@ def summary(warehouse: Warehouse, figures: metrics.ReportFigures) -> str:
         cells += [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
         lines.append("  " + "  ".join(cells).rstrip())
     failed = [check for check in figures.checks if not check.passed]
-    checks_line = f"Data checks: {len(figures.checks) - len(failed)} passed, {len(failed)} failed"
+    passed, failing = (metrics.find(figures.headline, name).value for name in metrics.CHECK_FIGURES)
+    checks_line = f"Data checks: {passed} passed, {failing} failed"
     if failed:
         checks_line += " (a warning is a finding; an error fails the run)"
     for check in failed:

@@ -7,7 +7,8 @@ Each figure is one SQL aggregate over the warehouse's tables (any DuckDB connect
 ``first..last``; exposure is as known at the end of the period's last day (``exposure_daily``: the
 latest gap per user up to that day). A figure per currency is also given in total when adding makes
 sense (counts, never money); rows without a currency are counted under ``UNKNOWN_CURRENCY`` so the
-currencies add up to the total. Metrics of one source are computed by one query.
+currencies add up to the total. Metrics of one source (and kind: per currency or not, window) are
+computed by one query.
 
 API: ``headline``, ``overview``, ``checks``, ``period`` (or ``report_figures`` for all four at once)
 give ``Figure``, ``CheckOutcome`` and ``Period`` values; ``window_figures`` and ``daily_figures`` give
@@ -350,43 +351,38 @@ ALERT_METRICS: tuple[_Metric, ...] = (
         total=False,
     ),
 )
-# Two history tables' own figures (shown on their materializations in Dagster, not in the report;
-# their attempted overdrafts are the report's negative_balance_rejections, and whether each day's
-# outcomes and published events add up is the every_transaction_accounted_for check's).
-_OVERDRAFTS = _window("overdrafts")
-_OUTCOMES = _window("sync_outcomes")
-HISTORY_TABLE_METRICS: tuple[_Metric, ...] = (
+# Figures shown on Dagster only, not in the report: two history tables' own (their attempted
+# overdrafts are the report's negative_balance_rejections, and whether each day's outcomes and
+# published events add up is the every_transaction_accounted_for check's), and the anomaly_share
+# check's evidence (with ``anomalies``).
+_DAGSTER_METRICS: tuple[_Metric, ...] = (
     _Metric(
         "overdrafts_applied",
         "applied overdrafts (a balance below zero applied)",
         "transactions",
-        _OVERDRAFTS,
+        _window("overdrafts"),
         "count(*) filter (where kind = 'applied')",
     ),
     _Metric(
         "published_events",
         "'event published' messages logged",
         "events",
-        _OUTCOMES,
+        _window("sync_outcomes"),
         "coalesce(sum(published_events), 0)::bigint",
         per_currency=False,
     ),
-)
-# The figures only the checks show, as their evidence (``anomaly_share``'s, with ``anomalies``).
-_SCORED = _window("anomaly_scores")
-CHECK_METRICS: tuple[_Metric, ...] = (
     _Metric(
         "transactions_scored",
         "transactions scored for anomalies",
         "transactions",
-        _SCORED,
+        _window("anomaly_scores"),
         "count(*)",
     ),
     _Metric(
         "scored_contamination",
         "contamination the transactions were scored with (weighted by transactions)",
         SHARE,
-        _SCORED,
+        _window("anomaly_scores"),
         "coalesce(sum(contamination) / count(*), 0)",
         per_currency=False,
     ),
@@ -397,8 +393,7 @@ _BY_NAME = {
         *METRICS,
         *OVERVIEW_METRICS,
         *ALERT_METRICS,
-        *HISTORY_TABLE_METRICS,
-        *CHECK_METRICS,
+        *_DAGSTER_METRICS,
     )
 }
 PERIOD_FIGURES = ("period_first", "period_last")
@@ -601,11 +596,22 @@ HISTORY_METRICS: dict[str, tuple[str, ...]] = {
 }
 
 
-def history_figures(connection: duckdb.DuckDBPyConnection, table: str) -> list[Figure]:
-    """The figures ``HISTORY_METRICS`` names for ``table``, over every day of the warehouse."""
+def history_figures(
+    connection: duckdb.DuckDBPyConnection, tables: Iterable[str]
+) -> dict[str, list[Figure]]:
+    """Per table of ``tables``: the figures ``HISTORY_METRICS`` names for it, over every day of the
+    warehouse (each table's own: a currency one table has is not added to another's)."""
     days = period(connection, date.min, date.max)
-    chosen = [_BY_NAME[name] for name in HISTORY_METRICS.get(table, ())]
-    return _figures(connection, chosen, days.first, days.last, days)
+    return {
+        table: _figures(
+            connection,
+            [_BY_NAME[name] for name in HISTORY_METRICS.get(table, ())],
+            days.first,
+            days.last,
+            days,
+        )
+        for table in tables
+    }
 
 
 # What the partitions of each daily table show in Dagster, beside their row count and preview.

@@ -42,7 +42,6 @@ from calo_assets.ledger.anomalies import (
 from calo_assets.logs.export import Discovery, discover
 from calo_assets.logs.ingest import IngestOptions, stream_days
 from calo_assets.logs.source import LogSourceError, S3Prefix
-from calo_assets.report.images import OPEN_TIMEOUT
 from calo_assets.report.publish import ChartBrowser, Published, publish, start_charts
 from calo_assets.tables.schema import SCHEMAS, to_rows, to_table
 from calo_assets.tables.sync import SYNC_TABLES, SyncDay, shared_transaction_ids
@@ -365,11 +364,7 @@ def build_history(
     with (
         nullcontext(connection)
         if connection is not None
-        else warehouse.connect(
-            empty_tables=_DAILY_INPUTS,
-            in_memory=[name for name in _DAILY_INPUTS if name in inputs],
-            tables=inputs,
-        )
+        else warehouse.connect(empty_tables=_DAILY_INPUTS, in_memory=_DAILY_INPUTS, tables=inputs)
     ) as shared:
         built: dict[str, pa.Table] = {}
         failed: dict[str, str] = {}
@@ -434,20 +429,24 @@ def report_window(
 def publish_report(
     warehouse: Warehouse,
     output: Path,
+    charts: ChartBrowser,
     first: str | None = None,
     last: str | None = None,
-    images: bool = True,
     check_settings: checks.CheckSettings | None = None,
-    browser_timeout: float = OPEN_TIMEOUT,
     connection: duckdb.DuckDBPyConnection | None = None,
-    charts: ChartBrowser | None = None,
 ) -> Published:
-    """Write the report for ``first..last`` (every materialized day by default) into ``output``;
-    its queries run on ``connection`` when given (a ``Warehouse.connect`` holding every table),
-    its PNGs are drawn by ``charts`` when given (``start_charts``)."""
+    """Write the report for ``first..last`` (every materialized day by default) into ``output``,
+    its PNGs drawn by ``charts`` (``start_charts``); its queries run on ``connection`` when given (a
+    ``Warehouse.connect`` holding every table)."""
     start, end = report_window(warehouse, first, last)
     return publish(
-        warehouse, output, start, end, images, check_settings, browser_timeout, connection, charts
+        warehouse,
+        output,
+        start,
+        end,
+        check_settings=check_settings,
+        connection=connection,
+        charts=charts,
     )
 
 
@@ -532,10 +531,9 @@ def run(
                 report = publish_report(
                     warehouse,
                     report_dir,
-                    images=images,
+                    charts,
                     check_settings=checks.CheckSettings(max_discrepancy_rate),
                     connection=connection,
-                    charts=charts,
                 )
                 timed("report", began)
             except BaseException:

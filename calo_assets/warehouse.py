@@ -109,15 +109,17 @@ class Warehouse:
         path = self.day_file(table, day)
         if not path.exists():
             return 0, SCHEMAS[table].empty_table()
-        parquet = pq.ParquetFile(path, filesystem=_LOCAL)
-        batches, kept = [], 0
-        for batch in parquet.iter_batches(batch_size=max(1, rows)):  # a batch ends with its group
-            if kept >= rows:
-                break
-            batches.append(batch.slice(0, rows - kept))
-            kept += batches[-1].num_rows
-        head = pa.Table.from_batches(batches, schema=parquet.schema_arrow)
-        return parquet.metadata.num_rows, _in_schema(SCHEMAS[table], head)
+        with pq.ParquetFile(path, filesystem=_LOCAL) as parquet:
+            batches, kept = [], 0
+            for batch in parquet.iter_batches(
+                batch_size=max(1, rows)
+            ):  # a batch ends with its group
+                if kept >= rows:
+                    break
+                batches.append(batch.slice(0, rows - kept))
+                kept += batches[-1].num_rows
+            head = pa.Table.from_batches(batches, schema=parquet.schema_arrow)
+            return parquet.metadata.num_rows, _in_schema(SCHEMAS[table], head)
 
     def day_row_groups(self, table: str, day: str) -> int:
         """Row groups of one day of a daily table, from the file's footer (0 when never written)."""
@@ -138,37 +140,31 @@ class Warehouse:
 
     def days(self, table: str) -> list[str]:
         """The days written for a daily table, sorted."""
-        folder = self.root / table
-        if not folder.is_dir():
-            return []
-        return sorted(
-            entry.name[4:]
-            for entry in folder.iterdir()
-            if entry.name.startswith("day=") and (entry / DATA_FILE).exists()
-        )
+        return sorted(day for day, path in self._day_files(table) if path.exists())
 
     def has_days(self, table: str) -> bool:
         """Whether a daily table has at least one day written (stops at the first one found: a
         connection's views only need to know, and the checks of a run open one per day checked)."""
-        folder = self.root / table
-        return folder.is_dir() and any(
-            entry.name.startswith("day=") and (entry / DATA_FILE).exists()
-            for entry in folder.iterdir()
-        )
+        return any(path.exists() for _, path in self._day_files(table))
 
     def bytes_on_disk(self, table: str) -> int:
         """Size of a table's Parquet files (0 when never written)."""
         if self.table_file(table).exists():
             return self.table_file(table).stat().st_size
         # One stat per day (``connect`` sizes every table it may copy, at every connection).
-        folder, size = self.root / table, 0
-        if not folder.is_dir():
-            return 0
-        for entry in folder.iterdir():
-            if entry.name.startswith("day="):
-                with suppress(FileNotFoundError, NotADirectoryError):
-                    size += (entry / DATA_FILE).stat().st_size
+        size = 0
+        for _, path in self._day_files(table):
+            with suppress(FileNotFoundError, NotADirectoryError):
+                size += path.stat().st_size
         return size
+
+    def _day_files(self, table: str) -> Iterator[tuple[str, Path]]:
+        """(day, its data file, written or not) of each day folder of a daily table."""
+        folder = self.root / table
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                if entry.name.startswith("day="):
+                    yield entry.name[4:], entry / DATA_FILE
 
     def read_all(self, table: str) -> pa.Table:
         """Every day of a daily table, or the whole of a history table."""
@@ -258,7 +254,7 @@ class Warehouse:
             except duckdb.IOException as exc:
                 log.warning("DuckDB views not refreshed (database in use?): %s", exc)
                 return list(statements)
-            _write_note(self.root / VIEWS_NOTE, _views_note(self.root, made))
+            write_text_atomically(self.root / VIEWS_NOTE, _views_note(self.root, made))
         return list(statements)
 
 
@@ -439,7 +435,8 @@ def _read_note(path: Path) -> str | None:
         return None
 
 
-def _write_note(path: Path, text: str) -> None:
+def write_text_atomically(path: Path, text: str) -> None:
+    """Replace the text file ``path`` whole: readers see the old text or the new one."""
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     temporary.write_text(text, encoding="utf-8")
     temporary.replace(path)

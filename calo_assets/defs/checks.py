@@ -22,6 +22,7 @@ from calo_assets.checks import CHECKS, WHOLE_HISTORY, CheckOutcome, days_not_pas
 from calo_assets.defs.metadata import LatestMaterializations, check_evaluations, check_result
 from calo_assets.defs.partitions import daily_partitions
 from calo_assets.defs.resources import WarehouseResource
+from calo_assets.warehouse import Warehouse
 
 # The checks of one family run in one step (a step costs a process); each can still run alone.
 _GROUPS = {
@@ -42,11 +43,13 @@ _GROUPS = {
 }
 
 
-def check_days(context: dg.AssetCheckExecutionContext, days_written: list[str]) -> list[str]:
+def _partitioned(context: dg.AssetCheckExecutionContext) -> bool:
+    return context.has_partition_key or context.has_partition_key_range
+
+
+def check_days(context: dg.AssetCheckExecutionContext, store: Warehouse, table: str) -> list[str]:
     """The days a daily check looks at: the run's partitions, else every day of its table."""
-    if context.has_partition_key or context.has_partition_key_range:
-        return list(context.partition_keys)
-    return days_written
+    return list(context.partition_keys) if _partitioned(context) else store.days(table)
 
 
 def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
@@ -74,14 +77,14 @@ def check_group(group: str, names: tuple[str, ...]) -> dg.AssetChecksDefinition:
                 if not check.daily:
                     yield check_result(check.evaluate(connection, *WHOLE_HISTORY, settings))
                     continue
-                days = check_days(context, store.days(check.table))
+                days = check_days(context, store, check.table)
                 per_day = check.evaluate_days(connection, days, settings)
                 failed = days_not_passed(per_day)
                 context.log.info(
                     f"{check.name}: {len(days)} day(s) of {check.table} checked, {len(failed)} failed"
                 )
                 outcomes: dict[str | None, CheckOutcome] = dict(per_day)
-                if not (context.has_partition_key or context.has_partition_key_range):
+                if not _partitioned(context):
                     # Run without a partition ("Execute" in the UI): the run's own result, over
                     # the days it checked, beside each day's result in its partition.
                     outcomes[None] = check.over_days(per_day)

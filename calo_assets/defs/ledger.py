@@ -56,17 +56,17 @@ def anomaly_scores(
 ):
     """Score each day of the run with a model fitted on the window of days ending at it."""
     settings = AnomalySettings(window_days=config.window_days, contamination=config.contamination)
+    days = list(context.partition_keys)
     try:
         table = pipeline.score_anomalies(
             warehouse.store,
-            list(context.partition_keys),
+            days,
             settings,
             log_source.ingest_options.workers,
             context.log.info,
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
-    days = list(context.partition_keys)
     per_day = table_days_figures(warehouse.store, ["anomaly_scores"], days)["anomaly_scores"]
     for day, figures in per_day.items():
         day_value = pa.scalar(date.fromisoformat(day), type=table.schema.field("day").type)
@@ -115,7 +115,7 @@ def whole_history_tables(
     figures = {}
     if wanted := [name for name in built if name in metrics.HISTORY_METRICS]:
         with warehouse.store.connect(empty_tables=metrics.INPUTS) as connection:
-            figures = {name: metrics.history_figures(connection, name) for name in wanted}
+            figures = metrics.history_figures(connection, wanted)
     for name, table in built.items():
         yield dg.MaterializeResult(
             asset_key=name,

@@ -43,21 +43,17 @@ def balance_sync_report(
 ) -> dg.MaterializeResult:
     """Publish the report for the configured window (every materialized day by default)."""
     try:
-        first, last = pipeline.report_window(
-            warehouse.store, config.first_day or None, config.last_day or None
-        )
         result = pipeline.publish_report(
             warehouse.store,
             report_output.path,
-            first.isoformat(),
-            last.isoformat(),
-            images=chart_browser.images,
+            chart_browser.charts,
+            config.first_day or None,
+            config.last_day or None,
             check_settings=warehouse.check_settings,
-            browser_timeout=chart_browser.start_timeout_seconds,
-            charts=chart_browser.charts,
         )
     except pipeline.PipelineError as exc:
         raise dg.Failure(str(exc)) from exc
+    first, last = result.data.window
     period = f"{first} to {last} (UTC days)"
     if config.first_day or config.last_day:
         why = "the first_day / last_day of the run config"

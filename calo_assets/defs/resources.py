@@ -2,8 +2,10 @@
 the browser that draws the report's PNG charts, the CloudWatch log group the daily run exports
 from, and the alert webhook.
 
-Each is configured from its ``CALO_*`` variable with ``dg.EnvVar`` when the variable is set (the
-launchpad then shows the variable, not a machine's path), else from the default of ``Settings``.
+The locations (log export, warehouse, report folder, webhook, log group) are configured from their
+``CALO_*`` variable with ``dg.EnvVar`` when it is set (the launchpad then shows the variable, not a
+machine's path), else from the default of ``Settings``; the other settings (numbers, switches) are
+read from their variables when the definitions load.
 """
 
 from __future__ import annotations
@@ -154,8 +156,9 @@ class ChartBrowserResource(dg.ConfigurableResource):
     given to start, twice).
 
     It starts when the report step asks for it, in a background thread, so its start-up overlaps
-    the report's queries and workbook, and it is closed when the run ends. (Started with the run
-    instead, it took the cores from the ingest: slower in all, docs/performance.md.)
+    the report's queries and workbook; it is closed when the resource is torn down (the end of the
+    run, with the in-process executor the definitions use). Started with the run instead, it took
+    the cores from the ingest: slower in all (docs/performance.md).
     """
 
     images: bool = True

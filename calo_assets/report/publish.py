@@ -26,7 +26,7 @@ from calo_assets.report.html import html_page, kpi_table
 from calo_assets.report.images import OPEN_TIMEOUT, ChartImages, find_browser
 from calo_assets.report.plotlyjs import plotly_bundle
 from calo_assets.report.workbook import build_workbook
-from calo_assets.warehouse import Warehouse
+from calo_assets.warehouse import Warehouse, write_text_atomically
 
 __all__ = [
     "CHART_FOLDER",
@@ -104,7 +104,7 @@ def publish(
             csv_files = write_csv_files(data, output / CSV_FOLDER)
         with stages("html"):
             kpis = kpi_table(data.figures)
-            _write_atomically(output / HTML_PAGE, html_page(data, figures, kpis, bundle))
+            write_text_atomically(output / HTML_PAGE, html_page(data, figures, kpis, bundle))
         with stages("waiting for the PNGs"):
             written = drawing.wait() if drawing is not None else []
     except BaseException:
@@ -180,9 +180,3 @@ def _browser(wanted: bool) -> tuple[str | None, str | None]:
             "no Chromium-family browser found for kaleido (install Debian's chromium, or set BROWSER_PATH)"
         )
     return browser, None
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
