@@ -78,8 +78,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-## Benchmarks (not part of the tests; a quick run of each is): parse vs a bare gzip read, daily cost
-## on day 60 vs day 1, reconciliation over a year, peak memory of a big day, the report's publication stage by stage. BENCH_MEMORY_DAY sets the size of that day.
+## Benchmarks (not part of the tests; a quick run of each is), as the README's Performance section
+## lists them: calo-report against a bare read and through Dagster (PostgreSQL needed), parse vs a
+## bare read, growth, reconciliation over a year, anomaly scores, the whole history by stage,
+## Dagster's own costs, peak memory of a big day and of big streams, the report by stage.
+## BENCH_MEMORY_DAY sets the size of that day.
 BENCH_MEMORY_DAY ?= 1G
 bench: setup
 	$(BIN)/python -m benchmarks.one_shot --postgres

@@ -3,17 +3,21 @@
 A replica of every step of ``calo_assets.definitions`` (same step names, asset keys, daily
 partitions, checks and dependencies) whose assets only report their materializations, one per
 partition with its row count, and whose checks only report a passing result per partition. Run over
-an export's days in a fresh process with ``DAGSTER_HOME`` set, it stores what ``calo-report`` with
-``DAGSTER_HOME`` stores (planned events, materializations, check evaluations, step events) and
+an export's days in a fresh process with ``DAGSTER_HOME`` set (and the garbage collector set as
+``calo-report`` sets it), it stores the events ``calo-report`` with ``DAGSTER_HOME`` stores
+(planned events, materializations, check evaluations, step events), without their metadata, and
 does none of the work: its time is what Dagster itself costs that run, before any of ours. The same
-rounds time ``calo-report`` without Dagster and with ``DAGSTER_HOME`` on the same storage. Usage::
+rounds time ``calo-report`` without Dagster and with ``DAGSTER_HOME`` on the same storage, in an
+order that changes from round to round (``one_shot.round_order``). Usage::
 
     python -m benchmarks.dagster_floor [--log-dir ../shared/real-logs] [--repeat 3] [--postgres]
 """
 
 import argparse
+import gc
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -157,16 +161,14 @@ def _replica_process(shape_file: Path, first: str, last: str) -> None:
     pooled as calo-report pools it)."""
     instance = dg.DagsterInstance.get()
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=20)
+    gc.freeze()  # as calo-report's Dagster path (``cli._fewer_collections``)
+    gc.set_threshold(10_000, 10, 10)
     if not run_replica(json.loads(shape_file.read_text()), first, last, instance).success:
         raise SystemExit("the replica run failed")
 
 
-def replica_seconds(
-    shape_file: Path, first: str, last: str, home: dict[str, str], scratch: Path
-) -> float:
+def replica_seconds(shape_file: Path, first: str, last: str, home: dict[str, str]) -> float:
     """Seconds of the replica's run in a fresh process, its ``DAGSTER_HOME`` per ``home``."""
-    import subprocess
-
     environment = {**os.environ, **home, "DAGSTER_EVENT_BATCH_SIZE": str(EVENT_BATCH_SIZE)}
     command = [sys.executable, "-m", "benchmarks.dagster_floor", REPLICA_OPTION]
     began = time.perf_counter()
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         return {}
     from benchmarks import postgres
     from benchmarks.common import add_log_dir_argument, best_per_name, print_figures
-    from benchmarks.one_shot import calo_report
+    from benchmarks.one_shot import calo_report, round_order
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_log_dir_argument(parser)
@@ -199,8 +201,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from calo_assets.cli import export_window
     from calo_assets.logs.export import discover
 
+    # The days calo-report runs (its run's partition tags), and so the replica's.
     first, last = (day.isoformat() for day in export_window(discover(args.log_dir)))
-    os.environ.setdefault("CALO_LAST_DAY", last)  # the real graph's partitions, as calo-report sets
     rounds = []
     with (
         postgres.server() if args.postgres else nullcontext() as server,
@@ -217,18 +219,18 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             folder.mkdir()
             return {"DAGSTER_HOME": str(folder)}
 
-        for _ in range(args.repeat):
-            rounds.append(
-                {
-                    "calo-report (s)": calo_report(args.log_dir, False, True, scratch=scratch),
-                    "Dagster alone: the replica's run (s)": replica_seconds(
-                        shape_file, first, last, home("replica"), scratch
-                    ),
-                    "calo-report with DAGSTER_HOME (s)": calo_report(
-                        args.log_dir, True, True, server, EVENT_BATCH_SIZE, scratch=scratch
-                    ),
-                }
-            )
+        variants = {
+            "calo-report (s)": lambda: calo_report(args.log_dir, False, True, scratch=scratch),
+            "Dagster alone: the replica's run (s)": lambda: replica_seconds(
+                shape_file, first, last, home("replica")
+            ),
+            "calo-report with DAGSTER_HOME (s)": lambda: calo_report(
+                args.log_dir, True, True, server, EVENT_BATCH_SIZE, scratch=scratch
+            ),
+        }
+        for index in range(args.repeat):
+            timed = {name: variants[name]() for name in round_order(list(variants), index)}
+            rounds.append({name: timed[name] for name in variants})
     best = best_per_name(rounds)
     one_shot = best["calo-report (s)"]
     best["Dagster alone / calo-report"] = best["Dagster alone: the replica's run (s)"] / one_shot

@@ -116,15 +116,21 @@ def test_the_dagster_floor_replica_stores_what_the_real_run_stores(sample_run):
     kinds = {"STEP_START", "STEP_SUCCESS", "ASSET_MATERIALIZATION", "ASSET_CHECK_EVALUATION"}
 
     def stored(result: dg.ExecuteInProcessResult) -> Counter:
-        return Counter(
-            (event.event_type_value, event.step_key, event.asset_key, event.partition)
-            for event in result.all_events
-            if event.event_type_value in kinds
-        )
+        """Each event by kind, step, asset (with its check's name) and partition."""
+        found: Counter = Counter()
+        for event in result.all_events:
+            if event.event_type_value == "ASSET_CHECK_EVALUATION":
+                check = event.event_specific_data  # the event itself names neither
+                where = (check.asset_key, check.check_name, check.partition)
+            else:
+                where = (event.asset_key, None, event.partition)
+            if event.event_type_value in kinds:
+                found[(event.event_type_value, event.step_key, *where)] += 1
+        return found
 
     assert stored(replica) == stored(real)
     materialized = [key for key in stored(real) if key[0] == "ASSET_MATERIALIZATION"]
-    partitioned = [key for key in materialized if key[3]]
+    partitioned = [key for key in materialized if key[4]]
     assert len(partitioned) == 9 * 8  # 3 ingest, 5 sync tables, the scores; 2024-03-01 to 03-08
     assert len(materialized) - len(partitioned) == 13  # 11 history tables, report, alert
 
